@@ -1,0 +1,52 @@
+"""The in-memory candle layout shared by the data loaders and the numeric core.
+
+Candles are grouped per mint and packed end to end (CSR layout) so that the numeric
+core (numpy/numba) can walk them without Python objects: block ``j`` (mint ``mints[j]``)
+owns rows ``offsets[j]:offsets[j + 1]`` of every column, sorted by ``ts_ms`` ascending,
+with no duplicate timestamps within a block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CandleSet:
+    """OHLCV candles of many mints; times are candle *open* times in epoch ms (UTC)."""
+
+    mints: tuple[str, ...]
+    offsets: np.ndarray  # int64, shape (m + 1,)
+    ts_ms: np.ndarray  # int64, shape (rows,)
+    open: np.ndarray  # float64
+    high: np.ndarray  # float64
+    low: np.ndarray  # float64
+    close: np.ndarray  # float64
+    volume: np.ndarray  # float64
+    first_ts_ms: np.ndarray  # int64, shape (m,): the mint's first candle in the whole source
+
+    def __post_init__(self) -> None:
+        m = len(self.mints)
+        if self.offsets.shape != (m + 1,) or self.first_ts_ms.shape != (m,):
+            raise ValueError("CandleSet: offsets must have len(mints)+1 entries, first_ts_ms len(mints)")
+        rows = int(self.offsets[-1]) if m else 0
+        for name in ("ts_ms", "open", "high", "low", "close", "volume"):
+            if len(getattr(self, name)) != rows:
+                raise ValueError(f"CandleSet: column {name} has {len(getattr(self, name))} rows, expected {rows}")
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.offsets[-1]) if len(self.mints) else 0
+
+    def mint_index(self, mints: list[str] | np.ndarray) -> np.ndarray:
+        """Block index of each mint (int64), -1 where the set holds no candles for it."""
+        lookup = {m: i for i, m in enumerate(self.mints)}
+        return np.fromiter((lookup.get(m, -1) for m in mints), dtype=np.int64, count=len(mints))
+
+    @classmethod
+    def empty(cls) -> "CandleSet":
+        f = np.empty(0, dtype=np.float64)
+        return cls((), np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int64), f, f, f, f, f,
+                   np.empty(0, dtype=np.int64))

@@ -1,0 +1,3 @@
+"""quantbot CLI."""
+def main() -> None:
+    raise SystemExit("not yet")

@@ -1,0 +1,122 @@
+"""Which input column plays which role, and how its values become quantbot's types.
+
+Exports from other tools name the same thing differently (``token_address`` for ``mint``,
+``timestamp`` or ``time`` for the candle open time). A role is found by its canonical name
+first; otherwise by exactly one of its known variants (case-insensitive). Two candidates
+is an error rather than a guess, because a wrong guess gives silently wrong backtests.
+
+Integer (or float) timestamps are seconds or milliseconds. With no explicit unit each value
+is read on its own: below 1e11 it is seconds, otherwise milliseconds. 1e11 s is the year
+5138 and 1e11 ms is 1973-03-03, so every timestamp from 1973-03-03 up to the year 5138 is
+read right either way (in particular all data from the year 2000 onward).
+"""
+
+from __future__ import annotations
+
+from quantbot.errors import DataError
+
+SECONDS_BELOW = 100_000_000_000
+"""Integer timestamps below this (1e11) are seconds, the others milliseconds."""
+
+ALERT_ROLES: dict[str, tuple[str, ...]] = {
+    "call_id": ("call_id", "id", "alert_id", "callid"),
+    "mint": ("mint", "token_address", "mint_address", "token_mint", "address", "contract_address", "ca"),
+    "caller_name": ("caller_name", "caller", "caller_handle", "caller_username"),
+    "chain": ("chain", "network", "blockchain"),
+    # alert_ts_ms first: when both it and created_at are present (our own alerts artifact),
+    # the integer wins and created_at is rewritten from it.
+    "alert_ts_ms": ("alert_ts_ms", "created_at", "alert_ts", "alert_time", "timestamp_ms",
+                    "timestamp", "ts", "time", "datetime", "called_at", "date"),
+}
+
+CANDLE_ROLES: dict[str, tuple[str, ...]] = {
+    "mint": ("mint", "token_address", "mint_address", "token_mint", "address", "contract_address"),
+    "ts": ("ts", "ts_ms", "timestamp", "timestamp_ms", "time", "open_time", "datetime", "t",
+           "unix_time", "unixtime", "date"),
+    "open": ("open", "o", "open_price"),
+    "high": ("high", "h", "high_price"),
+    "low": ("low", "l", "low_price"),
+    "close": ("close", "c", "close_price"),
+    "volume": ("volume", "v", "vol", "volume_usd", "base_volume"),
+}
+
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                            "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"})
+
+_CANONICAL_BY_ROLE = {"alert_ts_ms": ("alert_ts_ms", "created_at")}
+
+
+def resolve_columns(
+    names: list[str], roles: dict[str, tuple[str, ...]], source: str, optional: tuple[str, ...] = ()
+) -> dict[str, str | None]:
+    """Map each role to the one input column that holds it (None: absent and optional).
+
+    Raises DataError naming the role and the candidates when a role is missing or ambiguous.
+    """
+    by_lower: dict[str, list[str]] = {}
+    for name in names:
+        by_lower.setdefault(name.lower(), []).append(name)
+    found: dict[str, str | None] = {}
+    for role, variants in roles.items():
+        found[role] = _resolve_role(role, variants, by_lower, source, names, role in optional)
+    return found
+
+
+def _resolve_role(
+    role: str, variants: tuple[str, ...], by_lower: dict[str, list[str]], source: str,
+    names: list[str], optional: bool,
+) -> str | None:
+    for canonical in _CANONICAL_BY_ROLE.get(role, (variants[0],)):
+        exact = by_lower.get(canonical, [])
+        if len(exact) == 1:
+            return exact[0]
+        if len(exact) > 1:
+            raise DataError(f"{source}: column {role!r} is ambiguous: {', '.join(exact)}")
+    candidates = [n for v in variants for n in by_lower.get(v, [])]
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(candidates) > 1:
+        raise DataError(
+            f"{source}: column {role!r} is ambiguous: candidates {', '.join(candidates)}; "
+            "rename or drop all but one"
+        )
+    if optional:
+        return None
+    raise DataError(
+        f"{source}: missing column {role!r} (also accepted: {', '.join(variants[1:])}); "
+        f"columns present: {', '.join(names)}"
+    )
+
+
+def quote(name: str) -> str:
+    """A SQL identifier for DuckDB (input column names can hold anything)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def epoch_ms_sql(column: str, duckdb_type: str, ts_unit: str | None) -> str:
+    """SQL that turns ``column`` (of ``duckdb_type``) into int64 epoch ms (UTC).
+
+    Integer and float columns are seconds or ms (``ts_unit``, else inferred per value, see
+    the module docstring); datetimes and ISO strings are converted as UTC (the connection's
+    time zone must be UTC for naive values).
+    """
+    col = quote(column)
+    kind = duckdb_type.upper()
+    if kind.startswith(("TIMESTAMP", "DATE", "VARCHAR")):
+        return f"epoch_ms(CAST({col} AS TIMESTAMPTZ))"
+    if kind in _INTEGER_TYPES:
+        millis, seconds = f"CAST({col} AS BIGINT)", f"CAST({col} AS BIGINT) * 1000"
+    elif kind in ("FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
+        millis, seconds = f"CAST(round({col}) AS BIGINT)", f"CAST(round({col} * 1000) AS BIGINT)"
+    else:
+        raise DataError(f"column {column!r} has type {duckdb_type}, which is not a timestamp")
+    if ts_unit == "ms":
+        return millis
+    if ts_unit == "s":
+        return seconds
+    return f"CASE WHEN {col} < {SECONDS_BELOW} THEN {seconds} ELSE {millis} END"
+
+
+def check_ts_unit(ts_unit: str | None) -> None:
+    if ts_unit not in (None, "s", "ms"):
+        raise DataError(f"invalid ts_unit {ts_unit!r}: expected 's', 'ms' or None (inferred)")

@@ -1,0 +1,114 @@
+"""Alert features for the features artifact: what was known at alert time, nothing later.
+
+Definitions (SCHEMAS.md "features", made precise here):
+
+- pre-alert window: the candles of the alert's mint with open time in
+  ``[alert_ts_ms - pre_window_ms, alert_ts_ms)`` (default 1 h), i.e. candles opening
+  before the alert; the anchor candle is never part of it.
+- ``vol_pre_alert``: population standard deviation (ddof=0) of the log returns
+  ``ln(close[i] / close[i-1])`` between consecutive candles of that window (holes are not
+  filled); null when there are fewer than 2 returns or a close is not a positive number.
+- ``volume_spike``: volume of the anchor candle / mean volume of the pre-alert window;
+  null without an anchor, without pre-alert candles, or when that mean is 0.
+- ``caller_prior_calls``: number of the same caller's alerts with alert_ts strictly before
+  this one (ties are not "prior"; every input alert counts, eligible or not).
+- ``caller_prior_hit_2x_rate``: mean hit_2x over those prior alerts whose hit_2x is known
+  (eligible ones), as recorded in the dataset; null when none is known. Caveat: an earlier
+  alert's 2x may have happened after this alert's time — this follows the dataset's label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from quantbot.backtest.candles import CandleSet
+from quantbot.backtest.paths import PathMetrics
+from quantbot.backtest.windows import Windows
+
+DEFAULT_PRE_WINDOW_MS = 3_600_000
+
+
+def compute_features(candles: CandleSet, windows: Windows, caller: np.ndarray, paths: PathMetrics,
+                     pre_window_ms: int = DEFAULT_PRE_WINDOW_MS) -> dict[str, np.ndarray | pa.Array]:
+    """Feature columns, one row per input alert (windows order); the caller adds run_id, call_id."""
+    vol, spike = pre_alert_features(candles, windows, pre_window_ms)
+    hit_2x = np.zeros(len(windows.status), dtype=bool)
+    hit_2x[paths.alert_idx] = paths.hit_2x
+    prior_calls, prior_rate = caller_priors(caller, windows.alert_ts_ms, hit_2x, windows.eligible)
+    return {
+        "vol_pre_alert": pa.array(vol, pa.float64(), mask=np.isnan(vol)),
+        "volume_spike": pa.array(spike, pa.float64(), mask=np.isnan(spike)),
+        "caller_prior_calls": prior_calls,
+        "caller_prior_hit_2x_rate": pa.array(prior_rate, pa.float64(), mask=np.isnan(prior_rate)),
+    }
+
+
+def pre_alert_features(candles: CandleSet, windows: Windows,
+                       pre_window_ms: int = DEFAULT_PRE_WINDOW_MS) -> tuple[np.ndarray, np.ndarray]:
+    """(vol_pre_alert, volume_spike) per alert as float64, NaN where null."""
+    if pre_window_ms <= 0:
+        raise ValueError(f"pre_window_ms must be > 0 (got {pre_window_ms})")
+    n = len(windows.status)
+    vol = np.empty(n, dtype=np.float64)
+    spike = np.empty(n, dtype=np.float64)
+    _pre_alert(candles.offsets, candles.ts_ms, candles.close, candles.volume, windows.mint_idx,
+               windows.alert_ts_ms, windows.anchor, np.int64(pre_window_ms), vol, spike)
+    return vol, spike
+
+
+def caller_priors(caller: np.ndarray, alert_ts_ms: np.ndarray, hit_2x: np.ndarray,
+                  known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(caller_prior_calls int64, caller_prior_hit_2x_rate float64 NaN=null) per alert.
+
+    ``caller`` holds any hashable labels (names or codes); ``known`` marks alerts whose
+    hit_2x counts towards the rate (default: all).
+    """
+    n = len(caller)
+    known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
+    codes = np.unique(np.asarray(caller), return_inverse=True)[1].ravel()
+    ts = np.asarray(alert_ts_ms, dtype=np.int64)
+    order = np.lexsort((ts, codes))
+    c, t = codes[order], ts[order]
+    pos = np.arange(n)
+    new_caller = np.r_[True, c[1:] != c[:-1]] if n else np.zeros(0, dtype=bool)
+    new_run = new_caller | np.r_[True, t[1:] != t[:-1]] if n else new_caller
+    caller_start = np.maximum.accumulate(np.where(new_caller, pos, 0))
+    run_start = np.maximum.accumulate(np.where(new_run, pos, 0))
+    hits = np.r_[0, np.cumsum(np.asarray(hit_2x, dtype=bool)[order] & known[order])]
+    seen = np.r_[0, np.cumsum(known[order])]
+    n_known = seen[run_start] - seen[caller_start]
+    prior_calls = np.empty(n, dtype=np.int64)
+    prior_rate = np.empty(n, dtype=np.float64)
+    prior_calls[order] = run_start - caller_start
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prior_rate[order] = np.where(n_known > 0, (hits[run_start] - hits[caller_start]) / n_known, np.nan)
+    return prior_calls, prior_rate
+
+
+@njit(cache=True, nogil=True)
+def _pre_alert(offsets, ts, close, volume, mint_idx, alert_ts, anchor, pre_window,
+               vol, spike):  # pragma: no cover - numba
+    for k in range(len(mint_idx)):
+        vol[k] = np.nan
+        spike[k] = np.nan
+        j = mint_idx[k]
+        if j < 0:
+            continue
+        lo = offsets[j]
+        block = ts[lo:offsets[j + 1]]
+        a = lo + np.searchsorted(block, alert_ts[k] - pre_window, side="left")
+        b = lo + np.searchsorted(block, alert_ts[k], side="left")
+        if b - a >= 3:
+            ok = True
+            for i in range(a, b):
+                if not (np.isfinite(close[i]) and close[i] > 0.0):
+                    ok = False
+            if ok:
+                rets = np.log(close[a + 1:b] / close[a:b - 1])
+                vol[k] = np.std(rets)
+        if b > a and anchor[k] >= 0:
+            mean_volume = np.mean(volume[a:b])
+            if mean_volume > 0.0:
+                spike[k] = volume[anchor[k]] / mean_volume

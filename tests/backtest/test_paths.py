@@ -74,12 +74,12 @@ def test_only_eligible_alerts_in_alert_order():
                                 "dd_bps", "dd_to_2x_bps", "alert_to_activity_ms", "peak_multiple"}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), horizon=st.integers(1, 30), move=st.sampled_from([0.05, 0.1, 0.25]))
 def test_windows_and_paths_match_reference(seed, horizon, move):
     rng = np.random.default_rng(seed)
     candles = random_candle_set(rng)
-    n = 8
+    n = 12
     mint_idx = rng.integers(-1, len(candles.mints), size=n)
     alert_ts = rng.integers(-5 * MIN, 45 * MIN, size=n)
     w = prepare_windows(candles, mint_idx, alert_ts, horizon * MIN)

@@ -1,0 +1,213 @@
+"""Candles in: only the rows the alerts need, packed as a ``CandleSet``.
+
+The source is scanned by DuckDB joined against small per-mint time ranges, so a candle
+source larger than memory works and only the needed rows are materialised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from quantbot.backtest.candles import CandleSet
+from quantbot.backtest.columns import CANDLE_ROLES, check_ts_unit, epoch_ms_sql, quote, resolve_columns
+from quantbot.backtest.sources import Source, fetch_arrow, open_source
+from quantbot.errors import DataError
+
+_PRICES = ("open", "high", "low", "close")
+# Row order of every fetch; within a duplicated (mint, ts) the preferred row comes first.
+_ROW_ORDER = "mint_id, ts_ms, volume DESC NULLS LAST, close, open, high, low"
+
+
+def load_candles(
+    source: str | Path,
+    alerts: pa.Table,
+    *,
+    interval_ms: int,
+    horizon_ms: int,
+    pre_window_ms: int,
+    ts_unit: str | None = None,
+    table: str | None = None,
+) -> CandleSet:
+    """The candles the alerts need, as a ``CandleSet``, without reading the whole source.
+
+    Per alert: open times in [alert − pre_window_ms, alert + horizon_ms + interval_ms]
+    (the entry candle opens at most one interval after the alert when the data has no
+    hole there). Where the entry candle is later (a hole) or the data has a hole at the
+    horizon, the window is extended to the entry + horizon_ms and the first candle at or
+    after it, so the engine's ``missing_range`` check means "the data really ends". An alert
+    with no candle at all within horizon + one interval after it gets no entry
+    (``no_candles``).
+
+    ``first_ts_ms``: the mint's first candle in the whole source (for ``too_new``). Every
+    alert mint found in the source gets a block, possibly empty; mints absent from the
+    source get none. Rows with a null open/high/low/close are dropped; zero or NaN prices are
+    kept (the engine excludes them as ``invalid_price``). Duplicate (mint, ts) rows keep the
+    largest volume (ties: lowest close), so the result never depends on file order.
+    ``ts_unit`` ('s' | 'ms') fixes the unit of integer timestamps; None infers it per value
+    (below 1e11 = seconds, see ``columns``). ``table``: the table of a DuckDB database.
+    """
+    check_ts_unit(ts_unit)
+    if interval_ms <= 0 or horizon_ms < 0 or pre_window_ms < 0:
+        raise DataError(f"load_candles: need interval_ms > 0, horizon_ms >= 0, pre_window_ms >= 0; "
+                        f"got {interval_ms}, {horizon_ms}, {pre_window_ms}")
+    mints, alert_mint, alert_ts = _alert_keys(alerts)
+    if not mints:
+        return CandleSet.empty()
+    reach = int(horizon_ms) + int(interval_ms)
+    ranges = _merge_ranges(mints, alert_mint, alert_ts - int(pre_window_ms), alert_ts + reach)
+    with open_source(source, "candles", table=table) as src:
+        scan = _Scan.of(src, ts_unit)
+        rows = scan.rows_in(ranges)
+        firsts = scan.first_ts(mints)
+        short = _short_windows(mints, rows, alert_mint, alert_ts, int(horizon_ms), reach)
+        if short.num_rows:
+            rows = _sorted(pa.concat_tables([rows, scan.rows_through(short)]))
+    return _candle_set(mints, rows, firsts)
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """SQL over the source in quantbot's candle columns (mint, ts_ms, OHLCV as double)."""
+
+    src: Source
+    base: str  # a SELECT producing mint, ts_ms, open, high, low, close, volume
+    casts: dict[str, str]  # input column -> SQL type, to name a column that fails to cast
+
+    @classmethod
+    def of(cls, src: Source, ts_unit: str | None) -> "_Scan":
+        roles = resolve_columns(list(src.columns), CANDLE_ROLES, f"candles source {src.path}")
+        src = src.with_varchar([roles["mint"]])
+        ts_col = roles["ts"]
+        numbers = ", ".join(f"CAST({quote(roles[r])} AS DOUBLE) AS {r}" for r in (*_PRICES, "volume"))
+        base = (f"SELECT CAST({quote(roles['mint'])} AS VARCHAR) AS mint, "
+                f"{epoch_ms_sql(ts_col, src.columns[ts_col], ts_unit)} AS ts_ms, {numbers} "
+                f"FROM {src.from_sql} WHERE "
+                + " AND ".join(f"{quote(roles[r])} IS NOT NULL" for r in _PRICES))
+        casts = {ts_col: "TIMESTAMPTZ", **{roles[r]: "DOUBLE" for r in (*_PRICES, "volume")}}
+        return cls(src, base, casts)
+
+    def _fetch(self, sql: str) -> pa.Table:
+        return fetch_arrow(self.src, sql, "candles", self.casts)
+
+    def rows_in(self, ranges: pa.Table) -> pa.Table:
+        """Rows inside the [lo, hi] ranges (disjoint per mint), sorted by ``_ROW_ORDER``."""
+        self.src.con.register("quantbot_ranges", ranges)
+        return self._fetch(f"""
+            SELECT r.mint_id, c.ts_ms, c.open, c.high, c.low, c.close, c.volume
+            FROM ({self.base}) c JOIN quantbot_ranges r
+              ON c.mint = r.mint AND c.ts_ms BETWEEN r.lo AND r.hi
+            ORDER BY {_ROW_ORDER}""")
+
+    def rows_through(self, ranges: pa.Table) -> pa.Table:
+        """Rows in [lo, hi] plus, per range, the first row at or after hi (if any)."""
+        self.src.con.register("quantbot_short", ranges)
+        return self._fetch(f"""
+            SELECT r.mint_id, c.ts_ms, c.open, c.high, c.low, c.close, c.volume
+            FROM ({self.base}) c JOIN quantbot_short r ON c.mint = r.mint AND c.ts_ms >= r.lo
+            QUALIFY c.ts_ms <= r.hi
+                 OR c.ts_ms = min(c.ts_ms) FILTER (WHERE c.ts_ms >= r.hi) OVER (PARTITION BY r.range_id)
+            ORDER BY {_ROW_ORDER}""")
+
+    def first_ts(self, mints: list[str]) -> pa.Table:
+        """(mint_id, first_ts_ms) of each mint present in the source: a min() restricted to
+        the alert mints, never a full load."""
+        self.src.con.register("quantbot_mints", pa.table({
+            "mint_id": pa.array(np.arange(len(mints)), pa.int32()), "mint": pa.array(mints, pa.string())}))
+        return self._fetch(f"""
+            SELECT m.mint_id, min(c.ts_ms) AS first_ts_ms
+            FROM ({self.base}) c JOIN quantbot_mints m ON c.mint = m.mint
+            GROUP BY m.mint_id ORDER BY m.mint_id""")
+
+
+def _alert_keys(alerts: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Sorted unique alert mints, and each alert's mint index and time (ms)."""
+    for name in ("mint", "alert_ts_ms"):
+        if name not in alerts.column_names:
+            raise DataError(f"load_candles: alerts table has no column {name!r} (use load_alerts)")
+    mint_list = alerts.column("mint").cast(pa.string()).to_pylist()
+    mints = sorted({m for m in mint_list if m is not None})
+    lookup = {m: i for i, m in enumerate(mints)}
+    alert_mint = np.fromiter((lookup.get(m, -1) for m in mint_list), np.int64, len(mint_list))
+    alert_ts = alerts.column("alert_ts_ms").to_numpy(zero_copy_only=False).astype(np.int64)
+    valid = alert_mint >= 0
+    return mints, alert_mint[valid], alert_ts[valid]
+
+
+def _merge_ranges(mints: list[str], mint_id: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> pa.Table:
+    """Per mint, the union of [lo, hi] windows as disjoint ranges: overlapping windows (one
+    mint called by several callers) must not load a candle twice."""
+    order = np.lexsort((lo, mint_id))
+    mint_id, lo, hi = mint_id[order], lo[order], hi[order]
+    out_id: list[int] = []
+    out_lo: list[int] = []
+    out_hi: list[int] = []
+    for j, a, b in zip(mint_id.tolist(), lo.tolist(), hi.tolist()):
+        if out_id and out_id[-1] == j and a <= out_hi[-1]:
+            out_hi[-1] = max(out_hi[-1], b)
+        else:
+            out_id.append(j)
+            out_lo.append(a)
+            out_hi.append(b)
+    return _ranges_table(mints, out_id, out_lo, out_hi)
+
+
+def _ranges_table(mints: list[str], ids: list[int], lo: list[int], hi: list[int]) -> pa.Table:
+    return pa.table({"range_id": pa.array(np.arange(len(ids)), pa.int64()),
+                     "mint_id": pa.array(ids, pa.int32()),
+                     "mint": pa.array([mints[j] for j in ids], pa.string()),
+                     "lo": pa.array(lo, pa.int64()), "hi": pa.array(hi, pa.int64())})
+
+
+def _short_windows(mints: list[str], rows: pa.Table, alert_mint: np.ndarray, alert_ts: np.ndarray,
+                   horizon_ms: int, reach_ms: int) -> pa.Table:
+    """Ranges still to load for alerts whose loaded candles stop before entry + horizon: from
+    the end of the first window to entry + horizon (and the first candle at or after it)."""
+    ids = rows.column("mint_id").to_numpy().astype(np.int64)
+    ts = rows.column("ts_ms").to_numpy().astype(np.int64)
+    starts = np.searchsorted(ids, alert_mint, side="left")
+    ends = np.searchsorted(ids, alert_mint, side="right")
+    out_id, out_lo, out_hi = [], [], []
+    for j, t, s, e in zip(alert_mint.tolist(), alert_ts.tolist(), starts.tolist(), ends.tolist()):
+        entry = s + int(np.searchsorted(ts[s:e], t, side="left"))
+        if entry == e:
+            continue  # no entry candle near the alert: no_candles, nothing more to load
+        need = int(ts[entry]) + horizon_ms
+        if ts[e - 1] < need:
+            out_id.append(j)
+            out_lo.append(t + reach_ms)
+            out_hi.append(need)
+    return _ranges_table(mints, out_id, out_lo, out_hi)
+
+
+def _sorted(rows: pa.Table) -> pa.Table:
+    """``rows`` in ``_ROW_ORDER`` (NaN/null volume last, as in DuckDB)."""
+    col = {n: rows.column(n).to_numpy(zero_copy_only=False) for n in rows.column_names}
+    order = np.lexsort((col["low"], col["high"], col["open"], col["close"], -col["volume"],
+                        col["ts_ms"], col["mint_id"]))
+    return rows.take(order)
+
+
+def _candle_set(mints: list[str], rows: pa.Table, firsts: pa.Table) -> CandleSet:
+    """Pack rows sorted by ``_ROW_ORDER`` into CSR blocks, one per mint present in the source."""
+    present = firsts.column("mint_id").to_numpy().astype(np.int64)
+    block_of = np.full(len(mints), -1, dtype=np.int64)
+    block_of[present] = np.arange(len(present))
+    ids = rows.column("mint_id").to_numpy().astype(np.int64)
+    ts = rows.column("ts_ms").to_numpy().astype(np.int64)
+    # The preferred row of a duplicated (mint, ts) comes first: keep the first of each.
+    keep = np.ones(len(ts), dtype=bool)
+    keep[1:] = (ids[1:] != ids[:-1]) | (ts[1:] != ts[:-1])
+    counts = np.bincount(block_of[ids[keep]], minlength=len(present))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def values(name: str) -> np.ndarray:
+        column = rows.column(name).to_numpy(zero_copy_only=False)
+        return np.ascontiguousarray(column[keep], dtype=np.float64)
+
+    return CandleSet(tuple(mints[j] for j in present), offsets, np.ascontiguousarray(ts[keep]),
+                     values("open"), values("high"), values("low"), values("close"),
+                     values("volume"), firsts.column("first_ts_ms").to_numpy().astype(np.int64))

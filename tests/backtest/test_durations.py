@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from quantbot.backtest.durations import SUPPORTED_INTERVALS, format_duration, parse_duration, parse_interval
+from quantbot.errors import DataError
+
+
+@pytest.mark.parametrize("text, ms", [("90s", 90_000), ("15m", 900_000), ("6h", 21_600_000),
+                                      ("5d", 432_000_000), ("1500ms", 1_500), ("0s", 0), (" 1m ", 60_000)])
+def test_parse_duration(text, ms):
+    assert parse_duration(text) == ms
+
+
+@pytest.mark.parametrize("text", ["", "15", "1.5h", "1h30m", "-5m", "5 minutes", "m", "5w", None, 5])
+def test_parse_duration_rejects(text):
+    with pytest.raises(DataError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_parse_interval_accepts_only_supported():
+    assert [parse_interval(i) for i in SUPPORTED_INTERVALS] == [
+        1_000, 15_000, 60_000, 300_000, 900_000, 3_600_000, 14_400_000, 86_400_000]
+    for bad in ("2m", "30s", "1w", "60s"):
+        with pytest.raises(DataError, match="unsupported candle interval '"):
+            parse_interval(bad)
+
+
+@pytest.mark.parametrize("ms, text", [(90_000, "90s"), (5_400_000, "90m"), (86_400_000, "1d"),
+                                      (1_500, "1500ms"), (0, "0s"), (np.int64(3_600_000), "1h")])
+def test_format_duration(ms, text):
+    assert format_duration(ms) == text
+    assert parse_duration(text) == ms
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1m"])
+def test_format_duration_rejects(bad):
+    with pytest.raises(DataError):
+        format_duration(bad)

@@ -1,0 +1,77 @@
+"""Opening the catalog: a path or an open connection, with a bounded wait on the file lock.
+
+DuckDB lets one process write a database file at a time (readers in other processes are
+locked out while it writes). Writers and readers therefore hold the file only briefly and
+a loser retries until ``lock_timeout`` seconds have passed, then fails with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from quantbot.errors import CatalogError
+
+DEFAULT_CATALOG = "data/backtest_catalog.duckdb"
+DEFAULT_LOCK_TIMEOUT_S = 10.0
+
+CatalogRef = str | os.PathLike[str] | duckdb.DuckDBPyConnection
+
+
+def lock_timeout_default() -> float:
+    return float(os.environ.get("QUANTBOT_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT_S))
+
+
+def _connect(path: str, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as err:
+            text = str(err)
+            if "not a valid DuckDB database" in text:
+                raise CatalogError(f"catalog {path} is not a DuckDB database") from None
+            if "database does not exist" in text:
+                raise CatalogError(
+                    f"catalog {path} does not exist yet (run `quantbot backtest catalog-sync`)"
+                ) from None
+            if "lock" not in text.lower():
+                raise CatalogError(f"cannot open catalog {path}: {text.splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                holder = text.split("Conflicting lock is held in", 1)[-1].split(".", 1)[0].strip()
+                raise CatalogError(
+                    f"catalog {path} is busy (locked by {holder}) for more than {lock_timeout:g} s; "
+                    "retry, or raise --lock-timeout"
+                ) from None
+        except duckdb.Error as err:
+            raise CatalogError(f"cannot open catalog {path}: {str(err).splitlines()[0]}") from None
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.2)
+
+
+@contextmanager
+def open_catalog(db: CatalogRef, *, read_only: bool,
+                 lock_timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection for one short unit of work; an open connection passed in is used as is."""
+    if isinstance(db, duckdb.DuckDBPyConnection):
+        yield db
+        return
+    path = os.fspath(db)
+    if not read_only:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = _connect(path, read_only, lock_timeout_default() if lock_timeout is None else lock_timeout)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def catalog_exists(db: CatalogRef) -> bool:
+    return isinstance(db, duckdb.DuckDBPyConnection) or os.path.exists(os.fspath(db))

@@ -1,0 +1,112 @@
+"""Catalog tables and the cross-run views.
+
+Besides the two index tables of SCHEMAS.md, the catalog keeps a consolidated copy of every
+registered run's artifact rows (``artifact_<type>`` tables, derived data: rebuildable from
+the run directories). The ``all_<type>`` views read those tables, so one SQL statement
+spans every registered run without opening thousands of small Parquet files, and each
+row's ``run_id`` comes from the file's own column, never from a path.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from quantbot.artifacts.types import BUILTIN_FEATURES, ArtifactType
+
+CATALOG_SCHEMA_VERSION = "1"
+RUNS_TABLE = "backtest_runs_catalog"
+ARTIFACTS_TABLE = "backtest_artifacts_catalog"
+TIMING_FIELDS = ("plan", "coverage", "slice", "execution", "optimization", "store", "total")
+
+_RUNS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (
+    run_id TEXT PRIMARY KEY,
+    run_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    started_at TIMESTAMP,
+    completed_at TIMESTAMP,
+    git_commit TEXT,
+    git_branch TEXT,
+    git_dirty BOOLEAN,
+    dataset_from TIMESTAMP,
+    dataset_to TIMESTAMP,
+    dataset_interval TEXT,
+    dataset_calls_count INTEGER,
+    parameters_json TEXT,
+    {", ".join(f"timing_{t}_ms DOUBLE" for t in TIMING_FIELDS)},
+    artifacts_json TEXT,
+    run_dir TEXT NOT NULL,
+    manifest_path TEXT NOT NULL,
+    cataloged_at TIMESTAMP NOT NULL,
+    manifest_json TEXT NOT NULL
+)"""
+
+_ARTIFACTS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {ARTIFACTS_TABLE} (
+    run_id TEXT NOT NULL,
+    artifact_type TEXT NOT NULL,
+    artifact_path TEXT NOT NULL,
+    rows BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at TIMESTAMP,
+    cataloged_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_id, artifact_type)
+)"""
+
+RUNS_COLUMNS: tuple[str, ...] = (
+    "run_id", "run_type", "status", "created_at", "started_at", "completed_at", "git_commit",
+    "git_branch", "git_dirty", "dataset_from", "dataset_to", "dataset_interval",
+    "dataset_calls_count", "parameters_json", *(f"timing_{t}_ms" for t in TIMING_FIELDS),
+    "artifacts_json", "run_dir", "manifest_path", "cataloged_at", "manifest_json",
+)
+
+
+def data_table(artifact_type: ArtifactType) -> str:
+    return f"artifact_{artifact_type.value}"
+
+
+def view_name(artifact_type: ArtifactType) -> str:
+    return f"all_{artifact_type.value}"
+
+
+def data_schema(artifact_type: ArtifactType) -> pa.Schema:
+    """The consolidated table's starting schema: run_id first, then the artifact's columns."""
+    schema = artifact_type.spec.schema
+    if not artifact_type.spec.has_run_id:
+        schema = pa.schema([pa.field("run_id", pa.string(), nullable=False), *schema])
+    if artifact_type is ArtifactType.FEATURES:
+        schema = pa.schema([*schema, *BUILTIN_FEATURES])
+    return schema
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier; column names come from user data, so they are always quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create what is missing; idempotent, safe to run on every write."""
+    con.execute(_RUNS_DDL)
+    con.execute(_ARTIFACTS_DDL)
+    con.execute("CREATE TABLE IF NOT EXISTS quantbot_catalog_meta (key TEXT PRIMARY KEY, value TEXT)")
+    con.execute("INSERT OR IGNORE INTO quantbot_catalog_meta VALUES ('schema_version', ?)",
+                [CATALOG_SCHEMA_VERSION])
+    existing = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+    for t in ArtifactType:
+        table = data_table(t)
+        if table not in existing:
+            empty = data_schema(t).empty_table()  # noqa: F841 - read by DuckDB's replacement scan
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty")
+        con.execute(f"CREATE OR REPLACE VIEW {view_name(t)} AS SELECT * FROM {table}")
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [table]
+    ).fetchall()
+    return {name: typ for name, typ in rows}

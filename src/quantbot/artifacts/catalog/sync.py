@@ -1,0 +1,240 @@
+"""Registering runs: scan without the lock, then write everything in short transactions.
+
+The expensive part (listing, reading and hashing artifacts) happens before the catalog's
+write lock is taken; the lock is held only for the inserts, so queries from other
+processes wait at most a moment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
+from quantbot.artifacts.catalog.scan import InvalidRunError, ScannedRun, load_run, scan_runs
+from quantbot.artifacts.catalog.schema import (
+    ARTIFACTS_TABLE,
+    RUNS_COLUMNS,
+    RUNS_TABLE,
+    TIMING_FIELDS,
+    data_table,
+    ensure_schema,
+    quote_ident,
+    table_columns,
+)
+from quantbot.artifacts.layout import parse_iso, run_id_from_dir_name
+from quantbot.artifacts.runs import RunLocation, iter_run_locations
+from quantbot.artifacts.storage import open_storage
+from quantbot.artifacts.types import ArtifactType
+
+_BATCH_RUNS = 500
+
+
+@dataclass
+class SyncReport:
+    """What a sync did, with separate counts (never one lumped number)."""
+
+    registered: int = 0
+    already_present: int = 0
+    incomplete: int = 0
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"registered": self.registered, "already_present": self.already_present,
+                "incomplete": self.incomplete,
+                "invalid": [{"path": p, "reason": r} for p, r in self.invalid]}
+
+
+def _ts(text: str | None) -> datetime | None:
+    """A naive-UTC timestamp for DuckDB's TIMESTAMP columns; None if absent or unparsable."""
+    if not text:
+        return None
+    try:
+        value = parse_iso(text)
+    except ValueError:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _catalog_row(run: ScannedRun, now: datetime) -> dict[str, object]:
+    m = run.manifest
+    timing = m.timing.model_dump() if m.timing else {}
+    row: dict[str, object] = {
+        "run_id": m.run_id, "run_type": m.run_type, "status": m.status,
+        "created_at": _ts(m.created_at), "started_at": _ts(m.started_at),
+        "completed_at": _ts(m.completed_at), "git_commit": m.git_commit,
+        "git_branch": m.git_branch, "git_dirty": m.git_dirty,
+        "dataset_from": _ts(m.dataset.from_), "dataset_to": _ts(m.dataset.to),
+        "dataset_interval": m.dataset.interval, "dataset_calls_count": m.dataset.calls_count,
+        "parameters_json": json.dumps(m.parameters.model_dump(exclude_none=True), sort_keys=True),
+        "artifacts_json": json.dumps({k: v.model_dump() for k, v in m.artifacts.items()}),
+        "run_dir": run.location.path, "manifest_path": run.manifest_path,
+        "cataloged_at": now, "manifest_json": m.to_json(),
+    }
+    for t in TIMING_FIELDS:
+        row[f"timing_{t}_ms"] = timing.get(f"{t}_ms")
+    return row
+
+
+_RUNS_ARROW = pa.schema([
+    (c, pa.timestamp("us") if c in {"created_at", "started_at", "completed_at", "dataset_from",
+                                     "dataset_to", "cataloged_at"}
+     else pa.bool_() if c == "git_dirty" else pa.int32() if c == "dataset_calls_count"
+     else pa.float64() if c.startswith("timing_") else pa.string())
+    for c in RUNS_COLUMNS
+])
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    """Grow a consolidated table by the new (extra) columns a run brings."""
+    have = table_columns(con, table)
+    missing = [c for c in data.column_names if c not in have]
+    if not missing:
+        return
+    con.register("_qb_new_cols", data.select(missing).slice(0, 0))
+    try:
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _qb_new_cols)").fetchall())
+    finally:
+        con.unregister("_qb_new_cols")
+    for c in missing:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(c)} {types[c]}")
+
+
+def _insert_runs(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> None:
+    """Insert runs, their artifact index rows and their data: the caller holds a transaction."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    runs_tbl = pa.Table.from_pylist([_catalog_row(r, now) for r in runs], schema=_RUNS_ARROW)
+    con.register("_qb_runs", runs_tbl)
+    con.execute(f"INSERT INTO {RUNS_TABLE} BY NAME SELECT * FROM _qb_runs")
+    con.unregister("_qb_runs")
+    art_rows = [
+        {"run_id": r.manifest.run_id, "artifact_type": name, "artifact_path": entry.path,
+         "rows": entry.rows, "bytes": entry.bytes, "sha256": entry.sha256,
+         "created_at": _ts(r.manifest.created_at), "cataloged_at": now}
+        for r in runs for name, entry in r.manifest.artifacts.items()
+    ]
+    if art_rows:
+        con.register("_qb_arts", pa.Table.from_pylist(art_rows))
+        con.execute(f"INSERT INTO {ARTIFACTS_TABLE} BY NAME SELECT * FROM _qb_arts")
+        con.unregister("_qb_arts")
+    for kind in ArtifactType:
+        tables = [r.tables[kind] for r in runs if kind in r.tables and r.tables[kind].num_rows]
+        if not tables:
+            continue
+        data = pa.concat_tables(tables, promote_options="permissive")
+        table = data_table(kind)
+        _add_missing_columns(con, table, data)
+        con.register("_qb_data", data)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _qb_data")
+        con.unregister("_qb_data")
+
+
+def _registered_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    if not table_columns(con, RUNS_TABLE):  # a new, empty catalog file
+        return set()
+    return {r[0] for r in con.execute(f"SELECT run_id FROM {RUNS_TABLE}").fetchall()}
+
+
+def _write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: SyncReport) -> None:
+    """One transaction for the batch; if it fails, one per run, so a bad run only fails itself."""
+    present = _registered_ids_among(con, [r.manifest.run_id for r in runs])
+    fresh = [r for r in runs if r.manifest.run_id not in present]
+    report.already_present += len(runs) - len(fresh)
+    if not fresh:
+        return
+    try:
+        con.execute("BEGIN TRANSACTION")
+        _insert_runs(con, fresh)
+        con.execute("COMMIT")
+        report.registered += len(fresh)
+        return
+    except duckdb.Error:
+        con.execute("ROLLBACK")
+        if len(fresh) == 1:
+            raise
+    for run in fresh:
+        try:
+            _write_batch(con, [run], report)
+        except duckdb.Error as err:
+            report.invalid.append((run.location.path, f"catalog insert failed: {err}"))
+
+
+def _registered_ids_among(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
+    rows = con.execute(f"SELECT run_id FROM {RUNS_TABLE} WHERE run_id IN (SELECT unnest(?))",
+                       [ids]).fetchall()
+    return {r[0] for r in rows}
+
+
+def initialize_catalog(db: CatalogRef, lock_timeout: float | None = None) -> None:
+    """Create the catalog's tables and views if missing (idempotent)."""
+    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+        ensure_schema(con)
+
+
+def _known_run_ids(db: CatalogRef, lock_timeout: float | None) -> set[str]:
+    if not catalog_exists(db):
+        return set()
+    with open_catalog(db, read_only=True, lock_timeout=lock_timeout) as con:
+        return _registered_ids(con)
+
+
+def catalog_all_runs(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs",
+                     lock_timeout: float | None = None) -> SyncReport:
+    """Register every completed or failed run under ``base_dir`` that is not yet cataloged.
+
+    Idempotent and safe to run concurrently with writers and other syncs.
+    """
+    storage = open_storage(base_dir)
+    known = _known_run_ids(db, lock_timeout)
+    report = SyncReport()
+    todo: list[RunLocation] = []
+    for loc in iter_run_locations(storage):
+        if loc.run_id in known:
+            report.already_present += 1
+        else:
+            todo.append(loc)
+    scanned = scan_runs(storage, todo)
+    report.incomplete = len(scanned.incomplete)
+    report.invalid.extend(scanned.invalid)
+    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+        ensure_schema(con)
+        for i in range(0, len(scanned.runs), _BATCH_RUNS):
+            _write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
+    return report
+
+
+def register_run(db: CatalogRef, run_dir: str | os.PathLike[str],
+                 lock_timeout: float | None = None) -> bool:
+    """Register one completed or failed run in one transaction; False if already present.
+
+    Raises InvalidRunError for a run that is incomplete or does not validate.
+    """
+    path = os.fspath(run_dir).rstrip("/")
+    parent, name = os.path.split(path)
+    run_id = run_id_from_dir_name(name)
+    if run_id is None:
+        raise InvalidRunError(f"{path}: not a run directory (expected run_id=<uuid>)")
+    storage = open_storage(parent)
+    loc = RunLocation(run_id, os.path.basename(parent), path)
+    scanned = scan_runs(storage, [loc])
+    if scanned.incomplete:
+        raise InvalidRunError(f"{path}: run is incomplete (no _SUCCESS, status not failed)")
+    if scanned.invalid:
+        raise InvalidRunError(f"{path}: {scanned.invalid[0][1]}")
+    report = SyncReport()
+    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+        ensure_schema(con)
+        _write_batch(con, scanned.runs, report)
+    if report.invalid:
+        raise InvalidRunError(f"{path}: {report.invalid[0][1]}")
+    return report.registered == 1
+
+
+__all__ = ["SyncReport", "catalog_all_runs", "initialize_catalog", "load_run", "register_run"]

@@ -1,0 +1,218 @@
+"""The filesystem abstraction under run directories and the catalog scanner.
+
+One interface, interchangeable backends (local disk now; object stores through the same
+calls): callers never branch on the backend. Every write is atomic — a reader sees the
+old content or the new, never a torn file under a final name:
+
+* local disk: write to a hidden temporary name in the final folder, optionally fsync,
+  then ``os.replace`` (atomic on POSIX);
+* object stores: each file is a single PUT, which the store makes visible atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import queue
+import secrets
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+TMP_PREFIX = ".tmp-"
+_INLINE_HASH_BYTES = 1 << 20  # small files: a thread would cost more than it saves
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """What an atomic write put under its final name: size and content hash."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+
+class AtomicFile(io.RawIOBase):
+    """A binary sink whose bytes appear under the final name only on ``commit()``.
+
+    The sha256 is computed by a second thread while the producer (e.g. pyarrow's Parquet
+    encoder, which releases the GIL) keeps writing, so hashing costs no wall time on a
+    machine with two cores.
+    """
+
+    def __init__(self, final: str, durable: bool) -> None:
+        super().__init__()
+        self.final = final
+        self.durable = durable
+        head, name = os.path.split(final)
+        self.tmp = os.path.join(head, f"{TMP_PREFIX}{secrets.token_hex(6)}-{name}")
+        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._pending = bytearray()
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._hasher: threading.Thread | None = None  # started once the file grows large
+        self.result: WrittenFile | None = None
+
+    def _hash_loop(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._hash.update(chunk)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        # Copy: the producer may reuse its buffer once we return. Small writes (Parquet
+        # page headers) are coalesced so that a small file costs one write syscall.
+        self._pending += data
+        n = len(data)
+        self._size += n
+        if len(self._pending) >= _INLINE_HASH_BYTES:
+            self._flush_pending()
+        return n
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        chunk = bytes(self._pending)
+        self._pending.clear()
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self._fd, view):]
+        if self._hasher is None and self._size > _INLINE_HASH_BYTES:
+            self._hasher = threading.Thread(target=self._hash_loop, daemon=True)
+            self._hasher.start()
+        if self._hasher is None:
+            self._hash.update(chunk)
+        else:
+            self._queue.put(chunk)
+
+    def tell(self) -> int:
+        return self._size
+
+    def _release(self) -> None:
+        if self._fd >= 0:
+            self._flush_pending()
+            if self._hasher is not None:
+                self._queue.put(None)
+                self._hasher.join()
+            os.close(self._fd)
+            self._fd = -1
+
+    def commit(self) -> WrittenFile:
+        """fsync (when durable) and rename into place; returns size and sha256."""
+        self._flush_pending()
+        if self.durable:
+            os.fsync(self._fd)
+        self._release()
+        os.replace(self.tmp, self.final)
+        self.result = WrittenFile(self.final, self._size, self._hash.hexdigest())
+        return self.result
+
+    def discard(self) -> None:
+        self._release()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+    def __enter__(self) -> AtomicFile:  # type: ignore[override]
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class Storage(ABC):
+    """Paths are plain strings; ``root`` is the folder (or bucket prefix) the storage serves."""
+
+    root: str
+
+    @abstractmethod
+    def join(self, *parts: str) -> str: ...
+
+    @abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def make_dirs(self, path: str) -> None: ...
+
+    @abstractmethod
+    def create_dir_exclusive(self, path: str) -> None:
+        """Create a folder that must not exist yet (FileExistsError otherwise)."""
+
+    @abstractmethod
+    def list_dir(self, path: str) -> list[str]:
+        """Names of the entries of a folder; [] when it does not exist."""
+
+    @abstractmethod
+    def read_bytes(self, path: str) -> bytes: ...
+
+    @abstractmethod
+    def open_atomic(self, path: str, durable: bool) -> AtomicFile:
+        """A sink that becomes ``path`` on a clean exit of its ``with`` block, nothing otherwise."""
+
+    def write_bytes(self, path: str, data: bytes, durable: bool) -> WrittenFile:
+        """Atomically put ``data`` under ``path``."""
+        with self.open_atomic(path, durable) as sink:
+            sink.write(data)
+        assert sink.result is not None
+        return sink.result
+
+    @abstractmethod
+    def sync_dir(self, path: str) -> None:
+        """Make a folder's entries (renames) durable."""
+
+    @abstractmethod
+    def remove(self, path: str) -> None: ...
+
+
+class LocalStorage(Storage):
+    """Run directories on local (POSIX) disk."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.fspath(root)
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(*[p for p in parts if p])
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def make_dirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def create_dir_exclusive(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mkdir(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        try:
+            return os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def read_bytes(self, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def open_atomic(self, path: str, durable: bool) -> AtomicFile:
+        return AtomicFile(path, durable)
+
+    def sync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def remove(self, path: str) -> None:
+        os.unlink(path)
+
+
+def open_storage(base_dir: str | os.PathLike[str]) -> Storage:
+    """The storage backend for a base dir: a local path now, object-store URIs later."""
+    return LocalStorage(base_dir)

@@ -230,10 +230,10 @@ def test_alerts_csv_with_variants_and_iso_times(tmp_path):
         "3,MintC,al,2026-01-05T14:00:00.250+02:00,z\n")
     alerts = load_alerts(tmp_path / "a.csv")
     assert alerts.column_names == [*ALERT_COLUMNS, "note"]
-    assert alerts.column("call_id").to_pylist() == ["2", "007", "3"]  # sorted by time; id kept as text
-    assert alerts.column("alert_ts_ms").to_pylist() == [T0, T0 + 30_000, T0 + 250]
+    assert alerts.column("call_id").to_pylist() == ["2", "3", "007"]  # sorted by time; id kept as text
+    assert alerts.column("alert_ts_ms").to_pylist() == [T0, T0 + 250, T0 + 30_000]
     assert alerts.column("created_at").to_pylist() == [
-        "2026-01-05T12:00:00.000Z", "2026-01-05T12:00:30.000Z", "2026-01-05T12:00:00.250Z"]
+        "2026-01-05T12:00:00.000Z", "2026-01-05T12:00:00.250Z", "2026-01-05T12:00:30.000Z"]
     assert alerts.column("chain").to_pylist() == ["unknown"] * 3
     assert alerts.schema.field("alert_ts_ms").type == pa.int64()
 
@@ -256,7 +256,7 @@ def test_alerts_from_duckdb_table_and_query(tmp_path):
     assert load_alerts(path, table="calls").num_rows == 3
     picked = load_alerts(path, query="SELECT * FROM calls WHERE caller_name = 'al';")
     assert picked.column("call_id").to_pylist() == ["a2", "a3"]
-    with pytest.raises(DataError, match="calls"):
+    with pytest.raises(DataError, match="a.db: cannot read it"):
         load_alerts(path, query="DELETE FROM calls")
     assert load_alerts(path, table="calls").num_rows == 3  # read-only: nothing deleted
 

@@ -102,9 +102,9 @@ def _first_unconvertible(src: Source, column: str, sql_type: str) -> object | No
     if not src.columns[column].upper().startswith("VARCHAR"):
         return None
     col = quote(column)
-    row = src.con.sql(f"SELECT {col} FROM {src.from_sql} WHERE {col} IS NOT NULL AND "
-                      f"TRY_CAST({col} AS {sql_type}) IS NULL LIMIT 1").fetchone()
-    return None if row is None else row[0]
+    rows = src.con.sql(f"SELECT {col} FROM {src.from_sql} WHERE {col} IS NOT NULL AND "
+                       f"TRY_CAST({col} AS {sql_type}) IS NULL LIMIT 1").fetchall()
+    return rows[0][0] if rows else None
 
 
 def _connect(path: Path, kind: str, what: str) -> duckdb.DuckDBPyConnection:

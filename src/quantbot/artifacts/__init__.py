@@ -1,34 +1,26 @@
 """quantbot.artifacts: the storage system — schemas, run directories, the catalog.
 
 It knows nothing about how a backtest computes anything; any program can write runs here.
+Attributes are imported lazily (``from quantbot.artifacts import create_run_directory``
+works as usual) so that light commands start fast.
 """
 
-from quantbot.artifacts.catalog import (
-    DEFAULT_CATALOG,
-    SyncReport,
-    catalog_all_runs,
-    get_artifact_path,
-    get_catalog_stats,
-    initialize_catalog,
-    query_runs,
-    register_run,
-    run_sql,
-)
-from quantbot.artifacts.manifest import RunManifest
-from quantbot.artifacts.provenance import GitProvenance, get_git_provenance
-from quantbot.artifacts.runs import (
-    find_run_directory,
-    is_complete,
-    list_run_directories,
-    read_manifest,
-)
-from quantbot.artifacts.types import ARTIFACT_SPECS, ArtifactType
-from quantbot.artifacts.writer import ArtifactWriter, RunDirectory, create_run_directory
+from quantbot._lazy import lazy_exports
 
-__all__ = [
-    "ARTIFACT_SPECS", "ArtifactType", "ArtifactWriter", "DEFAULT_CATALOG", "GitProvenance",
-    "RunDirectory", "RunManifest", "SyncReport", "catalog_all_runs", "create_run_directory",
-    "find_run_directory", "get_artifact_path", "get_catalog_stats", "get_git_provenance",
-    "initialize_catalog", "is_complete", "list_run_directories", "query_runs", "read_manifest",
-    "register_run", "run_sql",
-]
+_CATALOG = "quantbot.artifacts.catalog"
+_EXPORTS = {
+    **{name: _CATALOG for name in (
+        "DEFAULT_CATALOG", "SyncReport", "catalog_all_runs", "get_artifact_path",
+        "get_catalog_stats", "initialize_catalog", "query_runs", "register_run", "run_sql")},
+    "RunManifest": "quantbot.artifacts.manifest",
+    "GitProvenance": "quantbot.artifacts.provenance",
+    "get_git_provenance": "quantbot.artifacts.provenance",
+    **{name: "quantbot.artifacts.runs" for name in (
+        "find_run_directory", "is_complete", "list_run_directories", "read_manifest")},
+    "ARTIFACT_SPECS": "quantbot.artifacts.types",
+    "ArtifactType": "quantbot.artifacts.types",
+    **{name: "quantbot.artifacts.writer" for name in (
+        "ArtifactWriter", "RunDirectory", "create_run_directory")},
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

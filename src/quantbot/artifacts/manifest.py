@@ -9,11 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quantbot.artifacts.layout import validate_run_id
-from quantbot.artifacts.types import (
-    ARTIFACT_SCHEMA_VERSION,
-    MANIFEST_SCHEMA_VERSION,
-    ArtifactType,
-)
+from quantbot.artifacts.kinds import ArtifactType
+from quantbot.artifacts.versions import ARTIFACT_SCHEMA_VERSION, MANIFEST_SCHEMA_VERSION
 from quantbot.errors import ManifestError
 
 RunType = Literal["path-only", "policy", "optimization", "full"]
@@ -113,9 +110,9 @@ class RunManifest(_Model):
     def _artifact_paths(cls, v: dict[str, ArtifactEntry]) -> dict[str, ArtifactEntry]:
         # Paths are fixed per type, so a manifest can never point outside its run directory.
         for name, entry in v.items():
-            spec = ArtifactType.parse(name).spec
-            if entry.path != spec.path:
-                raise ValueError(f"artifact {name} must live at {spec.path}, not {entry.path!r}")
+            expected = ArtifactType.parse(name).path
+            if entry.path != expected:
+                raise ValueError(f"artifact {name} must live at {expected}, not {entry.path!r}")
         return v
 
     def to_json(self) -> str:

@@ -7,49 +7,21 @@ on which run happened to write it first, so every run's files union cleanly in S
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import pyarrow as pa
 
-from quantbot.errors import UnknownArtifactTypeError
+from quantbot.artifacts.kinds import ArtifactType
 
-ARTIFACT_SCHEMA_VERSION = "1.0.0"
-MANIFEST_SCHEMA_VERSION = "1.0.0"
+from quantbot.artifacts.versions import ARTIFACT_SCHEMA_VERSION, MANIFEST_SCHEMA_VERSION
+
+__all__ = ["ARTIFACT_SCHEMA_VERSION", "ARTIFACT_SPECS", "MANIFEST_SCHEMA_VERSION", "ArtifactSpec",
+           "ArtifactType"]
 
 _S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
 
 def _f(name: str, typ: pa.DataType, nullable: bool = False) -> pa.Field:
     return pa.field(name, typ, nullable=nullable)
-
-
-class ArtifactType(str, Enum):
-    """The seven artifact kinds; the value is the name used in files, manifests and SQL."""
-
-    ALERTS = "alerts"
-    PATHS = "paths"
-    FEATURES = "features"
-    TRADES = "trades"
-    SUMMARY = "summary"
-    FRONTIER = "frontier"
-    ERRORS = "errors"
-
-    @classmethod
-    def parse(cls, value: str | ArtifactType) -> ArtifactType:
-        """The artifact type named ``value``; a clear error listing the known ones otherwise."""
-        if isinstance(value, ArtifactType):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            known = ", ".join(t.value for t in cls)
-            raise UnknownArtifactTypeError(
-                f"unknown artifact type {value!r} (known: {known})"
-            ) from None
-
-    @property
-    def spec(self) -> ArtifactSpec:
-        return ARTIFACT_SPECS[self]
 
 
 @dataclass(frozen=True)
@@ -62,9 +34,12 @@ class ArtifactSpec:
     """
 
     type: ArtifactType
-    path: str
     schema: pa.Schema
     extra_columns: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.type.path
 
     @property
     def has_run_id(self) -> bool:
@@ -128,14 +103,13 @@ ERRORS_SCHEMA = pa.schema([
 ARTIFACT_SPECS: dict[ArtifactType, ArtifactSpec] = {
     s.type: s
     for s in (
-        ArtifactSpec(ArtifactType.ALERTS, "inputs/alerts.parquet", ALERTS_SCHEMA, extra_columns=True),
-        ArtifactSpec(ArtifactType.PATHS, "truth/paths.parquet", PATHS_SCHEMA),
-        ArtifactSpec(ArtifactType.FEATURES, "features/features.parquet", FEATURES_SCHEMA,
-                     extra_columns=True),
-        ArtifactSpec(ArtifactType.TRADES, "policy/trades.parquet", TRADES_SCHEMA),
-        ArtifactSpec(ArtifactType.SUMMARY, "results/summary.parquet", SUMMARY_SCHEMA),
-        ArtifactSpec(ArtifactType.FRONTIER, "results/frontier.parquet", FRONTIER_SCHEMA),
-        ArtifactSpec(ArtifactType.ERRORS, "errors/errors.parquet", ERRORS_SCHEMA),
+        ArtifactSpec(ArtifactType.ALERTS, ALERTS_SCHEMA, extra_columns=True),
+        ArtifactSpec(ArtifactType.PATHS, PATHS_SCHEMA),
+        ArtifactSpec(ArtifactType.FEATURES, FEATURES_SCHEMA, extra_columns=True),
+        ArtifactSpec(ArtifactType.TRADES, TRADES_SCHEMA),
+        ArtifactSpec(ArtifactType.SUMMARY, SUMMARY_SCHEMA),
+        ArtifactSpec(ArtifactType.FRONTIER, FRONTIER_SCHEMA),
+        ArtifactSpec(ArtifactType.ERRORS, ERRORS_SCHEMA),
     )
 }
 

@@ -45,6 +45,9 @@ STOP_REASONS = (STOP_LOSS, HARD_STOP, TRAILING_STOP)
 # Component row layout.
 _STOP, _STOP_REASON, _TP, _HOLD, _ACT, _TRAIL, _NLEV, _LEVELS = range(8)
 _COMPLETE_TOLERANCE = 1e-9  # ladder fractions summing to 1 up to float rounding close it all
+_CHUNK_SHIFT = 5
+_CHUNK = 1 << _CHUNK_SHIFT  # rows per ScanIndex chunk
+_CHUNK_MASK = _CHUNK - 1
 
 
 @dataclass(frozen=True)
@@ -132,15 +135,41 @@ def encode_policies(policies: Sequence[Any]) -> PolicyProgram:
     return PolicyProgram(params, np.asarray(offsets, dtype=np.int64))
 
 
-def simulate(policy: Any, candles: CandleSet, windows: Windows,
-             taker_fee_bps: float = 30.0, slippage_bps: float = 10.0) -> Trades:
+@dataclass(frozen=True)
+class ScanIndex:
+    """Max high / min low of every aligned 32-row chunk of a CandleSet.
+
+    A scan asks one chunk "could anything trigger in here?" and, when not, skips its 32
+    candles at once; the answer is exact (no rule can fire on a candle whose low is above
+    every stop level and whose high is below every upward level), so results are unchanged.
+    Build it once per CandleSet and pass it to every simulate call over that set.
+    """
+
+    chunk_max_high: np.ndarray  # float64, (ceil(rows / 32),)
+    chunk_min_low: np.ndarray
+
+
+def build_scan_index(candles: CandleSet) -> ScanIndex:
+    """One pass over high/low of the whole CandleSet (two threads)."""
+    n_chunks = (candles.n_rows + _CHUNK - 1) // _CHUNK
+    cmax = np.empty(n_chunks, dtype=np.float64)
+    cmin = np.empty(n_chunks, dtype=np.float64)
+    args = (candles.high, candles.low, cmax, cmin)
+    _in_threads(_chunk_extremes, args, n_chunks, min_per_worker=4096)
+    return ScanIndex(cmax, cmin)
+
+
+def simulate(policy: Any, candles: CandleSet, windows: Windows, taker_fee_bps: float = 30.0,
+             slippage_bps: float = 10.0, scan_index: ScanIndex | None = None) -> Trades:
     """Trades of one policy over every eligible alert of ``windows`` (fees in bps per side)."""
-    return simulate_many([policy], candles, windows, taker_fee_bps, slippage_bps)[0]
+    return simulate_many([policy], candles, windows, taker_fee_bps, slippage_bps, scan_index)[0]
 
 
 def simulate_many(policies: Sequence[Any], candles: CandleSet, windows: Windows,
-                  taker_fee_bps: float = 30.0, slippage_bps: float = 10.0) -> list[Trades]:
-    """Trades of each policy (same order), sharing one pass of every window through cache."""
+                  taker_fee_bps: float = 30.0, slippage_bps: float = 10.0,
+                  scan_index: ScanIndex | None = None) -> list[Trades]:
+    """Trades of each policy (same order); every window is walked by all policies in turn."""
+    index = scan_index if scan_index is not None else build_scan_index(candles)
     program = encode_policies(policies)
     idx = windows.eligible_idx
     n_pol, n = len(policies), len(idx)
@@ -150,8 +179,9 @@ def simulate_many(policies: Sequence[Any], candles: CandleSet, windows: Windows,
     peak_high = np.empty(n, dtype=np.float64)
     args = (program.params, program.offsets, idx, windows.start, windows.end, windows.p0,
             windows.anchor_ts_ms, candles.ts_ms, candles.open, candles.high, candles.low,
-            candles.close, exit_row, floats, reason, peak_high)
-    _run_in_threads(args, n)
+            candles.close, index.chunk_max_high, index.chunk_min_low, exit_row, floats, reason,
+            peak_high)
+    _in_threads(_simulate_kernel, args, n, min_per_worker=256)
     entry_px = windows.p0[idx]
     entry_ts = windows.anchor_ts_ms[idx]
     peak_bps = (peak_high / entry_px - 1.0) * 1e4
@@ -174,43 +204,61 @@ def simulate_many(policies: Sequence[Any], candles: CandleSet, windows: Windows,
 
 def iter_simulate(policies: Sequence[Any], candles: CandleSet, windows: Windows,
                   taker_fee_bps: float = 30.0, slippage_bps: float = 10.0,
-                  batch_size: int = 64) -> Iterator[tuple[Any, Trades]]:
+                  batch_size: int = 64, scan_index: ScanIndex | None = None,
+                  ) -> Iterator[tuple[Any, Trades]]:
     """``(policy, Trades)`` for each policy, computed ``batch_size`` policies at a time."""
+    index = scan_index if scan_index is not None else build_scan_index(candles)
     for b in range(0, len(policies), batch_size):
         batch = list(policies[b:b + batch_size])
-        yield from zip(batch, simulate_many(batch, candles, windows, taker_fee_bps, slippage_bps))
+        yield from zip(batch, simulate_many(batch, candles, windows, taker_fee_bps, slippage_bps, index))
 
 
-def _run_in_threads(args: tuple, n: int) -> None:
-    """Split the alerts over the cores; the kernel releases the GIL."""
-    workers = min(os.cpu_count() or 1, max(1, n // 256))
+def _in_threads(kernel: Any, args: tuple, n: int, min_per_worker: int) -> None:
+    """Run ``kernel(*args, lo, hi)`` over ``0:n`` split across the cores (kernels are nogil)."""
+    workers = min(os.cpu_count() or 1, max(1, n // min_per_worker))
     if workers <= 1:
-        _simulate_kernel(*args, 0, n)
+        kernel(*args, 0, n)
         return
     bounds = np.linspace(0, n, 4 * workers + 1).astype(np.int64)
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda i: _simulate_kernel(*args, bounds[i], bounds[i + 1]),
-                      range(len(bounds) - 1)))
+        list(pool.map(lambda i: kernel(*args, bounds[i], bounds[i + 1]), range(len(bounds) - 1)))
+
+
+@njit(cache=True, nogil=True)
+def _chunk_extremes(h, lo, cmax, cmin, c0, c1):  # pragma: no cover - numba
+    for ch in range(c0, c1):
+        top = -np.inf
+        bottom = np.inf
+        for i in range(ch * _CHUNK, min((ch + 1) * _CHUNK, len(h))):
+            top = max(top, h[i])
+            bottom = min(bottom, lo[i])
+        cmax[ch] = top
+        cmin[ch] = bottom
 
 
 @njit(cache=True, nogil=True)
 def _simulate_kernel(params, offsets, idx, start, end, p0s, anchor_ts, ts, o, h, lo, c,
-                     exit_row, floats, reason, peak_high, r0, r1):  # pragma: no cover - numba
+                     cmax, cmin, exit_row, floats, reason, peak_high, r0, r1):  # pragma: no cover
     for r in range(r0, r1):
         k = idx[r]
         s = start[k]
         e = end[k]
         entry = p0s[k]
         top = -np.inf
-        for i in range(s, e):
-            if h[i] > top:
-                top = h[i]
+        i = s
+        while i < e:
+            if i & _CHUNK_MASK == 0 and i + _CHUNK <= e:
+                top = max(top, cmax[i >> _CHUNK_SHIFT])
+                i += _CHUNK
+            else:
+                top = max(top, h[i])
+                i += 1
         peak_high[r] = top
         for p in range(len(offsets) - 1):
             best_row = np.int64(-1)
             for q in range(offsets[p], offsets[p + 1]):
                 row, px, gross, why, min_low = _leg(params[q], s, e, anchor_ts[k], entry,
-                                                    ts, o, h, lo, c)
+                                                    ts, o, h, lo, c, cmax, cmin)
                 if best_row < 0 or row < best_row:
                     best_row = row
                     exit_row[p, r] = row
@@ -221,7 +269,19 @@ def _simulate_kernel(params, offsets, idx, start, end, p0s, anchor_ts, ts, o, h,
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _leg(prm, s, e, entry_ts, entry, ts, o, h, lo, c):  # pragma: no cover - numba
+def _ceiling(prm, entry, tp_on, tp_lv, awaiting_activation, act_lv, filled, nlev):  # pragma: no cover
+    """Lowest price whose touch by a high would fire an upward rule (take profit, next ladder
+    level, trail activation)."""
+    ceiling = tp_lv if tp_on else np.inf
+    if awaiting_activation:
+        ceiling = min(ceiling, act_lv)
+    if filled < nlev:
+        ceiling = min(ceiling, entry * prm[_LEVELS + 2 * filled])
+    return ceiling
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _leg(prm, s, e, entry_ts, entry, ts, o, h, lo, c, cmax, cmin):  # pragma: no cover - numba
     """One component over rows s:e -> (exit row, exit px, gross bps, reason, min low)."""
     stop_on = prm[_STOP] > 0.0
     stop_lv = entry * (1.0 - prm[_STOP])
@@ -241,11 +301,28 @@ def _leg(prm, s, e, entry_ts, entry, ts, o, h, lo, c):  # pragma: no cover - num
     px_sum = 0.0
     gross = 0.0
     min_low = np.inf
-    for i in range(s, e):
+    # Chunk-skip bounds: nothing fires on a candle with low > floor and high < ceiling.
+    floor = stop_lv if stop_on else -np.inf
+    ceiling = _ceiling(prm, entry, tp_on, tp_lv, trail_on and not active, act_lv, filled, nlev)
+    i = s - 1
+    while i + 1 < e:
+        i += 1
+        if i & _CHUNK_MASK == 0 and i + _CHUNK <= e:
+            ch = i >> _CHUNK_SHIFT
+            quiet = cmin[ch] > floor and cmax[ch] < ceiling
+            if quiet and active:
+                quiet = cmin[ch] > max(peak, cmax[ch]) * (1.0 - trail)
+            if quiet and hold_on:
+                quiet = ts[i + _CHUNK - 1] - entry_ts < hold
+            if quiet:
+                min_low = min(min_low, cmin[ch])
+                if active:
+                    peak = max(peak, cmax[ch])
+                i += _CHUNK - 1
+                continue
         low = lo[i]
         high = h[i]
-        if low < min_low:
-            min_low = low
+        min_low = min(min_low, low)
         if stop_on and low <= stop_lv:
             fill = min(o[i], stop_lv)
             return (i, px_sum + remaining * fill,
@@ -263,23 +340,26 @@ def _leg(prm, s, e, entry_ts, entry, ts, o, h, lo, c):  # pragma: no cover - num
                     gross + remaining * ((fill / entry - 1.0) * 1e4), np.int8(TIME_STOP), min_low)
         if tp_on and high >= tp_lv:
             return i, tp_lv, (tp_lv / entry - 1.0) * 1e4, np.int8(TAKE_PROFIT), min_low
-        while filled < nlev:
-            level = entry * prm[_LEVELS + 2 * filled]
-            if high < level:
-                break
-            frac = prm[_LEVELS + 2 * filled + 1]
-            px_sum += frac * level
-            gross += frac * ((level / entry - 1.0) * 1e4)
-            remaining -= frac
-            filled += 1
-            if remaining <= _COMPLETE_TOLERANCE:
-                return i, px_sum, gross, np.int8(LADDER_COMPLETE), min_low
+        if filled < nlev and high >= ceiling:
+            while filled < nlev:
+                level = entry * prm[_LEVELS + 2 * filled]
+                if high < level:
+                    break
+                frac = prm[_LEVELS + 2 * filled + 1]
+                px_sum += frac * level
+                gross += frac * ((level / entry - 1.0) * 1e4)
+                remaining -= frac
+                filled += 1
+                if remaining <= _COMPLETE_TOLERANCE:
+                    return i, px_sum, gross, np.int8(LADDER_COMPLETE), min_low
+            ceiling = _ceiling(prm, entry, tp_on, tp_lv, trail_on and not active, act_lv, filled, nlev)
         if trail_on:
             if active:
                 peak = max(peak, high)
             elif high >= act_lv:
                 active = True
                 peak = max(peak, high)
+                ceiling = _ceiling(prm, entry, tp_on, tp_lv, False, act_lv, filled, nlev)
     last = e - 1
     fill = c[last]
     return (last, px_sum + remaining * fill,

@@ -1,26 +1,24 @@
 """The DuckDB catalog: an index of completed (and failed) runs plus cross-run views.
 
 It is derived data: deleting the file and syncing again gives the same answers.
+Attributes are imported lazily so that a query does not pay for the sync machinery.
 """
 
-from quantbot.artifacts.catalog.connection import DEFAULT_CATALOG, open_catalog
-from quantbot.artifacts.catalog.query import (
-    get_artifact_path,
-    get_catalog_stats,
-    get_run,
-    query_runs,
-    run_sql,
-)
-from quantbot.artifacts.catalog.scan import InvalidRunError
-from quantbot.artifacts.catalog.sync import (
-    SyncReport,
-    catalog_all_runs,
-    initialize_catalog,
-    register_run,
-)
+from quantbot._lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_CATALOG", "InvalidRunError", "SyncReport", "catalog_all_runs", "get_artifact_path",
-    "get_catalog_stats", "get_run", "initialize_catalog", "open_catalog", "query_runs",
-    "register_run", "run_sql",
-]
+_EXPORTS = {
+    "DEFAULT_CATALOG": "quantbot.artifacts.catalog.connection",
+    "open_catalog": "quantbot.artifacts.catalog.connection",
+    "get_artifact_path": "quantbot.artifacts.catalog.query",
+    "get_catalog_stats": "quantbot.artifacts.catalog.query",
+    "get_run": "quantbot.artifacts.catalog.query",
+    "query_runs": "quantbot.artifacts.catalog.query",
+    "run_sql": "quantbot.artifacts.catalog.query",
+    "InvalidRunError": "quantbot.artifacts.catalog.scan",
+    "SyncReport": "quantbot.artifacts.catalog.sync",
+    "catalog_all_runs": "quantbot.artifacts.catalog.sync",
+    "initialize_catalog": "quantbot.artifacts.catalog.sync",
+    "register_run": "quantbot.artifacts.catalog.sync",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

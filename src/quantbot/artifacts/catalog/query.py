@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from quantbot.artifacts.catalog.connection import CatalogRef, open_catalog
 from quantbot.artifacts.catalog.schema import ARTIFACTS_TABLE, RUNS_TABLE
 from quantbot.artifacts.layout import validate_run_id
 from quantbot.artifacts.manifest import RUN_STATUSES, RUN_TYPES, RunManifest
-from quantbot.artifacts.types import ArtifactType
+from quantbot.artifacts.kinds import ArtifactType
 from quantbot.errors import CatalogError, QuantbotError, RunNotFoundError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def _bound(value: str | date | datetime, name: str, end: bool) -> datetime:
@@ -132,15 +134,17 @@ def get_catalog_stats(db: CatalogRef) -> dict[str, Any]:
 
 def run_sql(db: CatalogRef, sql: str, params: list[Any] | None = None) -> pa.Table:
     """Run one SQL statement against the catalog and its cross-run views (read-only)."""
+    import pyarrow as pa
+
     with open_catalog(db, read_only=True) as con:
         try:
-            result = con.execute(sql, params or [])
+            rel = con.sql(sql, params=params or None)
+            if rel is None:  # a statement without a result
+                return pa.table({})
+            fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # duckdb 2 / duckdb 1
+            return fetch()
         except duckdb.Error as err:
             raise QuantbotError(f"SQL error: {str(err).splitlines()[0]}") from None
-        if result.description is None:
-            return pa.table({})
-        fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table  # duckdb 2 / 1
-        return fetch()
 
 
 def manifest_summary(manifest: RunManifest) -> dict[str, Any]:

@@ -9,10 +9,14 @@ row's ``run_id`` comes from the file's own column, never from a path.
 
 from __future__ import annotations
 
-import duckdb
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
-from quantbot.artifacts.types import BUILTIN_FEATURES, ArtifactType
+import duckdb
+
+from quantbot.artifacts.kinds import ArtifactType
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 CATALOG_SCHEMA_VERSION = "1"
 RUNS_TABLE = "backtest_runs_catalog"
@@ -74,6 +78,10 @@ def view_name(artifact_type: ArtifactType) -> str:
 
 def data_schema(artifact_type: ArtifactType) -> pa.Schema:
     """The consolidated table's starting schema: run_id first, then the artifact's columns."""
+    import pyarrow as pa
+
+    from quantbot.artifacts.types import BUILTIN_FEATURES
+
     schema = artifact_type.spec.schema
     if not artifact_type.spec.has_run_id:
         schema = pa.schema([pa.field("run_id", pa.string(), nullable=False), *schema])

@@ -1,0 +1,23 @@
+"""The command groups; commands register themselves from their own modules."""
+
+from __future__ import annotations
+
+import click
+
+from quantbot import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="quantbot")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """quantbot: store, catalog and analyse backtest runs."""
+
+
+@cli.group()
+def backtest() -> None:
+    """Backtest runs: write, catalog, query, analyse."""
+
+
+# Importing the command modules attaches their commands to the groups above.
+from quantbot.cli import catalog_cmds, demo_cmd  # noqa: E402,F401

@@ -1,0 +1,150 @@
+"""catalog-sync, catalog-query, show and sql: finding runs again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from quantbot.cli.app import backtest
+from quantbot.cli.options import (
+    base_dir_option,
+    duckdb_option,
+    format_option,
+    lock_timeout_option,
+)
+from quantbot.cli.render import print_json, print_rows, print_table
+
+RUN_TYPES = ("path-only", "policy", "optimization", "full")
+RUN_STATUSES = ("pending", "running", "completed", "failed")
+ARTIFACT_TYPES = ("alerts", "paths", "features", "trades", "summary", "frontier", "errors")
+
+
+@backtest.command("catalog-sync")
+@base_dir_option
+@duckdb_option
+@click.option("--stats", is_flag=True, help="Print catalog statistics after the sync.")
+@format_option("table", "json")
+@lock_timeout_option
+def catalog_sync(base_dir: str, duckdb_path: str, stats: bool, fmt: str,
+                 lock_timeout: float | None) -> None:
+    """Register completed (and failed) runs under BASE_DIR in the catalog."""
+    from quantbot.artifacts.catalog import catalog_all_runs, get_catalog_stats
+
+    report = catalog_all_runs(duckdb_path, base_dir, lock_timeout=lock_timeout)
+    catalog_stats = get_catalog_stats(duckdb_path) if stats else None
+    if fmt == "json":
+        out: dict[str, Any] = report.to_dict()
+        if catalog_stats is not None:
+            out["stats"] = catalog_stats
+        print_json(out)
+        return
+    click.echo(f"registered: {report.registered}  already present: {report.already_present}  "
+               f"incomplete: {report.incomplete}  invalid: {len(report.invalid)}")
+    for path, reason in report.invalid:
+        click.echo(f"  invalid {path}: {reason}")
+    if catalog_stats is not None:
+        _print_stats(catalog_stats)
+
+
+def _print_stats(stats: dict[str, Any]) -> None:
+    click.echo(f"catalog: {stats['total_runs']} runs "
+               f"({', '.join(f'{k} {v}' for k, v in stats['by_status'].items()) or 'none'}); "
+               f"from {stats['oldest_run']} to {stats['newest_run']}")
+    print_table([{"run_type": k, "runs": v} for k, v in stats["by_run_type"].items()])
+    print_table([{"artifact": k, **v} for k, v in stats["artifacts"].items()])
+
+
+@backtest.command("catalog-query")
+@duckdb_option
+@click.option("--run-type", type=click.Choice(RUN_TYPES), help="Only runs of this type.")
+@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
+@click.option("--git-branch", help="Only runs from this git branch.")
+@click.option("--from-date", help="Created on or after (YYYY-MM-DD or ISO datetime, UTC).")
+@click.option("--to-date", help="Created on or before (a bare date includes that whole day).")
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--run-id", help="A run id; with --artifact-type prints that artifact's path.")
+@click.option("--artifact-type", type=click.Choice(ARTIFACT_TYPES))
+@format_option("table", "json", "csv")
+def catalog_query(duckdb_path: str, run_type: str | None, status: str | None,
+                  git_branch: str | None, from_date: str | None, to_date: str | None,
+                  limit: int, run_id: str | None, artifact_type: str | None, fmt: str) -> None:
+    """List cataloged runs, newest first (or print one artifact's path)."""
+    from quantbot.artifacts.catalog import get_artifact_path, get_run, query_runs
+    from quantbot.artifacts.catalog.query import manifest_summary
+    from quantbot.errors import RunNotFoundError
+
+    if artifact_type and not run_id:
+        raise click.UsageError("--artifact-type needs --run-id")
+    if run_id and artifact_type:
+        path = get_artifact_path(duckdb_path, run_id, artifact_type)
+        if fmt == "json":
+            print_json({"run_id": run_id, "artifact_type": artifact_type, "path": path})
+        else:
+            click.echo(path)
+        return
+    if run_id:
+        found = get_run(duckdb_path, run_id)
+        if found is None:
+            raise RunNotFoundError(f"run {run_id} is not in the catalog (run catalog-sync?)")
+        runs = [found[0]]
+    else:
+        runs = query_runs(duckdb_path, run_type=run_type, status=status, git_branch=git_branch,
+                          from_date=from_date, to_date=to_date, limit=limit)
+    if fmt == "json":
+        print_json({"runs": [r.to_dict() for r in runs], "count": len(runs)})
+    else:
+        print_rows([manifest_summary(r) for r in runs], fmt)
+
+
+@backtest.command("show")
+@click.argument("run_id")
+@duckdb_option
+@base_dir_option
+@format_option("table", "json")
+def show(run_id: str, duckdb_path: str, base_dir: str, fmt: str) -> None:
+    """Show a run's manifest and artifact inventory (from the catalog or the base dir)."""
+    from quantbot.artifacts.inspect import describe_run
+
+    info = describe_run(run_id, duckdb_path, base_dir)
+    if fmt == "json":
+        print_json(info)
+        return
+    m = info["manifest"]
+    click.echo(f"run {m['run_id']}  ({m['run_type']}, {m['status']})")
+    click.echo(f"  folder     {info['run_dir']}")
+    click.echo(f"  cataloged  {'yes' if info['cataloged'] else 'no'}")
+    for key in ("created_at", "started_at", "completed_at"):
+        if m.get(key):
+            click.echo(f"  {key:<10} {m[key]}")
+    if m.get("git_commit"):
+        dirty = " (dirty)" if m.get("git_dirty") else ""
+        click.echo(f"  git        {m.get('git_branch') or '?'} @ {m['git_commit'][:12]}{dirty}")
+    ds = m.get("dataset", {})
+    click.echo(f"  dataset    {ds.get('from', '?')} .. {ds.get('to', '?')}, interval "
+               f"{ds.get('interval') or '?'}, {ds.get('calls_count', 0)} calls")
+    params = {k: v for k, v in m.get("parameters", {}).items() if k != "config_hash"}
+    if params:
+        click.echo(f"  parameters {params}")
+    if m.get("timing"):
+        click.echo("  timing     " + ", ".join(f"{k} {v:.1f}" for k, v in m["timing"].items()))
+    if m.get("error"):
+        click.echo(f"  error      {m['error']['type']}: {m['error']['message']}")
+    print_table(info["artifacts"], title="artifacts:")
+
+
+@backtest.command("sql")
+@click.argument("query")
+@duckdb_option
+@format_option("table", "json", "csv")
+@click.option("--max-rows", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Rows printed in table format (json/csv print all).")
+def sql(query: str, duckdb_path: str, fmt: str, max_rows: int) -> None:
+    """Run SQL against the catalog and its cross-run views (all_trades, all_paths, ...)."""
+    from quantbot.artifacts.catalog import run_sql
+
+    table = run_sql(duckdb_path, query)
+    rows = table.slice(0, max_rows).to_pylist() if fmt == "table" else table.to_pylist()
+    print_rows(rows, fmt)
+    if fmt == "table" and table.num_rows > max_rows:
+        click.echo(f"... {table.num_rows - max_rows} more rows (use --format csv for all)")

@@ -149,14 +149,14 @@ def make_candles(blocks: dict[str, list[tuple]], first_ts_ms: dict[str, int] | N
     return CandleSet(mints, offsets, ts, col(1), col(2), col(3), col(4), col(5), first)
 
 
-def random_candle_set(rng: Any, n_mints: int = 3) -> CandleSet:
+def random_candle_set(rng: Any, n_mints: int = 3, max_candles: int = 40, step: int = 15) -> CandleSet:
     """Integer-grid random walks (so levels are hit exactly), with holes, gaps, zero volumes."""
     blocks: dict[str, list[tuple]] = {}
     for j in range(n_mints):
         t, px, rows = int(rng.integers(0, 5)), 100.0, []
-        for _ in range(int(rng.integers(0, 40))):
+        for _ in range(int(rng.integers(0, max_candles))):
             o = px if rng.random() < 0.8 else max(1.0, px + float(rng.integers(-30, 31)))
-            c = max(1.0, o + float(rng.integers(-15, 16)))
+            c = max(1.0, o + float(rng.integers(-step, step + 1)))
             h = max(o, c) + float(rng.integers(0, 3)) * float(rng.integers(0, 40))
             lo = max(0.5, min(o, c) - float(rng.integers(0, 3)) * float(rng.integers(0, 15)))
             v = float(rng.integers(0, 3)) * 10.0

@@ -247,9 +247,23 @@ _policy = st.one_of(_single, st.builds(lambda ps: {"kind": "combo", "policies": 
 def test_engine_matches_reference(seed, horizon, policy):
     rng = np.random.default_rng(seed)
     candles = random_candle_set(rng, n_mints=4)
-    n = 20
+    alert_ts = rng.integers(-2 * MIN, 30 * MIN, size=20)
+    check_against_reference(policy, candles, alert_ts, horizon, rng)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), horizon=st.integers(32, 200), policy=_policy)
+def test_engine_matches_reference_on_long_quiet_windows(seed, horizon, policy):
+    """Windows long enough for the 32-candle ScanIndex skips, with calm stretches."""
+    rng = np.random.default_rng(seed)
+    candles = random_candle_set(rng, n_mints=3, max_candles=300, step=3)
+    alert_ts = rng.integers(-2 * MIN, 100 * MIN, size=8)
+    check_against_reference(policy, candles, alert_ts, horizon, rng)
+
+
+def check_against_reference(policy, candles, alert_ts, horizon, rng):
+    n = len(alert_ts)
     mint_idx = rng.integers(0, len(candles.mints), size=n)
-    alert_ts = rng.integers(-2 * MIN, 30 * MIN, size=n)
     w = prepare_windows(candles, mint_idx, alert_ts, horizon * MIN)
     trades = simulate(policy, candles, w)
     cols = {k: (v.to_pylist() if isinstance(v, pa.Array) else v.tolist()) for k, v in trades.columns().items()}

@@ -224,7 +224,7 @@ def _in_threads(kernel: Any, args: tuple, n: int, min_per_worker: int) -> None:
         list(pool.map(lambda i: kernel(*args, bounds[i], bounds[i + 1]), range(len(bounds) - 1)))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)  # fastmath lets the min/max reductions vectorize
 def _chunk_extremes(h, lo, cmax, cmin, c0, c1):  # pragma: no cover - numba
     for ch in range(c0, c1):
         top = -np.inf

@@ -93,6 +93,12 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def is_numeric(duckdb_type: str) -> bool:
+    """Integer, float or decimal: a timestamp column in seconds or ms rather than a datetime."""
+    kind = duckdb_type.upper()
+    return kind in _INTEGER_TYPES or kind in ("FLOAT", "DOUBLE") or kind.startswith("DECIMAL")
+
+
 def epoch_ms_sql(column: str, duckdb_type: str, ts_unit: str | None) -> str:
     """SQL that turns ``column`` (of ``duckdb_type``) into int64 epoch ms (UTC).
 

@@ -13,13 +13,20 @@ import numpy as np
 import pyarrow as pa
 
 from quantbot.backtest.candles import CandleSet
-from quantbot.backtest.columns import CANDLE_ROLES, check_ts_unit, epoch_ms_sql, quote, resolve_columns
+from quantbot.backtest.columns import (
+    CANDLE_ROLES,
+    SECONDS_BELOW,
+    check_ts_unit,
+    epoch_ms_sql,
+    is_numeric,
+    quote,
+    resolve_columns,
+)
 from quantbot.backtest.sources import Source, fetch_arrow, open_source
 from quantbot.errors import DataError
 
 _PRICES = ("open", "high", "low", "close")
-# Row order of every fetch; within a duplicated (mint, ts) the preferred row comes first.
-_ROW_ORDER = "mint_id, ts_ms, volume DESC NULLS LAST, close, open, high, low"
+_ROW_ORDER = "mint_id, ts_ms"  # duplicates are ordered in numpy (rare; a 7-key SQL sort is slow)
 
 
 def load_candles(
@@ -65,7 +72,8 @@ def load_candles(
         firsts = scan.first_ts(mints)
         short = _short_windows(mints, rows, alert_mint, alert_ts, int(horizon_ms), reach)
         if short.num_rows:
-            rows = _sorted(pa.concat_tables([rows, scan.rows_through(short)]))
+            rows = pa.concat_tables([rows, scan.rows_through(short)])
+            rows = rows.take(np.lexsort((rows.column("ts_ms").to_numpy(), rows.column("mint_id").to_numpy())))
     return _candle_set(mints, rows, firsts)
 
 
@@ -82,6 +90,7 @@ class _Scan:
         roles = resolve_columns(list(src.columns), CANDLE_ROLES, f"candles source {src.path}")
         src = src.with_varchar([roles["mint"]])
         ts_col = roles["ts"]
+        ts_unit = ts_unit or _uniform_unit(src, ts_col)
         numbers = ", ".join(f"CAST({quote(roles[r])} AS DOUBLE) AS {r}" for r in (*_PRICES, "volume"))
         base = (f"SELECT CAST({quote(roles['mint'])} AS VARCHAR) AS mint, "
                 f"{epoch_ms_sql(ts_col, src.columns[ts_col], ts_unit)} AS ts_ms, {numbers} "
@@ -121,6 +130,21 @@ class _Scan:
             SELECT m.mint_id, min(c.ts_ms) AS first_ts_ms
             FROM ({self.base}) c JOIN quantbot_mints m ON c.mint = m.mint
             GROUP BY m.mint_id ORDER BY m.mint_id""")
+
+
+def _uniform_unit(src: Source, column: str) -> str | None:
+    """'s' or 'ms' when every value of a numeric ``column`` is on one side of the seconds/ms
+    threshold (then SQL filters on the raw column, which is much faster than a per-value
+    CASE); None (per value) for mixed, empty or non-numeric columns."""
+    if not is_numeric(src.columns[column]):
+        return None
+    col = quote(column)
+    low, high = src.con.sql(f"SELECT min({col}), max({col}) FROM {src.from_sql}").fetchall()[0]
+    if low is None:
+        return None
+    if high < SECONDS_BELOW:
+        return "s"
+    return "ms" if low >= SECONDS_BELOW else None
 
 
 def _alert_keys(alerts: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -183,12 +207,25 @@ def _short_windows(mints: list[str], rows: pa.Table, alert_mint: np.ndarray, ale
     return _ranges_table(mints, out_id, out_lo, out_hi)
 
 
-def _sorted(rows: pa.Table) -> pa.Table:
-    """``rows`` in ``_ROW_ORDER`` (NaN/null volume last, as in DuckDB)."""
-    col = {n: rows.column(n).to_numpy(zero_copy_only=False) for n in rows.column_names}
-    order = np.lexsort((col["low"], col["high"], col["open"], col["close"], -col["volume"],
+def _prefer_among_duplicates(ids: np.ndarray, ts: np.ndarray, rows: pa.Table) -> np.ndarray:
+    """Row order (rows sorted by mint_id, ts_ms) that puts the preferred row of each
+    duplicated (mint, ts) first: largest volume (NaN/null last), then lowest close, open,
+    high, low. Deterministic whatever the file order."""
+    same = (ids[1:] == ids[:-1]) & (ts[1:] == ts[:-1])
+    order = np.arange(len(ts))
+    if not same.any():
+        return order
+    member = np.zeros(len(ts), dtype=bool)
+    member[1:] |= same
+    member[:-1] |= same
+    pos = np.flatnonzero(member)
+    sub = rows.take(pos)
+    col = {n: sub.column(n).to_numpy(zero_copy_only=False) for n in sub.column_names}
+    volume = np.where(np.isnan(col["volume"]), -np.inf, col["volume"])
+    local = np.lexsort((col["low"], col["high"], col["open"], col["close"], -volume,
                         col["ts_ms"], col["mint_id"]))
-    return rows.take(order)
+    order[pos] = pos[local]  # groups are contiguous, so each stays in place
+    return order
 
 
 def _candle_set(mints: list[str], rows: pa.Table, firsts: pa.Table) -> CandleSet:
@@ -198,16 +235,19 @@ def _candle_set(mints: list[str], rows: pa.Table, firsts: pa.Table) -> CandleSet
     block_of[present] = np.arange(len(present))
     ids = rows.column("mint_id").to_numpy().astype(np.int64)
     ts = rows.column("ts_ms").to_numpy().astype(np.int64)
-    # The preferred row of a duplicated (mint, ts) comes first: keep the first of each.
-    keep = np.ones(len(ts), dtype=bool)
-    keep[1:] = (ids[1:] != ids[:-1]) | (ts[1:] != ts[:-1])
+    order = _prefer_among_duplicates(ids, ts, rows)
+    first = np.ones(len(ts), dtype=bool)
+    first[1:] = (ids[1:] != ids[:-1]) | (ts[1:] != ts[:-1])
+    keep = order[first]  # the preferred row of each (mint, ts)
     counts = np.bincount(block_of[ids[keep]], minlength=len(present))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    no_duplicates = len(keep) == len(ts)
 
     def values(name: str) -> np.ndarray:
         column = rows.column(name).to_numpy(zero_copy_only=False)
-        return np.ascontiguousarray(column[keep], dtype=np.float64)
+        return np.ascontiguousarray(column if no_duplicates else column[keep], dtype=np.float64)
 
-    return CandleSet(tuple(mints[j] for j in present), offsets, np.ascontiguousarray(ts[keep]),
+    return CandleSet(tuple(mints[j] for j in present), offsets,
+                     np.ascontiguousarray(ts if no_duplicates else ts[keep]),
                      values("open"), values("high"), values("low"), values("close"),
                      values("volume"), firsts.column("first_ts_ms").to_numpy().astype(np.int64))

@@ -113,6 +113,7 @@ def _connect(path: Path, kind: str, what: str) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise DataError(f"{what} source {path}: cannot open as DuckDB: {_first_line(exc)}") from None
     con.execute("SET TimeZone = 'UTC'")  # naive datetimes in inputs are UTC
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -2,7 +2,9 @@
 
 The data set is a seeded random walk: one mint per alert, the alert at the mint's first
 candle, 1,441 one-minute candles each (the anchor plus a 24 h window), 14.4M candles.
-Timings exclude JIT compilation (everything is warmed up first).
+Timings exclude JIT compilation (everything is warmed up first). Policy rows use a
+prebuilt ScanIndex (built once per CandleSet, like the windows); its build time is its own
+row, and "fixed_stop incl. index" is the cost of a one-off single-policy run.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 from benchmarks._report import BenchResult, best_of
 from quantbot.backtest.candles import CandleSet
 from quantbot.backtest.paths import compute_paths
-from quantbot.backtest.simulate import simulate, simulate_many
+from quantbot.backtest.simulate import build_scan_index, simulate, simulate_many
 from quantbot.backtest.windows import Windows, prepare_windows
 
 MINUTE_MS = 60_000
@@ -33,7 +35,8 @@ POLICIES = {
 }
 
 
-def synthetic_candles(n_alerts: int, n_window: int = 1_440, seed: int = 7) -> tuple[CandleSet, np.ndarray, np.ndarray]:
+def synthetic_candles(n_alerts: int, n_window: int = 1_440,
+                      seed: int = 7) -> tuple[CandleSet, np.ndarray, np.ndarray]:
     """A random-walk CandleSet with one mint per alert; returns (candles, mint_idx, alert_ts_ms)."""
     rng = np.random.default_rng(seed)
     per = n_window + 1
@@ -56,7 +59,8 @@ def synthetic_candles(n_alerts: int, n_window: int = 1_440, seed: int = 7) -> tu
     return candles, np.arange(n_alerts, dtype=np.int64), starts
 
 
-def numpy_truth_layer(candles: CandleSet, windows: Windows, m: float = 0.10) -> dict[str, np.ndarray]:
+def numpy_truth_layer(candles: CandleSet, windows: Windows,
+                      m: float = 0.10) -> dict[str, np.ndarray]:
     """The same truth-layer metrics with vectorized numpy (gather + reduceat): the baseline."""
     idx = windows.eligible_idx
     s, e = windows.start[idx], windows.end[idx]
@@ -95,18 +99,24 @@ def collect(quick: bool = False) -> list[BenchResult]:
     t_numpy = best_of(lambda: numpy_truth_layer(candles, windows), 1 if not quick else 3)
     results = [BenchResult("windows + truth layer", t_truth, "<= 0.100 s", t_truth <= 0.100,
                            "vectorized numpy truth layer", t_numpy, note=size)]
+    t_index = best_of(lambda: build_scan_index(candles), 5)
+    results.append(BenchResult("scan index build (once per CandleSet)", t_index, "informational",
+                               True, note=size))
+    index = build_scan_index(candles)
     for name, policy in POLICIES.items():
-        t = best_of(lambda: simulate(policy, candles, windows), 5)
+        t = best_of(lambda: simulate(policy, candles, windows, scan_index=index), 5)
         if name == "fixed_stop":
             results.append(BenchResult("policy fixed_stop sl0.2 tp1", t, "<= 0.030 s", t <= 0.030,
                                        note=size))
+            t_all = best_of(lambda: simulate(policy, candles, windows), 5)
+            results.append(BenchResult("policy fixed_stop incl. index build", t_all, "<= 0.030 s",
+                                       t_all <= 0.030, note=size))
         else:
             results.append(BenchResult(f"policy {name}", t, "informational", True, note=size))
     grid = [{"kind": "fixed_stop", "stop_pct": sl, "take_profit_pct": tp}
             for sl in (0.1, 0.15, 0.2, 0.3, 0.4) for tp in (0.25, 0.5, 1.0, 2.0, 4.0)]
     grid += [dict(p) for p in POLICIES.values()] * 5
-    simulate_many(grid[:2], candles, windows)
-    t = best_of(lambda: simulate_many(grid, candles, windows), 2)
+    t = best_of(lambda: simulate_many(grid, candles, windows, scan_index=index), 2)
     per = t / len(grid)
     results.append(BenchResult(f"simulate_many, per policy ({len(grid)} policies)", per,
                                "<= 0.016 s", per <= 0.016, note=size))

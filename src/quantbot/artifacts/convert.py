@@ -98,36 +98,41 @@ def _extra_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _from_rows(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str) -> pa.Table:
-    names: dict[str, None] = {}
-    for row in rows:
-        if not isinstance(row, Mapping):
-            raise SchemaMismatchError(f"{kind}: rows must be dicts, got {_type_name(row)}")
-        names.update(dict.fromkeys(row))
+    """Rows to columns. Like ``pa.Table.from_pylist``, the first row's keys name the columns."""
+    if not rows:
+        return pa.table({})
+    if not isinstance(rows[0], Mapping):
+        raise SchemaMismatchError(f"{kind}: rows must be dicts, got {_type_name(rows[0])}")
     known = {f.name: f for f in spec.schema}
     if spec.type is ArtifactType.FEATURES:
         known.update({f.name: f for f in BUILTIN_FEATURES})
+    names = list(rows[0])
     fields = [pa.field(n, known[n].type) for n in names if n in known]
-    unknown = [n for n in names if n not in known]
     try:
-        table = pa.Table.from_pylist(rows, schema=pa.schema(fields)) if fields else pa.table({})
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        for f in fields:
-            for i, row in enumerate(rows):
-                try:
-                    pa.array([row.get(f.name)], type=f.type)
-                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                    raise SchemaMismatchError(
-                        f"{kind}: column {f.name} must be {f.type} (row {i}: {row.get(f.name)!r})"
-                    ) from None
-        raise
-    for n in unknown:  # extra columns: type inferred, then validated like any other
-        try:
-            table = table.append_column(n, pa.array([row.get(n) for row in rows]))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-            raise SchemaMismatchError(f"{kind}: column {n} has mixed types ({err})") from None
-    if not fields and not unknown:
-        return pa.table({})
+        table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, AttributeError):
+        raise _row_error(rows, fields, kind) from None
+    for n in names:
+        if n not in known:  # extra columns: type inferred, then validated like any other
+            try:
+                table = table.append_column(n, pa.array([row.get(n) for row in rows]))
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+                raise SchemaMismatchError(f"{kind}: column {n} has mixed types ({err})") from None
     return table
+
+
+def _row_error(rows: Sequence[Mapping[str, Any]], fields: list[pa.Field], kind: str) -> Exception:
+    """The first (row, column) that Arrow cannot convert, as a clear error."""
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            return SchemaMismatchError(f"{kind}: row {i} is {_type_name(row)}, not a dict")
+        for f in fields:
+            try:
+                pa.array([row.get(f.name)], type=f.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                return SchemaMismatchError(
+                    f"{kind}: column {f.name} must be {f.type} (row {i}: {row.get(f.name)!r})")
+    return SchemaMismatchError(f"{kind}: rows cannot be converted to the {kind} schema")
 
 
 def run_id_column(run_id: str, n: int) -> pa.DictionaryArray:

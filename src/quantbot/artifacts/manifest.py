@@ -116,7 +116,8 @@ class RunManifest(_Model):
         return v
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        """Indented JSON for people and diffs (pydantic's Rust serializer: fast)."""
+        return self.model_dump_json(indent=2, by_alias=True, exclude_none=True) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -186,9 +186,8 @@ class RunDirectory:
 
     def _record_artifact(self, spec: ArtifactSpec, rows: int, written: WrittenFile) -> ArtifactEntry:
         entry = ArtifactEntry(rows=rows, path=spec.path, bytes=written.bytes, sha256=written.sha256)
-        manifest = self.manifest
-        manifest.artifacts[spec.type.value] = entry
-        self._write_manifest(manifest)
+        artifacts = {**self._manifest.artifacts, spec.type.value: entry}
+        self._write_manifest(self._manifest.model_copy(update={"artifacts": artifacts}))
         self._open_writers.discard(spec.type)
         return entry
 
@@ -233,9 +232,8 @@ class RunDirectory:
 
     # -- completion ----------------------------------------------------------------------
     def _finish(self, status: str, extra: dict[str, Any]) -> None:
-        manifest = self.manifest
         now = iso_utc(utc_now())
-        data = deep_merge(manifest.to_dict(), {
+        data = deep_merge(self._manifest.to_dict(), {
             "status": status, "completed_at": now,
             "timing": {"total_ms": round((time.perf_counter() - self._started) * 1e3, 3)},
             **extra,

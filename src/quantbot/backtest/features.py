@@ -30,8 +30,10 @@ from quantbot.backtest.windows import Windows
 DEFAULT_PRE_WINDOW_MS = 3_600_000
 
 
-def compute_features(candles: CandleSet, windows: Windows, caller: np.ndarray, paths: PathMetrics,
-                     pre_window_ms: int = DEFAULT_PRE_WINDOW_MS) -> dict[str, np.ndarray | pa.Array]:
+def compute_features(
+    candles: CandleSet, windows: Windows, caller: np.ndarray, paths: PathMetrics,
+    pre_window_ms: int = DEFAULT_PRE_WINDOW_MS,
+) -> dict[str, np.ndarray | pa.Array]:
     """Feature columns, one row per input alert (windows order); the caller adds run_id, call_id."""
     vol, spike = pre_alert_features(candles, windows, pre_window_ms)
     hit_2x = np.zeros(len(windows.status), dtype=bool)
@@ -83,7 +85,8 @@ def caller_priors(caller: np.ndarray, alert_ts_ms: np.ndarray, hit_2x: np.ndarra
     prior_rate = np.empty(n, dtype=np.float64)
     prior_calls[order] = run_start - caller_start
     with np.errstate(invalid="ignore", divide="ignore"):
-        prior_rate[order] = np.where(n_known > 0, (hits[run_start] - hits[caller_start]) / n_known, np.nan)
+        rate = (hits[run_start] - hits[caller_start]) / n_known
+    prior_rate[order] = np.where(n_known > 0, rate, np.nan)
     return prior_calls, prior_rate
 
 

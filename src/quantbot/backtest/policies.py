@@ -163,13 +163,14 @@ class Combo(_PolicyModel):
     policies: list["Policy"] = Field(min_length=1)
 
 
-Policy = Annotated[FixedStop | TimeStop | TrailingStop | Ladder | Combo, Field(discriminator="kind")]
+AnyPolicy = FixedStop | TimeStop | TrailingStop | Ladder | Combo
+Policy = Annotated[AnyPolicy, Field(discriminator="kind")]
 Combo.model_rebuild()
 KINDS = ("fixed_stop", "time_stop", "trailing_stop", "ladder", "combo")
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Policy)
 
 
-def parse_policy(obj: str | dict[str, Any] | BaseModel) -> FixedStop | TimeStop | TrailingStop | Ladder | Combo:
+def parse_policy(obj: str | dict[str, Any] | BaseModel) -> AnyPolicy:
     """Validate a policy given as JSON text or a dict; raises PolicyError (one line)."""
     if isinstance(obj, (FixedStop, TimeStop, TrailingStop, Ladder, Combo)):
         return obj
@@ -193,7 +194,7 @@ def _one_line(exc: ValidationError) -> str:
     for item in err["loc"]:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item not in KINDS and item != "function-after[_ranges()]":
+        elif item not in KINDS:
             parts.append(f".{item}")
     path = "policy" + "".join(parts)
     kind = err["type"]
@@ -214,7 +215,8 @@ def _one_line(exc: ValidationError) -> str:
 
 def canonical_json(policy: Any) -> str:
     """Sorted-key, snake_case, whitespace-free JSON with every field: policy_params and hashing."""
-    return json.dumps(parse_policy(policy).model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = parse_policy(policy).model_dump(mode="json")
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def _num(x: float) -> str:

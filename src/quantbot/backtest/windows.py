@@ -97,7 +97,8 @@ def prepare_windows(
         mint_idx, alert_ts_ms, np.int64(horizon_ms), status, anchor, end, anchor_ts, p0,
     )
     start = np.where(anchor >= 0, anchor + 1, -1)
-    return Windows(status, mint_idx, alert_ts_ms, anchor, start, end, anchor_ts, p0, int(horizon_ms))
+    return Windows(status, mint_idx, alert_ts_ms, anchor, start, end, anchor_ts, p0,
+                   int(horizon_ms))
 
 
 @njit(cache=True, nogil=True)

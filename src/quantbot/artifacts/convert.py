@@ -98,7 +98,7 @@ def _extra_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _from_rows(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str) -> pa.Table:
-    """Rows to columns. Like ``pa.Table.from_pylist``, the first row's keys name the columns."""
+    """Rows to columns: every key of every row is a column (missing keys are null)."""
     if not rows:
         return pa.table({})
     if not isinstance(rows[0], Mapping):
@@ -107,7 +107,23 @@ def _from_rows(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str)
     if spec.type is ArtifactType.FEATURES:
         known.update({f.name: f for f in BUILTIN_FEATURES})
     names = list(rows[0])
+    seen = set(names)
+    try:
+        for row in rows:
+            if not row.keys() <= seen:  # a later row brings a column: keep it, never drop it
+                names.extend(k for k in row if k not in seen)
+                seen.update(row)
+    except AttributeError:
+        raise _row_error(rows, [], kind) from None
     fields = [pa.field(n, known[n].type) for n in names if n in known]
+    for f in fields:  # pyarrow would truncate 1.5 to 1: a float is never a safe integer
+        if pa.types.is_integer(f.type):
+            try:
+                typ = pa.array([row.get(f.name) for row in rows]).type
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                typ = None  # mixed types: name the first value that is not an integer
+            if typ is None or not (pa.types.is_integer(typ) or pa.types.is_null(typ)):
+                raise _row_error(rows, [f], kind, strict_int=True)
     try:
         table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, AttributeError):
@@ -121,12 +137,16 @@ def _from_rows(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str)
     return table
 
 
-def _row_error(rows: Sequence[Mapping[str, Any]], fields: list[pa.Field], kind: str) -> Exception:
+def _row_error(rows: Sequence[Mapping[str, Any]], fields: list[pa.Field], kind: str,
+               strict_int: bool = False) -> Exception:
     """The first (row, column) that Arrow cannot convert, as a clear error."""
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             return SchemaMismatchError(f"{kind}: row {i} is {_type_name(row)}, not a dict")
         for f in fields:
+            value = row.get(f.name)
+            if strict_int and value is not None and not hasattr(value, "__index__"):
+                return SchemaMismatchError(f"{kind}: column {f.name} must be {f.type} (row {i}: {value!r})")
             try:
                 pa.array([row.get(f.name)], type=f.type)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):

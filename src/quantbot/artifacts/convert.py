@@ -107,29 +107,33 @@ def _from_rows(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str)
     if spec.type is ArtifactType.FEATURES:
         known.update({f.name: f for f in BUILTIN_FEATURES})
     names = list(rows[0])
-    seen = set(names)
     try:
-        for row in rows:
-            if not row.keys() <= seen:  # a later row brings a column: keep it, never drop it
-                names.extend(k for k in row if k not in seen)
-                seen.update(row)
-    except AttributeError:
+        lengths = set(map(len, rows))
+        if lengths != {len(names)}:  # rows differ in their keys: every key of every row counts
+            if not all(isinstance(row, Mapping) for row in rows):
+                raise _row_error(rows, [], kind)
+            names = list(dict.fromkeys(k for row in rows for k in row))
+    except TypeError:
         raise _row_error(rows, [], kind) from None
     fields = [pa.field(n, known[n].type) for n in names if n in known]
-    for f in fields:  # pyarrow would truncate 1.5 to 1: a float is never a safe integer
-        if pa.types.is_integer(f.type):
-            try:
-                typ = pa.array([row.get(f.name) for row in rows]).type
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                typ = None  # mixed types: name the first value that is not an integer
-            if typ is None or not (pa.types.is_integer(typ) or pa.types.is_null(typ)):
-                raise _row_error(rows, [f], kind, strict_int=True)
+    int_fields = {f.name for f in fields if pa.types.is_integer(f.type)}
+    # pyarrow would truncate 1.5 to 1 in an int64 column: integer columns are built by
+    # inference (which keeps floats as floats) and then cast safely like any other input.
+    plain = pa.schema([f for f in fields if f.name not in int_fields])
     try:
-        table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+        table = pa.Table.from_pylist(rows, schema=plain)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, AttributeError):
         raise _row_error(rows, fields, kind) from None
     for n in names:
-        if n not in known:  # extra columns: type inferred, then validated like any other
+        if n in int_fields:
+            try:
+                col = pa.array([row.get(n) for row in rows])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                raise _row_error(rows, [known[n]], kind, strict_int=True) from None
+            if not (pa.types.is_integer(col.type) or pa.types.is_null(col.type)):
+                raise _row_error(rows, [known[n]], kind, strict_int=True)
+            table = table.append_column(n, col)
+        elif n not in known:  # extra columns: type inferred, then validated like any other
             try:
                 table = table.append_column(n, pa.array([row.get(n) for row in rows]))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as err:

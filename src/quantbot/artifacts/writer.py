@@ -226,9 +226,12 @@ class RunDirectory:
         self.storage.make_dirs(folder)
         with capture_fds(self.storage.join(folder, "stdout.txt"),
                          self.storage.join(folder, "stderr.txt"), echo=echo):
-            yield
-        self.update_manifest(logs={"stdout": f"{LOGS_DIR}/stdout.txt",
-                                   "stderr": f"{LOGS_DIR}/stderr.txt"})
+            try:
+                yield
+            finally:  # a failing run's logs matter most: list them in run.json either way
+                if self._manifest.status not in ("completed", "failed"):
+                    self.update_manifest(logs={"stdout": f"{LOGS_DIR}/stdout.txt",
+                                               "stderr": f"{LOGS_DIR}/stderr.txt"})
 
     # -- completion ----------------------------------------------------------------------
     def _finish(self, status: str, extra: dict[str, Any]) -> None:

@@ -109,7 +109,9 @@ def _from_rows(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str)
     names = list(rows[0])
     try:
         lengths = set(map(len, rows))
-        if lengths != {len(names)}:  # rows differ in their keys: every key of every row counts
+        # Equal lengths alone do not prove equal keys ({a, b} vs {a, c}); with the union of
+        # all keys (C speed) they do. Rows that differ: every key of every row counts.
+        if lengths != {len(names)} or len(set().union(*rows)) != len(names):
             if not all(isinstance(row, Mapping) for row in rows):
                 raise _row_error(rows, [], kind)
             names = list(dict.fromkeys(k for row in rows for k in row))

@@ -351,3 +351,18 @@ def test_row_that_is_not_a_dict_is_named():
     rs = [*trades_pylist(2), ["not", "a", "dict"]]
     with pytest.raises(SchemaMismatchError, match="row 2"):
         conform(rs, TRADES, RID)
+
+
+def test_list_of_dicts_same_key_count_different_keys():
+    """Rows with as many keys as the first but different ones: nothing is silently dropped."""
+    rs = trades_pylist(2)
+    del rs[1]["tail_capture"]
+    rs[1]["surprise"] = 1  # same number of keys as row 0
+    with pytest.raises(SchemaMismatchError, match="unknown column surprise"):
+        conform(rs, TRADES, RID)
+    al = rows("alerts", 2)
+    al[0]["score"] = 1.0
+    al[1]["rank"] = 2  # alerts keep both extras
+    out = conform(al, spec("alerts"), RID)
+    assert out.column("score").to_pylist() == [1.0, None]
+    assert out.column("rank").to_pylist() == [None, 2]

@@ -140,7 +140,7 @@ def _from_rows(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str)
                 table = table.append_column(n, pa.array([row.get(n) for row in rows]))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
                 raise SchemaMismatchError(f"{kind}: column {n} has mixed types ({err})") from None
-    return table
+    return table.select(names)  # the input's column order, whatever each column's type
 
 
 def _row_error(rows: Sequence[Mapping[str, Any]], fields: list[pa.Field], kind: str,

@@ -366,3 +366,13 @@ def test_list_of_dicts_same_key_count_different_keys():
     out = conform(al, spec("alerts"), RID)
     assert out.column("score").to_pylist() == [1.0, None]
     assert out.column("rank").to_pylist() == [None, 2]
+
+
+def test_extra_columns_keep_input_order_whatever_their_type():
+    rs = [{**r, "z_int": 1, "a_str": "s", "m_float": 0.5} for r in rows("alerts", 2)]
+    out = conform(rs, spec("alerts"), RID)
+    assert out.column_names[-3:] == ["z_int", "a_str", "m_float"]
+    fs = rows("features", 1)
+    out = conform(fs, spec("features"), RID)
+    assert out.column_names == ["run_id", "call_id", "vol_pre_alert", "volume_spike",
+                                "caller_prior_calls", "caller_prior_hit_2x_rate"]

@@ -1,0 +1,200 @@
+"""run path-only, run policy, rerun and sample-data: the commands that produce runs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from quantbot.cli.app import backtest
+from quantbot.cli.options import base_dir_option, duckdb_option, format_option
+from quantbot.cli.render import print_json
+
+F = Callable[..., Any]
+
+
+def _input_options(f: F) -> F:
+    options = [
+        click.option("--alerts", "alerts", required=True, metavar="PATH_OR_DB",
+                     help="Alerts: CSV, Parquet, or a DuckDB database (with --alerts-table or "
+                          "--alerts-query)."),
+        click.option("--alerts-query", metavar="SQL", help="SQL selecting the alerts from the "
+                     "DuckDB database given by --alerts."),
+        click.option("--alerts-table", metavar="TABLE", help="Table of the --alerts database."),
+        click.option("--candles", "candles", required=True, metavar="PATH",
+                     help="Candles: CSV, Parquet file, folder / Hive dataset of Parquet, or a "
+                          "DuckDB database."),
+        click.option("--candles-table", metavar="TABLE", help="Table of the --candles database."),
+        click.option("--ts-unit", type=click.Choice(["s", "ms"]), default=None,
+                     help="Unit of integer candle timestamps (default: inferred per value)."),
+        click.option("--interval", default="1m", show_default=True,
+                     help="Candle interval: 1s, 15s, 1m, 5m, 15m, 1h, 4h, 1d."),
+        click.option("--horizon", default="24h", show_default=True,
+                     help="Window after entry; a whole number of intervals (90s, 15m, 6h, 5d)."),
+        click.option("--from", "date_from", metavar="DATE",
+                     help="Only alerts at or after this ISO date/datetime (UTC)."),
+        click.option("--to", "date_to", metavar="DATE",
+                     help="Only alerts at or before this (a bare date includes that day)."),
+        click.option("--activity-move-pct", type=float, default=0.10, show_default=True,
+                     help="Move (a fraction) that counts as activity in alert_to_activity_ms."),
+        click.option("--pre-window", default="1h", show_default=True,
+                     help="Pre-alert window of the features."),
+        base_dir_option,
+        duckdb_option,
+        click.option("--sync", is_flag=True, help="Register the run in the catalog right away."),
+        click.option("--no-durable", "no_durable", is_flag=True,
+                     help="Skip fsync (scratch runs: faster, may be lost on power loss)."),
+        format_option("table", "json"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
+    """A spinner with the current phase on stderr, only when stderr is a terminal."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("starting", spinner="dots") as status:
+        yield lambda label: status.update(label)
+
+
+def _flow_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    keys = ("alerts_query", "alerts_table", "candles_table", "ts_unit", "date_from", "date_to",
+            "interval", "horizon", "activity_move_pct", "pre_window", "base_dir")
+    return {k: kw[k] for k in keys} | {"durable": not kw["no_durable"]}
+
+
+@backtest.group("run")
+def run_group() -> None:
+    """Run a backtest into a new run directory."""
+
+
+@run_group.command("path-only")
+@_input_options
+def run_path_only_cmd(**kw: Any) -> None:
+    """Truth layer: what the price did after each call (paths, features, errors)."""
+    from quantbot.backtest.flows import run_path_only
+
+    with _progress(True) as progress:
+        result = run_path_only(kw["alerts"], kw["candles"], progress=progress, **_flow_kwargs(kw))
+    _finish(result, kw)
+
+
+@run_group.command("policy")
+@_input_options
+@click.option("--policy", "policy_json", metavar="JSON",
+              help='Policy JSON, e.g. \'{"kind":"fixed_stop","stop_pct":0.2}\'.')
+@click.option("--policy-file", type=click.Path(exists=True, dir_okay=False),
+              help="File holding the policy JSON.")
+@click.option("--policy-id", help="Id recorded for the policy (default: derived from it).")
+@click.option("--taker-fee-bps", type=float, default=30.0, show_default=True,
+              help="Taker fee per side, bps.")
+@click.option("--slippage-bps", type=float, default=10.0, show_default=True,
+              help="Slippage per side, bps.")
+def run_policy_cmd(policy_json: str | None, policy_file: str | None, policy_id: str | None,
+                   taker_fee_bps: float, slippage_bps: float, **kw: Any) -> None:
+    """Simulate one exit policy over every eligible call (trades, summary, errors)."""
+    from quantbot.backtest.flows import run_policy_backtest
+
+    if (policy_json is None) == (policy_file is None):
+        raise click.UsageError("pass exactly one of --policy and --policy-file")
+    if policy_file is not None:
+        with open(policy_file, encoding="utf-8") as fh:
+            policy_json = fh.read()
+    with _progress(True) as progress:
+        result = run_policy_backtest(kw["alerts"], kw["candles"], policy_json,
+                                     policy_id=policy_id, taker_fee_bps=taker_fee_bps,
+                                     slippage_bps=slippage_bps, progress=progress,
+                                     **_flow_kwargs(kw))
+    _finish(result, kw)
+
+
+def _finish(result: Any, kw: dict[str, Any]) -> None:
+    cataloged = False
+    if kw["sync"]:
+        from quantbot.artifacts import register_run
+
+        register_run(kw["duckdb_path"], result.run_dir)
+        cataloged = True
+    if kw["fmt"] == "json":
+        print_json({**result.to_dict(), "cataloged": cataloged})
+        return
+    report_lines(result)
+    if cataloged:
+        click.echo(f"  cataloged  {kw['duckdb_path']}")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _bps(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} bps"
+
+
+def report_lines(result: Any) -> None:
+    """The short human report of a finished flow."""
+    click.echo(f"run {result.run_id}  ({result.run_type}, {result.status})")
+    click.echo(f"  directory  {result.run_dir}")
+    reasons = ", ".join(f"{k} {v}" for k, v in result.excluded.items())
+    click.echo(f"  calls      {result.calls}  eligible {result.eligible}  excluded "
+               f"{result.excluded_total}" + (f" ({reasons})" if reasons else ""))
+    m = result.metrics
+    if result.trades is None:
+        click.echo(f"  hit rates  2x {_pct(m.get('hit_2x_rate'))}  3x {_pct(m.get('hit_3x_rate'))}"
+                   f"  4x {_pct(m.get('hit_4x_rate'))}")
+    else:
+        click.echo(f"  policy     {m.get('policy_id')}")
+        click.echo(f"  trades     {result.trades}  avg {_bps(m.get('avg_return_bps'))}  median "
+                   f"{_bps(m.get('median_return_bps'))}  stop-out {_pct(m.get('stop_out_rate'))}")
+    timing = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items())
+    click.echo(f"  timing     {timing}")
+
+
+@backtest.command("rerun")
+@click.argument("run_id")
+@base_dir_option
+@duckdb_option
+@click.option("--no-durable", "no_durable", is_flag=True, help="Skip fsync for the new run.")
+@format_option("table", "json")
+def rerun_cmd(run_id: str, base_dir: str, duckdb_path: str, no_durable: bool, fmt: str) -> None:
+    """Run RUN_ID again into a new run and check that every artifact is identical."""
+    from quantbot.backtest.rerun import rerun
+
+    with _progress(True) as progress:
+        report = rerun(run_id, base_dir, duckdb_path, durable=not no_durable, progress=progress)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if fmt == "json":
+        print_json(report.to_dict())
+    else:
+        click.echo(f"rerun of {report.original_run_id}: new run {report.rerun.run_id}")
+        click.echo(f"  directory  {report.rerun.run_dir}")
+        for a in report.artifacts:
+            state = "identical" if a.identical else "DIFFERS"
+            cols = f" (columns: {', '.join(a.differing_columns)})" if a.differing_columns else ""
+            click.echo(f"  {a.artifact:<10} {state:<9} rows {a.rows_original} -> {a.rows_rerun}"
+                       + cols)
+        click.echo("reproduced: every artifact is identical" if report.identical else
+                   f"NOT reproduced: {', '.join(report.differing)} differ")
+    if not report.identical:
+        raise click.exceptions.Exit(1)
+
+
+@backtest.command("sample-data")
+@click.option("--out", default="data/sample", show_default=True, help="Output folder.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
+def sample_data_cmd(out: str, seed: int) -> None:
+    """Write a deterministic synthetic alerts.parquet and candles.parquet."""
+    from quantbot.backtest.sample import write_sample_data
+
+    for path in write_sample_data(out, seed=seed):
+        click.echo(str(path))

@@ -21,3 +21,4 @@ def backtest() -> None:
 
 # Importing the command modules attaches their commands to the groups above.
 from quantbot.cli import catalog_cmds, demo_cmd  # noqa: E402,F401
+from quantbot.cli import run_cmds  # noqa: E402,F401

@@ -1,0 +1,155 @@
+"""Operations: catalog-watch (daemon), verify, gc, archive and restore."""
+
+from __future__ import annotations
+
+import click
+
+from quantbot.cli.app import backtest
+from quantbot.cli.options import base_dir_option, duckdb_option, format_option, lock_timeout_option
+from quantbot.cli.render import print_json, print_table
+
+
+@backtest.command("catalog-watch")
+@base_dir_option
+@duckdb_option
+@click.option("--rescan-interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="Seconds between full rescans (a safety net for missed events).")
+@click.option("--debounce-ms", type=click.IntRange(min=1), default=500, show_default=True,
+              help="File events arriving within this window are registered as one batch.")
+@click.option("--poll", "force_polling", is_flag=True, default=None,
+              help="Poll the filesystem instead of using OS notifications (network filesystems).")
+@lock_timeout_option
+def catalog_watch(base_dir: str, duckdb_path: str, rescan_interval: float, debounce_ms: int,
+                  force_polling: bool | None, lock_timeout: float | None) -> None:
+    """Register runs in the catalog as they complete or fail, until SIGINT/SIGTERM.
+
+    Prints one timestamped line per registered or invalid run. The catalog is opened only
+    while a batch is written, so catalog-query and sql keep working meanwhile.
+    """
+    import signal
+    import threading
+
+    from quantbot.artifacts.catalog.watch import watch_catalog
+
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
+    watch_catalog(duckdb_path, base_dir, stop_event=stop, rescan_interval=rescan_interval,
+                  debounce_ms=debounce_ms, lock_timeout=lock_timeout,
+                  on_event=lambda e: click.echo(e.line()), force_polling=force_polling)
+
+
+@backtest.command("verify")
+@click.argument("run_id", required=False)
+@click.option("--all", "all_runs", is_flag=True, help="Verify every run under --base-dir.")
+@base_dir_option
+@format_option("table", "json")
+@click.pass_context
+def verify(ctx: click.Context, run_id: str | None, all_runs: bool, base_dir: str, fmt: str) -> None:
+    """Check manifests, artifacts (bytes, sha256, rows, schema) and _SUCCESS markers.
+
+    Prints one row per problem; exits 1 if there is any.
+    """
+    from quantbot.artifacts.lifecycle import verify_runs
+
+    if bool(run_id) == all_runs:
+        raise click.UsageError("give a RUN_ID or --all (not both)")
+    report = verify_runs(base_dir, run_id)
+    if fmt == "json":
+        print_json(report.to_dict())
+    elif report.problems:
+        print_table([{"run_id": p.run_id, "path": p.path, "problem": p.problem}
+                     for p in report.problems])
+    if report.problems:
+        runs = len({p.run_id for p in report.problems})
+        click.echo(f"{len(report.problems)} problem(s) in {runs} of {report.runs_checked} run(s)",
+                   err=True)
+        ctx.exit(1)
+    if fmt != "json":
+        click.echo(f"{report.runs_checked} run(s) checked, no problems")
+
+
+@backtest.command("gc")
+@click.option("--stale", default="24h", show_default=True,
+              help="Age after which a run without _SUCCESS that is still pending/running "
+                   "counts as crashed (s, m, h, d, w).")
+@click.option("--apply", is_flag=True, help="Mark the stale runs failed (default: list only).")
+@base_dir_option
+@format_option("table", "json")
+def gc(stale: str, apply: bool, base_dir: str, fmt: str) -> None:
+    """List runs left pending/running by a crashed process; --apply marks them failed."""
+    from dataclasses import asdict
+
+    from quantbot.artifacts.lifecycle import collect_stale_runs
+
+    runs = collect_stale_runs(base_dir, stale, apply=apply)
+    if fmt == "json":
+        print_json({"applied": apply, "stale": [asdict(r) for r in runs], "count": len(runs)})
+        return
+    if not runs:
+        click.echo(f"no runs stale for more than {stale}")
+        return
+    action = (lambda r: "marked failed" if r.marked_failed else "skipped (finished meanwhile)") \
+        if apply else (lambda r: "would mark failed")
+    print_table([{"run_id": r.run_id, "status": r.status, "since": r.since,
+                  "age_h": r.age_hours, "action": action(r), "path": r.path} for r in runs])
+    if not apply:
+        click.echo(f"{len(runs)} stale run(s); dry run, nothing changed (use --apply)")
+
+
+@backtest.command("archive")
+@click.option("--before", required=True, metavar="YYYY-MM",
+              help="Archive every month partition older than this month.")
+@click.option("--out", "out_dir", default=None,
+              help="Folder for the archives [default: <base-dir>/../archive].")
+@base_dir_option
+@duckdb_option
+@format_option("table", "json")
+@lock_timeout_option
+def archive(before: str, out_dir: str | None, base_dir: str, duckdb_path: str, fmt: str,
+            lock_timeout: float | None) -> None:
+    """Pack old month partitions into runs-YYYY-MM.tar.gz, verify, then remove them."""
+    from dataclasses import asdict
+
+    from quantbot.artifacts.archive import archive_months
+
+    done = archive_months(base_dir, before, out_dir, duckdb_path, lock_timeout)
+    if fmt == "json":
+        print_json([{**asdict(a), "runs": len(a.run_ids)} for a in done])
+        return
+    if not done:
+        click.echo(f"no month partitions before {before}")
+        return
+    print_table([{"month": a.month, "runs": len(a.run_ids), "files": a.files, "bytes": a.bytes,
+                  "uncataloged": a.unregistered, "archive": a.path} for a in done])
+
+
+@backtest.command("restore")
+@click.argument("archive_path", metavar="ARCHIVE")
+@base_dir_option
+@duckdb_option
+@format_option("table", "json")
+@lock_timeout_option
+def restore(archive_path: str, base_dir: str, duckdb_path: str, fmt: str,
+            lock_timeout: float | None) -> None:
+    """Bring an archived month back (never overwriting a run) and sync the catalog."""
+    from quantbot.artifacts.archive import restore_archive
+
+    result = restore_archive(archive_path, base_dir, duckdb_path, lock_timeout)
+    sync = result.sync.to_dict() if result.sync else None
+    if fmt == "json":
+        print_json({"archive": result.archive, "months": result.months, "run_ids": result.run_ids,
+                    "run_dirs": result.run_dirs, "sync": sync})
+        return
+    click.echo(f"restored {len(result.run_ids)} run(s) of {', '.join(result.months)} "
+               f"from {result.archive}")
+    if sync:
+        click.echo(f"catalog-sync: registered {sync['registered']}, already present "
+                   f"{sync['already_present']}, incomplete {sync['incomplete']}, "
+                   f"invalid {len(sync['invalid'])}")
+        for item in sync["invalid"]:
+            click.echo(f"  invalid {item['path']}: {item['reason']}")

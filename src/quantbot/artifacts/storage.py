@@ -170,6 +170,10 @@ class Storage(ABC):
     @abstractmethod
     def remove(self, path: str) -> None: ...
 
+    def local_path(self, path: str) -> str | None:
+        """The path on local disk (for readers such as DuckDB), None where there is none."""
+        return None
+
 
 class LocalStorage(Storage):
     """Run directories on local (POSIX) disk."""
@@ -211,6 +215,9 @@ class LocalStorage(Storage):
 
     def remove(self, path: str) -> None:
         os.unlink(path)
+
+    def local_path(self, path: str) -> str | None:
+        return os.path.abspath(path)
 
 
 def open_storage(base_dir: str | os.PathLike[str]) -> Storage:

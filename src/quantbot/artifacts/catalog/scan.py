@@ -1,8 +1,10 @@
 """Finding runs to register and validating them against what is on disk.
 
 Nothing is trusted from disk: the manifest is validated, every artifact's bytes are
-checked against the manifest's size and sha256, parsed as Parquet, and its rows, footer
-metadata and columns are checked before the run is offered to the catalog.
+checked against the manifest's size and sha256, and its footer (artifact type, rows,
+schema) is checked before the run is offered to the catalog. A file whose footer proves
+it is exactly what the writer writes is bulk-loaded by DuckDB from its path; anything
+else is parsed and checked column by column, which names the offending value.
 """
 
 from __future__ import annotations
@@ -31,12 +33,18 @@ class InvalidRunError(QuantbotError):
 
 @dataclass
 class ScannedRun:
-    """A run that passed validation, with its artifact tables loaded for consolidation."""
+    """A run that passed validation.
+
+    Each artifact is either in ``files`` (verified from its bytes and footer; DuckDB loads
+    it from that local path) or in ``tables`` (parsed here: non-local storage, or a file
+    that needed the full column-by-column check).
+    """
 
     location: RunLocation
     manifest: RunManifest
     manifest_path: str
     tables: dict[ArtifactType, pa.Table] = field(default_factory=dict)
+    files: dict[ArtifactType, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,11 +54,29 @@ class ScanResult:
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
-def _read_artifact(storage: Storage, run_dir: str, manifest: RunManifest,
-                   name: str) -> tuple[ArtifactType, pa.Table]:
+def _footer_is_exact(meta: pq.FileMetaData, kind: ArtifactType, run_id: str) -> bool:
+    """True when the footer proves the file is exactly what the writer writes.
+
+    Schema equality includes nullability (Parquet REQUIRED columns cannot hold nulls);
+    run_id statistics with min == max == the run's id prove every row carries it.
+    """
+    spec = kind.spec
+    if not meta.schema.to_arrow_schema().remove_metadata().equals(spec.schema):
+        return False
+    if not spec.has_run_id or meta.num_rows == 0:
+        return True
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(0).statistics
+        if stats is None or not stats.has_min_max or stats.min != run_id or stats.max != run_id:
+            return False
+    return True
+
+
+def _read_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) -> None:
+    manifest = run.manifest
     entry = manifest.artifacts[name]
     kind = ArtifactType.parse(name)
-    path = storage.join(run_dir, *entry.path.split("/"))
+    path = storage.join(run.location.path, *entry.path.split("/"))
     try:
         data = storage.read_bytes(path)
     except FileNotFoundError:
@@ -61,28 +87,45 @@ def _read_artifact(storage: Storage, run_dir: str, manifest: RunManifest,
     if hashlib.sha256(data).hexdigest() != entry.sha256:
         raise InvalidRunError(f"artifact {name}: sha256 does not match the manifest")
     try:
-        table = pq.ParquetFile(pa.BufferReader(data)).read()  # ~3x less overhead than read_table
+        meta = pq.read_metadata(pa.BufferReader(data))
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
-    meta = table.schema.metadata or {}
-    if meta.get(b"artifact_type", name.encode()) != name.encode():
-        raise InvalidRunError(f"artifact {name}: file says it is {meta[b'artifact_type'].decode()}")
-    if table.num_rows != entry.rows:
-        raise InvalidRunError(f"artifact {name}: {table.num_rows} rows, manifest says {entry.rows}")
+    kv = meta.metadata or {}
+    if kv.get(b"artifact_type", name.encode()) != name.encode():
+        raise InvalidRunError(f"artifact {name}: file says it is {kv[b'artifact_type'].decode()}")
+    if meta.num_rows != entry.rows:
+        raise InvalidRunError(f"artifact {name}: {meta.num_rows} rows, manifest says {entry.rows}")
+    local = storage.local_path(path)
+    if not parse and local is not None and _footer_is_exact(meta, kind, manifest.run_id):
+        run.files[kind] = local
+        return
+    try:
+        table = pq.ParquetFile(pa.BufferReader(data)).read().replace_schema_metadata(None)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
     try:
         table = conform(table, kind.spec, manifest.run_id)
     except QuantbotError as err:
         raise InvalidRunError(f"artifact {name}: {err}") from None
-    if not kind.spec.has_run_id:
+    if kind.spec.has_run_id:  # plain strings: DuckDB scans them faster than dictionaries
+        table = table.set_column(0, "run_id", table.column(0).cast(pa.string()))
+    else:
         table = table.add_column(0, "run_id", pa.repeat(pa.scalar(manifest.run_id), table.num_rows))
-    return kind, table
+    run.tables[kind] = table
 
 
-def load_run(storage: Storage, loc: RunLocation, with_data: bool = True) -> ScannedRun:
-    """Validate one run directory (InvalidRunError with the reason if it does not check out)."""
+def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
+             parse: bool = True) -> ScannedRun:
+    """Validate one run directory (InvalidRunError with the reason if it does not check out).
+
+    ``with_data`` checks every artifact (size, sha256, footer); ``parse`` also loads each
+    into ``tables`` (otherwise files the footer proves exact are only listed in ``files``).
+    """
     manifest_path = storage.join(loc.path, MANIFEST_NAME)
     try:
         manifest = parse_manifest(storage.read_bytes(manifest_path), MANIFEST_NAME)
+    except FileNotFoundError:
+        raise InvalidRunError(f"{MANIFEST_NAME} is missing") from None
     except QuantbotError as err:
         raise InvalidRunError(str(err)) from None
     if manifest.run_id != loc.run_id:
@@ -90,13 +133,12 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True) -> Scan
     run = ScannedRun(loc, manifest, manifest_path)
     if with_data:
         for name in manifest.artifacts:
-            kind, table = _read_artifact(storage, loc.path, manifest, name)
-            run.tables[kind] = table
+            _read_artifact(storage, run, name, parse)
     return run
 
 
 def classify(storage: Storage, loc: RunLocation) -> str:
-    """'completed' (marker present), 'failed' (manifest says so), or 'incomplete'."""
+    """'completed' (marker present), 'failed' (manifest says so), 'incomplete' or 'invalid'."""
     if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
         return "completed"
     try:
@@ -115,7 +157,7 @@ def _check(storage: Storage, loc: RunLocation) -> tuple[str, ScannedRun | str | 
     if state == "incomplete":
         return state, None
     try:
-        run = load_run(storage, loc)  # for an unparsable run.json this names the reason
+        run = load_run(storage, loc, parse=False)  # for an unparsable run.json: the reason
     except InvalidRunError as err:
         return "invalid", str(err)
     if state == "completed" and run.manifest.status != "completed":
@@ -124,7 +166,7 @@ def _check(storage: Storage, loc: RunLocation) -> tuple[str, ScannedRun | str | 
 
 
 def scan_runs(storage: Storage, locations: list[RunLocation]) -> ScanResult:
-    """Validate the given run folders in parallel (I/O, hashing and Parquet release the GIL)."""
+    """Validate the given run folders in parallel (I/O and hashing release the GIL)."""
     result = ScanResult()
     with ThreadPoolExecutor(_READ_THREADS) as pool:
         for loc, (state, payload) in zip(locations, pool.map(lambda l: _check(storage, l), locations)):

@@ -125,15 +125,33 @@ def _insert_runs(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> None
         con.execute(f"INSERT INTO {ARTIFACTS_TABLE} BY NAME SELECT * FROM _qb_arts")
         con.unregister("_qb_arts")
     for kind in ArtifactType:
-        tables = [r.tables[kind] for r in runs if kind in r.tables and r.tables[kind].num_rows]
-        if not tables:
-            continue
-        data = pa.concat_tables(tables, promote_options="permissive")
-        table = data_table(kind)
+        _insert_data(con, kind, runs)
+
+
+def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[ScannedRun]) -> None:
+    """Copy one artifact type of a batch of runs into its consolidated table."""
+    table = data_table(kind)
+    tables = [r.tables[kind] for r in runs if kind in r.tables and r.tables[kind].num_rows]
+    if tables:
+        # One contiguous chunk: DuckDB scans it several times faster than many small ones.
+        data = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
         _add_missing_columns(con, table, data)
         con.register("_qb_data", data)
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _qb_data")
         con.unregister("_qb_data")
+    files = [(r.files[kind], r.manifest.run_id) for r in runs
+             if kind in r.files and r.manifest.artifacts[kind.value].rows]
+    if not files:
+        return
+    paths = [f for f, _ in files]
+    if kind.spec.has_run_id:  # run_id from the file's own column (checked via its footer)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [paths])
+        return
+    con.register("_qb_files", pa.table({"_qb_file": paths, "run_id": [r for _, r in files]}))
+    con.execute(f"INSERT INTO {table} BY NAME SELECT f.run_id, p.* EXCLUDE (_qb_file) "
+                "FROM read_parquet(?, filename = '_qb_file') p JOIN _qb_files f USING (_qb_file)",
+                [paths])
+    con.unregister("_qb_files")
 
 
 def _registered_ids(con: duckdb.DuckDBPyConnection) -> set[str]:

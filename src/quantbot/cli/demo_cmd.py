@@ -1,50 +1,80 @@
-"""``quantbot backtest demo``: the main job on bundled data with the embedded defaults."""
+"""``quantbot backtest demo``: the main job end to end on the bundled sample data.
+
+sample data (only if missing) -> a path-only run -> three policy runs -> catalog-sync ->
+catalog-query -> one SQL statement comparing the policies across runs.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from quantbot.cli.app import backtest
 from quantbot.cli.options import base_dir_option, duckdb_option
 
+DEMO_POLICIES = (
+    {"kind": "fixed_stop", "stop_pct": 0.2, "take_profit_pct": 1.0},
+    {"kind": "trailing_stop", "activation_pct": 0.3, "trail_pct": 0.2, "hard_stop_pct": 0.3},
+    {"kind": "ladder", "levels": [{"multiple": 2.0, "fraction": 0.5},
+                                  {"multiple": 4.0, "fraction": 0.5}], "stop_pct": 0.3},
+)
+
+COMPARE_SQL = """
+SELECT s.policy_id, s.trades_count AS trades,
+       round(s.avg_return_bps, 1) AS avg_bps, round(s.median_return_bps, 1) AS median_bps,
+       round(s.stop_out_rate, 3) AS stop_out_rate, round(t.win_rate, 3) AS win_rate,
+       round(t.avg_hold_h, 2) AS avg_hold_h, left(r.run_id, 8) AS run
+FROM all_summary s
+JOIN backtest_runs_catalog r USING (run_id)
+JOIN (SELECT run_id, avg(CASE WHEN realized_return_bps > 0 THEN 1.0 ELSE 0.0 END) AS win_rate,
+             avg(time_exposed_ms) / 3.6e6 AS avg_hold_h
+      FROM all_trades GROUP BY run_id) t USING (run_id)
+WHERE r.run_type = 'policy' AND list_contains(?, r.run_id)
+ORDER BY s.median_return_bps DESC
+"""
+
 
 @backtest.command("demo")
 @base_dir_option
 @duckdb_option
-def demo(base_dir: str, duckdb_path: str) -> None:
-    """Write a few runs of each type, sync the catalog, and query across runs."""
-    import random
-
-    from quantbot.artifacts import catalog_all_runs, create_run_directory, query_runs, run_sql
+@click.option("--data-dir", default="data/sample", show_default=True,
+              help="Sample data folder (written only if missing).")
+def demo(base_dir: str, duckdb_path: str, data_dir: str) -> None:
+    """Sample data -> path-only run -> 3 policy runs -> catalog-sync -> cross-run SQL."""
+    from quantbot.artifacts import catalog_all_runs, query_runs, run_sql
+    from quantbot.artifacts.catalog.query import manifest_summary
+    from quantbot.backtest.flows import run_path_only, run_policy_backtest
+    from quantbot.backtest.sample import write_sample_data
     from quantbot.cli.render import print_rows
+    from quantbot.cli.run_cmds import report_lines
 
-    rng = random.Random(7)
-    for run_type in ("path-only", "policy", "policy", "optimization", "full"):
-        with create_run_directory(run_type, base_dir=base_dir,
-                                  parameters={"policy_id": f"demo-{run_type}"},
-                                  dataset={"interval": "1m", "calls_count": 20}) as run:
-            trades = []
-            for i in range(20):
-                ret = rng.gauss(50, 400)
-                trades.append({
-                    "policy_id": f"demo-{run_type}", "call_id": f"call-{i}",
-                    "entry_ts_ms": 1_700_000_000_000 + i * 60_000, "entry_px": 1.0,
-                    "exit_ts_ms": 1_700_000_600_000 + i * 60_000, "exit_px": 1 + ret / 1e4,
-                    "exit_reason": "take_profit" if ret > 0 else "stop_loss",
-                    "realized_return_bps": ret - 80, "stop_out": ret <= 0,
-                    "max_adverse_excursion_bps": -abs(rng.gauss(0, 300)),
-                    "time_exposed_ms": 600_000, "tail_capture": None,
-                })
-            run.write_artifact("trades", trades)
-            run.write_artifact("errors", [])
-        click.echo(f"wrote {run_type} run {run.run_id}")
+    alerts, candles = Path(data_dir) / "alerts.parquet", Path(data_dir) / "candles.parquet"
+    if alerts.exists() and candles.exists():
+        click.echo(f"== sample data: using {data_dir}")
+    else:
+        write_sample_data(data_dir)
+        click.echo(f"== sample data: wrote {alerts} and {candles}")
+
+    click.echo("\n== run path-only")
+    report_lines(run_path_only(alerts, candles, base_dir=base_dir))
+    run_ids = []
+    for policy in DEMO_POLICIES:
+        click.echo("\n== run policy")
+        result = run_policy_backtest(alerts, candles, policy, base_dir=base_dir)
+        report_lines(result)
+        run_ids.append(result.run_id)
+
+    click.echo("\n== catalog-sync")
     report = catalog_all_runs(duckdb_path, base_dir)
-    click.echo(f"catalog-sync: registered {report.registered}, already present "
-               f"{report.already_present}, incomplete {report.incomplete}, invalid {len(report.invalid)}")
-    runs = query_runs(duckdb_path, status="completed", limit=5)
-    click.echo(f"newest completed run: {runs[0].run_id} ({runs[0].run_type})")
-    table = run_sql(duckdb_path, """
-        SELECT r.run_type, count(*) AS trades, round(avg(t.realized_return_bps), 1) AS avg_bps
-        FROM all_trades t JOIN backtest_runs_catalog r USING (run_id)
-        GROUP BY r.run_type ORDER BY r.run_type""")
-    print_rows(table.to_pylist(), "table", title="trades across runs by run type:")
+    click.echo(f"registered {report.registered}, already present {report.already_present}, "
+               f"incomplete {report.incomplete}, invalid {len(report.invalid)}  ({duckdb_path})")
+
+    click.echo("\n== catalog-query (newest 5)")
+    print_rows([manifest_summary(m) for m in query_runs(duckdb_path, limit=5)], "table")
+
+    click.echo("\n== policies compared across runs (all_summary + all_trades + catalog)")
+    table = run_sql(duckdb_path, COMPARE_SQL, [run_ids])
+    print_rows(table.to_pylist(), "table")
+    click.echo(f"\nnext: quantbot backtest show {run_ids[0]}   |   "
+               f"quantbot backtest sql \"SELECT * FROM all_summary\"")

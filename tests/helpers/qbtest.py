@@ -139,6 +139,21 @@ def catalog_dump(db: Any) -> dict[str, Any]:
         con.close()
 
 
+def catalog_fingerprint(db: Any) -> dict[str, Any]:
+    """Row count and an order-independent hash of every table: a cheap before/after check."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema='main' "
+            "AND table_type='BASE TABLE' ORDER BY 1").fetchall()]
+        return {t: con.execute(f'SELECT count(*), bit_xor(hash(x)) FROM "{t}" x').fetchone()
+                for t in tables}
+    finally:
+        con.close()
+
+
 def run_cli(*args: str, cwd: Any, env: dict[str, str] | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}

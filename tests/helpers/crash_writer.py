@@ -1,0 +1,111 @@
+"""Child process for crash tests: writes runs in a loop until it is SIGKILLed.
+
+argv: base_dir. Each run holds a large trades artifact (write_artifact, one shot), a large
+paths artifact through artifact_writer batches, small alerts/errors, manifest updates and,
+every third run, a failure instead of completion. Durable mode (fsync) is used, as in
+production. Prints "ready" once imports are done so the parent can time the kill.
+"""
+
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quantbot.artifacts import create_run_directory
+
+N_BIG = 300_000
+N_BATCH = 50_000
+
+
+def trades(n: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    return pa.table({
+        "policy_id": pa.array(["p"] * n), "call_id": pc.cast(pa.array(np.arange(n)), pa.string()),
+        "entry_ts_ms": rng.integers(0, 2**40, n), "entry_px": rng.random(n),
+        "exit_ts_ms": rng.integers(0, 2**40, n), "exit_px": rng.random(n),
+        "exit_reason": pa.array(["take_profit"] * n), "realized_return_bps": rng.normal(size=n),
+        "stop_out": rng.random(n) > 0.5, "max_adverse_excursion_bps": -rng.random(n),
+        "time_exposed_ms": rng.integers(0, 10**8, n), "tail_capture": rng.random(n),
+    })
+
+
+def paths_batch(n: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    hit = rng.random(n) > 0.5
+    return pa.table({
+        "call_id": pc.cast(pa.array(np.arange(n)), pa.string()), "caller_name": pa.array(["c"] * n),
+        "mint": pa.array(["m"] * n), "chain": pa.array(["sol"] * n),
+        "interval": pa.array(["1m"] * n), "alert_ts_ms": rng.integers(0, 2**40, n),
+        "p0": rng.random(n), "hit_2x": hit,
+        "t_2x_ms": pa.array(np.where(hit, 5, 0), mask=~hit), "hit_3x": rng.random(n) > 0.9,
+        "t_3x_ms": pa.nulls(n, pa.int64()), "hit_4x": rng.random(n) > 0.99,
+        "t_4x_ms": pa.nulls(n, pa.int64()), "dd_bps": -rng.random(n),
+        "dd_to_2x_bps": pa.nulls(n, pa.float64()), "alert_to_activity_ms": pa.nulls(n, pa.int64()),
+        "peak_multiple": rng.random(n) + 1,
+    })
+
+
+def zygote() -> None:
+    """Imports done once; each "go" line forks a fresh writer (a real process, killable by
+    pid), each "reap PID" line waits for it and answers with its wait status."""
+    import os
+
+    base_dir = sys.argv[2]
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd[0] == "go":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    write_forever(base_dir)
+                finally:
+                    os._exit(1)
+        elif cmd[0] == "reap":
+            _, status = os.waitpid(int(cmd[1]), 0)
+            print(f"reaped {status}", flush=True)
+        else:
+            return
+
+
+def main() -> None:
+    if sys.argv[1] == "--zygote":
+        zygote()
+    else:
+        write_forever(sys.argv[1])
+
+
+def write_forever(base_dir: str) -> None:
+    import os
+
+    big = trades(N_BIG, 1)
+    batch = paths_batch(N_BATCH, 2)
+    print(f"ready {os.getpid()}", flush=True)
+    i = 0
+    while True:
+        i += 1
+        # a small run first, so that kills also land after some runs completed
+        with create_run_directory("policy", base_dir=base_dir, git=False) as small:
+            small.write_artifact("trades", big.slice(0, 10))
+            small.write_artifact("errors", [])
+        run = create_run_directory("full", base_dir=base_dir, git=False,
+                                   parameters={"i": i}, dataset={"interval": "1m"})
+        try:
+            with run:
+                run.write_artifact("alerts", [{"call_id": "a", "mint": "m", "caller_name": "c",
+                                               "chain": "sol", "alert_ts_ms": i,
+                                               "created_at": "x"}])
+                run.write_artifact("trades", big)
+                run.update_manifest(timing={"execution_ms": float(i)})
+                with run.artifact_writer("paths") as w:
+                    for _ in range(4):
+                        w.write(batch)
+                run.write_artifact("errors", [])
+                if i % 3 == 0:
+                    raise RuntimeError(f"planned failure {i}")
+        except RuntimeError:
+            pass
+
+
+if __name__ == "__main__":
+    main()

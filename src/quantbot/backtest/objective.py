@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quantbot.backtest.durations import parse_duration
 from quantbot.backtest.splits import ValidationSplit, parse_validation
+from quantbot.errors import QuantbotError
 
 HOUR_MS = 3_600_000
 
@@ -57,6 +58,27 @@ class OptimizerConfig(BaseModel):
     @classmethod
     def _split(cls, v: Any) -> Any:
         return parse_validation(v) if isinstance(v, str) else v
+
+
+class OptimizerConfigError(QuantbotError, ValueError):
+    """An optimizer setting that does not validate (one line naming the setting)."""
+
+
+def make_config(config: "OptimizerConfig | dict[str, Any] | None" = None,
+                **overrides: Any) -> "OptimizerConfig":
+    """An OptimizerConfig from a config or dict plus keyword overrides (None = default);
+    invalid values raise OptimizerConfigError."""
+    base = config.model_dump() if isinstance(config, OptimizerConfig) else dict(config or {})
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return OptimizerConfig(**base)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "optimizer"
+        msg = err["msg"].removeprefix("Value error, ")
+        got = repr(err.get("input"))
+        raise OptimizerConfigError(f"optimizer.{where}: {msg}"
+                                   + ("" if got in msg else f" (got {got})")) from None
 
 
 @dataclass(frozen=True)

@@ -76,11 +76,12 @@ class GroupResult:
     overfit: np.ndarray | None = None
     best: int = -1  # grid index of the rank-1 policy
     best_trades: Trades | None = None  # best policy on the reported rows
+    validated: bool = False  # has out-of-sample statistics (validation_* fields)
 
     @property
     def report_rows(self) -> np.ndarray:
         """Calls the best policy is reported on: validation calls if split, else training."""
-        return self.validation_rows if self.validation_stats is not None else self.train_rows
+        return self.validation_rows if self.validated else self.train_rows
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def optimize_grid(grid: PolicyGrid, candles: CandleSet, windows: Windows,
     n_pol = len(grid)
     for g in groups:
         g.stats = PolicyStats.empty(n_pol, len(g.train_rows))
-        if config.validation is not None:
+        if g.validated:
             g.validation_stats = PolicyStats.empty(n_pol, len(g.validation_rows))
     id_keys = id_order_keys(grid.policy_ids)
     best_key: dict[str, tuple] = {}
@@ -148,6 +149,9 @@ def _plan_groups(call_callers: np.ndarray, split: Split, config: OptimizerConfig
                  per_caller: bool) -> tuple[list[GroupResult], list[SkippedGroup]]:
     train, valid = split.train, split.validation
     has_split = config.validation is not None
+    # A caller split validates the pooled choice on unseen callers; a kept caller has no
+    # out-of-sample calls of its own, so its group is in-sample only.
+    callers_split = has_split and config.validation.kind == "caller"
     groups: list[GroupResult] = []
     skipped: list[SkippedGroup] = []
     everyone = np.arange(len(call_callers), dtype=np.int64)
@@ -159,7 +163,8 @@ def _plan_groups(call_callers: np.ndarray, split: Split, config: OptimizerConfig
         candidates += [(str(n), order[bounds[i]:bounds[i + 1]]) for i, n in enumerate(names)]
     for name, rows in candidates:
         tr = rows[train[rows]]
-        va = rows[valid[rows]] if has_split else np.empty(0, dtype=np.int64)
+        validated = has_split and (name == POOLED or not callers_split)
+        va = rows[valid[rows]] if validated else np.empty(0, dtype=np.int64)
         if name in split.held_out_callers:
             skipped.append(SkippedGroup(name, 0, "held_out"))
         elif len(tr) == 0 and name == POOLED:
@@ -167,7 +172,8 @@ def _plan_groups(call_callers: np.ndarray, split: Split, config: OptimizerConfig
         elif name != POOLED and len(tr) < config.min_calls:
             skipped.append(SkippedGroup(name, len(tr), "min_calls"))
         else:
-            groups.append(GroupResult(name, tr, va, PolicyStats.empty(0), None))
+            groups.append(GroupResult(name, tr, va, PolicyStats.empty(0), None,
+                                      validated=validated))
     return groups, skipped
 
 

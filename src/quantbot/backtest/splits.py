@@ -9,7 +9,8 @@
   Callers are ordered by sha256("SEED:caller_name") and the first
   max(1, round-half-up((1 − F)·callers)) of that order are held out (at least one caller trains).
   The pooled group (``*``) trains on the kept callers and validates on the held-out ones;
-  held-out callers get no per-caller frontier (they have no training calls).
+  held-out callers get no per-caller frontier (they have no training calls), and a kept
+  caller's frontier is in-sample only (validation columns null, reported on its own calls).
 - ``random:SEED[:F]`` (F default 0.8): a seeded permutation (numpy default_rng(SEED)) of the
   eligible calls; its first floor(F·n) train.
 

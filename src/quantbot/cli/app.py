@@ -22,3 +22,5 @@ def backtest() -> None:
 # Importing the command modules attaches their commands to the groups above.
 from quantbot.cli import catalog_cmds, demo_cmd  # noqa: E402,F401
 from quantbot.cli import run_cmds  # noqa: E402,F401
+from quantbot.cli import ops_cmds  # noqa: E402,F401
+from quantbot.cli import optimize_cmds  # noqa: E402,F401

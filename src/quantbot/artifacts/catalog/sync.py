@@ -75,7 +75,7 @@ def _catalog_row(run: ScannedRun, now: datetime) -> dict[str, object]:
         "dataset_interval": m.dataset.interval, "dataset_calls_count": m.dataset.calls_count,
         "parameters_json": json.dumps(m.parameters.model_dump(exclude_none=True), sort_keys=True),
         "artifacts_json": json.dumps({k: v.model_dump() for k, v in m.artifacts.items()}),
-        "run_dir": run.location.path, "manifest_path": run.manifest_path,
+        "run_dir": run.uri, "manifest_path": run.manifest_uri,
         "cataloged_at": now, "manifest_json": m.to_json(),
     }
     for t in TIMING_FIELDS:
@@ -145,11 +145,14 @@ def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[
         return
     paths = [f for f, _ in files]
     if kind.spec.has_run_id:  # run_id from the file's own column (checked via its footer)
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [paths])
+        # hive_partitioning off: the run_id=<uuid> folder would add a second run_id column
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
+                    "read_parquet(?, hive_partitioning = false)", [paths])
         return
     con.register("_qb_files", pa.table({"_qb_file": paths, "run_id": [r for _, r in files]}))
     con.execute(f"INSERT INTO {table} BY NAME SELECT f.run_id, p.* EXCLUDE (_qb_file) "
-                "FROM read_parquet(?, filename = '_qb_file') p JOIN _qb_files f USING (_qb_file)",
+                "FROM read_parquet(?, filename = '_qb_file', hive_partitioning = false) p "
+                "JOIN _qb_files f USING (_qb_file)",
                 [paths])
     con.unregister("_qb_files")
 
@@ -235,12 +238,12 @@ def register_run(db: CatalogRef, run_dir: str | os.PathLike[str],
     Raises InvalidRunError for a run that is incomplete or does not validate.
     """
     path = os.fspath(run_dir).rstrip("/")
-    parent, name = os.path.split(path)
+    parent, name = path.rsplit("/", 1) if "/" in path else (".", path)
     run_id = run_id_from_dir_name(name)
     if run_id is None:
         raise InvalidRunError(f"{path}: not a run directory (expected run_id=<uuid>)")
     storage = open_storage(parent)
-    loc = RunLocation(run_id, os.path.basename(parent), path)
+    loc = RunLocation(run_id, parent.rsplit("/", 1)[-1], storage.join(storage.root, name))
     scanned = scan_runs(storage, [loc])
     if scanned.incomplete:
         raise InvalidRunError(f"{path}: run is incomplete (no _SUCCESS, status not failed)")

@@ -74,16 +74,16 @@ def catalog_query(duckdb_path: str, run_type: str | None, status: str | None,
     from quantbot.artifacts.catalog.query import manifest_summary
     from quantbot.errors import RunNotFoundError
 
-    if artifact_type and not run_id:
+    if artifact_type and run_id is None:
         raise click.UsageError("--artifact-type needs --run-id")
-    if run_id and artifact_type:
+    if run_id is not None and artifact_type:
         path = get_artifact_path(duckdb_path, run_id, artifact_type)
         if fmt == "json":
             print_json({"run_id": run_id, "artifact_type": artifact_type, "path": path})
         else:
             click.echo(path)
         return
-    if run_id:
+    if run_id is not None:  # an empty --run-id is an invalid id, not "no filter"
         found = get_run(duckdb_path, run_id)
         if found is None:
             raise RunNotFoundError(f"run {run_id} is not in the catalog (run catalog-sync?)")

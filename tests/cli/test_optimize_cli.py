@@ -1,0 +1,105 @@
+"""CLI: backtest optimize and backtest run full on the sample data with a small grid."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from quantbot.artifacts import read_manifest
+from quantbot.backtest.sample import write_sample_data
+from quantbot.cli import cli, main
+
+GRID = {"families": {
+    "fixed_stop": {"kind": "fixed_stop", "product": {"stop_pct": [0.1, 0.3],
+                                                     "take_profit_pct": [0.5, 2.0]}},
+    "time_stop": {"kind": "time_stop", "product": {"max_hold_ms": ["30m", "4h"]}},
+}}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    alerts, candles = write_sample_data(folder / "sample")
+    grid = folder / "grid.json"
+    grid.write_text(json.dumps(GRID))
+    return ["--alerts", str(alerts), "--candles", str(candles), "--grid", str(grid),
+            "--no-durable"]
+
+
+def _invoke(args):
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    return result
+
+
+def test_optimize_json(inputs, tmp_path):
+    res = _invoke(["backtest", "optimize", *inputs, "--base-dir", str(tmp_path),
+                   "--validation", "random:3", "--min-calls", "5", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["run_type"] == "optimization" and out["status"] == "completed"
+    assert out["metrics"]["policies"] == 6 and "validation_objective_score" in out["metrics"]
+    manifest = read_manifest(out["run_dir"])
+    assert set(manifest.artifacts) == {"alerts", "frontier", "trades", "summary", "errors"}
+    opt = manifest.parameters.model_dump()["optimizer"]
+    assert opt["validation"] == "random:3:0.8" and opt["min_calls"] == 5
+    frontier = pq.read_table(f"{out['run_dir']}/results/frontier.parquet")
+    assert set(frontier.column("caller_name").to_pylist()) >= {"*"}
+
+
+def test_run_full_table_report(inputs, tmp_path):
+    res = _invoke(["backtest", "run", "full", *inputs, "--base-dir", str(tmp_path),
+                   "--max-stop-out-rate", "0.5", "--max-avg-time-exposed", "6h",
+                   "--tail-capture-weight", "100", "--mae-weight", "0"])
+    assert res.exit_code == 0, res.output
+    assert "(full, completed)" in res.output and "6 policies" in res.output
+    assert "best (*)" in res.output
+    run_dir = res.output.split("directory")[1].split()[0]
+    manifest = read_manifest(run_dir)
+    assert set(manifest.artifacts) == {"alerts", "paths", "features", "frontier", "trades",
+                                       "summary", "errors"}
+    opt = manifest.parameters.model_dump()["optimizer"]
+    assert opt["max_stop_out_rate"] == 0.5 and opt["max_avg_time_exposed_ms"] == 6 * 3_600_000
+    assert opt["tail_capture_weight"] == 100 and opt["mae_weight"] == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--validation", "weekly"], "--validation 'weekly'"),
+    (["--min-calls", "0"], "optimizer.min_calls"),
+    (["--max-avg-time-exposed", "2x"], "invalid duration"),
+])
+def test_bad_options_are_one_line_errors(inputs, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backtest", "optimize", *inputs, "--base-dir", str(tmp_path), *extra])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and message in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # nothing was created
+
+
+def test_bad_grid_file_is_one_line_error(inputs, tmp_path, capsys):
+    grid = tmp_path / "bad.json"
+    grid.write_text('{"families": {"x": [{"kind": "fixed_stop", "stop_pct": 3}]}}')
+    args = [a if a != inputs[5] else str(grid) for a in inputs]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backtest", "optimize", *args, "--base-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "grid.families.x[0]" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_exits_130_and_marks_the_run_failed(inputs, tmp_path, capsys, monkeypatch):
+    import quantbot.backtest.optimize as opt
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(opt, "simulate_many", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backtest", "optimize", *inputs, "--base-dir", str(tmp_path)])
+    assert exit_info.value.code == 130
+    # click turns KeyboardInterrupt into Abort; quantbot.cli.main prints one line for it
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    (run_dir,) = list(tmp_path.glob("*/run_id=*"))
+    assert read_manifest(str(run_dir)).status == "failed"

@@ -186,15 +186,17 @@ def rerun_cmd(run_id: str, base_dir: str, duckdb_path: str, no_durable: bool, fm
         click.echo("reproduced: every artifact is identical" if report.identical else
                    f"NOT reproduced: {', '.join(report.differing)} differ")
     if not report.identical:
-        raise click.exceptions.Exit(1)
+        sys.exit(1)  # quantbot.cli.main drops the code of click.exceptions.Exit
 
 
 @backtest.command("sample-data")
 @click.option("--out", default="data/sample", show_default=True, help="Output folder.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
-def sample_data_cmd(out: str, seed: int) -> None:
+@click.option("--n-alerts", type=click.IntRange(min=18), default=500, show_default=True,
+              help="Number of alerts (8 of them built to be excluded).")
+def sample_data_cmd(out: str, seed: int, n_alerts: int) -> None:
     """Write a deterministic synthetic alerts.parquet and candles.parquet."""
     from quantbot.backtest.sample import write_sample_data
 
-    for path in write_sample_data(out, seed=seed):
+    for path in write_sample_data(out, seed=seed, n_alerts=n_alerts):
         click.echo(str(path))

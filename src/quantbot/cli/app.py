@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from quantbot import __version__
@@ -10,8 +12,13 @@ from quantbot import __version__
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="quantbot")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.option("--s3-endpoint", metavar="URL",
+              help="Endpoint of an S3-compatible store for s3:// base dirs "
+                   "(default: env QUANTBOT_S3_ENDPOINT or AWS_ENDPOINT_URL).")
+def cli(debug: bool, s3_endpoint: str | None) -> None:
     """quantbot: store, catalog and analyse backtest runs."""
+    if s3_endpoint:  # read by quantbot.artifacts.storage.open_storage
+        os.environ["QUANTBOT_S3_ENDPOINT"] = s3_endpoint
 
 
 @cli.group()

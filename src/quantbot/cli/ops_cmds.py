@@ -48,8 +48,7 @@ def catalog_watch(base_dir: str, duckdb_path: str, rescan_interval: float, debou
 @click.option("--all", "all_runs", is_flag=True, help="Verify every run under --base-dir.")
 @base_dir_option
 @format_option("table", "json")
-@click.pass_context
-def verify(ctx: click.Context, run_id: str | None, all_runs: bool, base_dir: str, fmt: str) -> None:
+def verify(run_id: str | None, all_runs: bool, base_dir: str, fmt: str) -> None:
     """Check manifests, artifacts (bytes, sha256, rows, schema) and _SUCCESS markers.
 
     Prints one row per problem; exits 1 if there is any.
@@ -68,7 +67,8 @@ def verify(ctx: click.Context, run_id: str | None, all_runs: bool, base_dir: str
         runs = len({p.run_id for p in report.problems})
         click.echo(f"{len(report.problems)} problem(s) in {runs} of {report.runs_checked} run(s)",
                    err=True)
-        ctx.exit(1)
+        # not ctx.exit(1): cli.main(standalone_mode=False) returns Exit codes instead of exiting
+        raise SystemExit(1)
     if fmt != "json":
         click.echo(f"{report.runs_checked} run(s) checked, no problems")
 

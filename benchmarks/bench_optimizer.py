@@ -1,0 +1,65 @@
+"""Optimizer speed: the default ~600-policy grid over 10,000 alerts × 1,440 candles.
+
+Same synthetic data as bench_engine (a seeded random walk, one mint per alert). The target
+row is the pooled evaluation (``*``): simulation of every policy plus frontier statistics,
+score, constraints and ranking, with a ScanIndex built once per CandleSet (like the
+windows). The per-caller row adds 20 callers; it reuses the same simulated trades (column
+subsets of one matrix), so it should cost little more than the pooled row. Per-family rows
+evaluate each family of the grid alone (informational: where the time goes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks._report import BenchResult, best_of
+from benchmarks.bench_engine import HORIZON_MS, synthetic_candles
+from quantbot.backtest.grid import default_grid
+from quantbot.backtest.objective import OptimizerConfig
+from quantbot.backtest.optimize import optimize_grid
+from quantbot.backtest.simulate import build_scan_index
+from quantbot.backtest.windows import prepare_windows
+
+TARGET_S = 10.0
+N_CALLERS = 20
+
+
+def collect(quick: bool = False) -> list[BenchResult]:
+    """Benchmark rows; ``quick`` uses 1,000 alerts (a smoke run, targets not meaningful)."""
+    n_alerts = 1_000 if quick else 10_000
+    candles, mint_idx, alert_ts = synthetic_candles(n_alerts)
+    windows = prepare_windows(candles, mint_idx, alert_ts, HORIZON_MS)
+    index = build_scan_index(candles)
+    callers = np.array([f"caller{i % N_CALLERS}" for i in range(n_alerts)], dtype=object)
+    grid = default_grid()
+    size = f"{len(grid)} policies, {n_alerts} alerts x 1440 candles"
+    optimize_grid(grid.subset(["fixed_stop"]), candles, windows, callers, scan_index=index)
+    repeat = 1 if not quick else 2
+
+    def pooled() -> None:
+        optimize_grid(grid, candles, windows, callers, scan_index=index, per_caller=False)
+
+    t_pooled = best_of(pooled, repeat)
+    results = [BenchResult("optimizer: default grid, pooled", t_pooled, f"<= {TARGET_S:.0f} s",
+                           t_pooled <= TARGET_S, note=size)]
+    t_callers = best_of(lambda: optimize_grid(grid, candles, windows, callers,
+                                              scan_index=index), repeat)
+    results.append(BenchResult(f"optimizer: pooled + {N_CALLERS} callers", t_callers,
+                               "informational", True, "pooled only", t_pooled, note=size))
+    cfg = OptimizerConfig(validation="time:0.8")
+    t_val = best_of(lambda: optimize_grid(grid, candles, windows, callers, cfg,
+                                          scan_index=index), 1)
+    results.append(BenchResult("optimizer: + per caller + time:0.8 validation", t_val,
+                               "informational", True, "pooled only", t_pooled, note=size))
+    for family, count in grid.family_sizes().items():
+        sub = grid.subset([family])
+        t = best_of(lambda: optimize_grid(sub, candles, windows, callers, scan_index=index,
+                                          per_caller=False), 1)
+        results.append(BenchResult(f"  family {family} ({count} policies)", t, "informational",
+                                   True, note=f"{t / count * 1e3:.1f} ms per policy"))
+    return results
+
+
+if __name__ == "__main__":
+    for row in collect():
+        print(row)

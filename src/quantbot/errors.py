@@ -48,3 +48,7 @@ class DataError(QuantbotError, ValueError):
 
 class PolicyError(QuantbotError, ValueError):
     """A policy definition that does not validate."""
+
+
+class StorageError(QuantbotError):
+    """A base dir or object-store URI that cannot be opened."""

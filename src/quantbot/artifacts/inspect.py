@@ -9,6 +9,7 @@ from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists
 from quantbot.artifacts.catalog.query import get_run
 from quantbot.artifacts.layout import SUCCESS_MARKER, validate_run_id
 from quantbot.artifacts.runs import find_run_directory, read_manifest
+from quantbot.artifacts.storage import open_storage
 from quantbot.errors import CatalogError
 
 
@@ -22,11 +23,12 @@ def describe_run(run_id: str, db: CatalogRef, base_dir: str | os.PathLike[str]) 
         except CatalogError:
             found = None  # an empty or busy catalog: fall back to the folders
     run_dir = found[1] if found else find_run_directory(base_dir, run_id)
-    manifest = read_manifest(run_dir) if os.path.exists(run_dir) else found[0]  # type: ignore[index]
+    storage = open_storage(run_dir)
+    manifest = read_manifest(run_dir) if storage.exists(storage.root) else found[0]  # type: ignore[index]
     artifacts = []
     for name, entry in manifest.artifacts.items():
-        path = os.path.join(run_dir, *entry.path.split("/"))
-        on_disk = os.path.getsize(path) if os.path.exists(path) else None
+        path = storage.join(storage.root, *entry.path.split("/"))
+        on_disk = len(storage.read_bytes(path)) if storage.exists(path) else None
         artifacts.append({"artifact": name, "rows": entry.rows, "bytes": entry.bytes,
                           "path": entry.path,
                           "on_disk": "ok" if on_disk == entry.bytes else
@@ -35,6 +37,6 @@ def describe_run(run_id: str, db: CatalogRef, base_dir: str | os.PathLike[str]) 
         "manifest": manifest.to_dict(),
         "run_dir": run_dir,
         "cataloged": found is not None,
-        "complete": os.path.exists(os.path.join(run_dir, SUCCESS_MARKER)),
+        "complete": storage.exists(storage.join(storage.root, SUCCESS_MARKER)),
         "artifacts": artifacts,
     }

@@ -59,7 +59,8 @@ def iter_run_locations(storage: Storage) -> list[RunLocation]:
 
 def list_run_directories(base_dir: str | os.PathLike[str] = "runs") -> list[str]:
     """Paths of all run directories under ``base_dir`` (complete or not)."""
-    return [loc.path for loc in iter_run_locations(open_storage(base_dir))]
+    storage = open_storage(base_dir)
+    return [storage.uri(loc.path) for loc in iter_run_locations(storage)]
 
 
 def find_run_directory(base_dir: str | os.PathLike[str], run_id: str) -> str:
@@ -70,5 +71,5 @@ def find_run_directory(base_dir: str | os.PathLike[str], run_id: str) -> str:
         if is_month_partition(month):
             path = storage.join(storage.root, month, f"run_id={run_id}")
             if storage.exists(path):
-                return path
+                return storage.uri(path)
     raise RunNotFoundError(f"run {run_id} not found under {storage.root}")

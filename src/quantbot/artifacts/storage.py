@@ -21,6 +21,12 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from quantbot.errors import StorageError
 
 TMP_PREFIX = ".tmp-"
 _INLINE_HASH_BYTES = 1 << 20  # small files: a thread would cost more than it saves
@@ -174,6 +180,14 @@ class Storage(ABC):
         """The path on local disk (for readers such as DuckDB), None where there is none."""
         return None
 
+    def uri(self, path: str) -> str:
+        """How a path is shown to people and stored in the catalog (re-openable)."""
+        return path
+
+    @abstractmethod
+    def mtime(self, path: str) -> float | None:
+        """Modification time (epoch seconds), None where the store has none (prefixes)."""
+
 
 class LocalStorage(Storage):
     """Run directories on local (POSIX) disk."""
@@ -219,7 +233,152 @@ class LocalStorage(Storage):
     def local_path(self, path: str) -> str | None:
         return os.path.abspath(path)
 
+    def mtime(self, path: str) -> float | None:
+        try:
+            return os.stat(path).st_mtime
+        except FileNotFoundError:
+            return None
 
-def open_storage(base_dir: str | os.PathLike[str]) -> Storage:
-    """The storage backend for a base dir: a local path now, object-store URIs later."""
-    return LocalStorage(base_dir)
+
+class ObjectSink(io.RawIOBase):
+    """Collects a file's bytes (hashing as they come) and uploads them as one PUT on commit.
+
+    An object store makes an object visible only once its upload completes, so a reader
+    never sees a partial object; a discarded sink uploads nothing.
+    """
+
+    def __init__(self, fs: pafs.FileSystem, path: str) -> None:
+        super().__init__()
+        self._fs = fs
+        self.final = path
+        self._buf = bytearray()
+        self._hash = hashlib.sha256()
+        self.result: WrittenFile | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self._buf += data
+        self._hash.update(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return len(self._buf)
+
+    def commit(self) -> WrittenFile:
+        with self._fs.open_output_stream(self.final) as out:
+            out.write(bytes(self._buf))
+        self.result = WrittenFile(self.final, len(self._buf), self._hash.hexdigest())
+        self._buf = bytearray()
+        return self.result
+
+    def discard(self) -> None:
+        self._buf = bytearray()
+
+    def __enter__(self) -> ObjectSink:  # type: ignore[override]
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class ObjectStorage(Storage):
+    """Run directories in an object store (S3 and compatibles, GCS, ...) via pyarrow.fs.
+
+    "Folders" are key prefixes: a run directory exists once any object is under it.
+    """
+
+    def __init__(self, fs: pafs.FileSystem, root: str, scheme: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.scheme = scheme
+
+    def join(self, *parts: str) -> str:
+        return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts) if p)
+
+    def uri(self, path: str) -> str:
+        return f"{self.scheme}://{path}"
+
+    def _info(self, path: str) -> pafs.FileInfo:
+        return self.fs.get_file_info(path)
+
+    def exists(self, path: str) -> bool:
+        return self._info(path).type != pafs.FileType.NotFound
+
+    def make_dirs(self, path: str) -> None:
+        """Nothing to do: prefixes exist through the objects under them."""
+
+    def create_dir_exclusive(self, path: str) -> None:
+        # Not atomic on object stores; run ids are random UUIDs, so only a caller reusing
+        # an id explicitly can race here, and the existence check catches the usual case.
+        if self.exists(path):
+            raise FileExistsError(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
+        return [info.base_name for info in self.fs.get_file_info(selector)]
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            with self.fs.open_input_file(path) as f:
+                return f.read()
+        except FileNotFoundError:
+            raise
+        except OSError:
+            if not self.exists(path):
+                raise FileNotFoundError(path) from None
+            raise
+
+    def open_atomic(self, path: str, durable: bool) -> ObjectSink:  # type: ignore[override]
+        return ObjectSink(self.fs, path)
+
+    def sync_dir(self, path: str) -> None:
+        """Object stores acknowledge a PUT only once it is durable."""
+
+    def remove(self, path: str) -> None:
+        self.fs.delete_file(path)
+
+    def mtime(self, path: str) -> float | None:
+        info = self._info(path)
+        return info.mtime.timestamp() if info.mtime is not None else None
+
+
+def _s3_filesystem(endpoint_url: str | None) -> pafs.FileSystem:
+    endpoint = endpoint_url or os.environ.get("QUANTBOT_S3_ENDPOINT") or os.environ.get(
+        "AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs: dict[str, object] = {}
+    if endpoint:
+        parsed = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        kwargs.update(endpoint_override=parsed.netloc + parsed.path.rstrip("/"),
+                      scheme=parsed.scheme)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        kwargs["region"] = region
+    return pafs.S3FileSystem(**kwargs)  # credentials: the standard AWS env vars and files
+
+
+def open_storage(base_dir: str | os.PathLike[str] | Storage, endpoint_url: str | None = None) -> Storage:
+    """The storage backend for a base dir: a local path, or a URI such as ``s3://bucket/prefix``.
+
+    S3-compatible stores take their endpoint from ``endpoint_url``, else the
+    ``QUANTBOT_S3_ENDPOINT`` / ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` variables.
+    """
+    if isinstance(base_dir, Storage):
+        return base_dir
+    text = os.fspath(base_dir)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    if scheme in ("", "file"):
+        return LocalStorage(text[len("file://"):] if scheme else text)
+    try:
+        if scheme == "s3":
+            fs: pafs.FileSystem = _s3_filesystem(endpoint_url)
+            path = text[len("s3://"):]
+        else:
+            fs, path = pafs.FileSystem.from_uri(text)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as err:
+        raise StorageError(f"cannot open storage {text}: {err}") from None
+    return ObjectStorage(fs, path, scheme)

@@ -124,7 +124,8 @@ class RunDirectory:
 
     def __init__(self, storage: Storage, path: str, manifest: RunManifest, durable: bool) -> None:
         self.storage = storage
-        self.path = path
+        self._dir = path  # the storage's own path form
+        self.path = storage.uri(path)  # what people see and re-open (a URI on object stores)
         self.durable = durable
         self._manifest = manifest
         self._started = time.perf_counter()
@@ -153,7 +154,7 @@ class RunDirectory:
     def _write_manifest(self, manifest: RunManifest, durable: bool = False) -> None:
         manifest.parameters.config_hash = config_hash(manifest.parameters.model_dump())
         data = manifest.to_json().encode()
-        self.storage.write_bytes(self.storage.join(self.path, MANIFEST_NAME), data, durable)
+        self.storage.write_bytes(self.storage.join(self._dir, MANIFEST_NAME), data, durable)
         self._manifest = manifest
 
     def update_manifest(self, updates: dict[str, Any] | None = None, **fields: Any) -> RunManifest:
@@ -170,7 +171,7 @@ class RunDirectory:
     # -- artifacts -----------------------------------------------------------------------
     def _artifact_abspath(self, spec: ArtifactSpec) -> str:
         folder, name = spec.path.split("/")
-        abs_folder = self.storage.join(self.path, folder)
+        abs_folder = self.storage.join(self._dir, folder)
         self.storage.make_dirs(abs_folder)
         return self.storage.join(abs_folder, name)
 
@@ -213,7 +214,7 @@ class RunDirectory:
         self._check_open()
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise RunStateError(f"invalid log name {name!r}: a plain file name is required")
-        folder = self.storage.join(self.path, LOGS_DIR)
+        folder = self.storage.join(self._dir, LOGS_DIR)
         self.storage.make_dirs(folder)
         self.storage.write_bytes(self.storage.join(folder, name), text.encode(), self.durable)
         return f"{LOGS_DIR}/{name}"
@@ -222,7 +223,7 @@ class RunDirectory:
     def capture_output(self, echo: bool = True) -> Iterator[None]:
         """Tee the process's stdout/stderr (fd level, so subprocesses too) into logs/."""
         self._check_open()
-        folder = self.storage.join(self.path, LOGS_DIR)
+        folder = self.storage.join(self._dir, LOGS_DIR)
         self.storage.make_dirs(folder)
         with capture_fds(self.storage.join(folder, "stdout.txt"),
                          self.storage.join(folder, "stderr.txt"), echo=echo):
@@ -252,12 +253,12 @@ class RunDirectory:
         self._finish("completed", {})
         if self.durable:
             for entry in self._manifest.artifacts.values():
-                self.storage.sync_dir(self.storage.join(self.path, entry.path.split("/")[0]))
-            self.storage.sync_dir(self.path)
-        self.storage.write_bytes(self.storage.join(self.path, SUCCESS_MARKER),
+                self.storage.sync_dir(self.storage.join(self._dir, entry.path.split("/")[0]))
+            self.storage.sync_dir(self._dir)
+        self.storage.write_bytes(self.storage.join(self._dir, SUCCESS_MARKER),
                                  (self._manifest.completed_at or "").encode(), self.durable)
         if self.durable:
-            self.storage.sync_dir(self.path)
+            self.storage.sync_dir(self._dir)
 
     def mark_failure(self, exc: BaseException) -> None:
         """Record the error in run.json with status failed; no marker is ever written."""

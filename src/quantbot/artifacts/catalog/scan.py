@@ -43,8 +43,13 @@ class ScannedRun:
     location: RunLocation
     manifest: RunManifest
     manifest_path: str
+    uri: str  # the run folder as the catalog records it (absolute path or URI)
     tables: dict[ArtifactType, pa.Table] = field(default_factory=dict)
     files: dict[ArtifactType, str] = field(default_factory=dict)
+
+    @property
+    def manifest_uri(self) -> str:
+        return f"{self.uri}/{MANIFEST_NAME}"
 
 
 @dataclass
@@ -130,7 +135,8 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
         raise InvalidRunError(str(err)) from None
     if manifest.run_id != loc.run_id:
         raise InvalidRunError(f"manifest run_id {manifest.run_id} does not match the folder name")
-    run = ScannedRun(loc, manifest, manifest_path)
+    run = ScannedRun(loc, manifest, manifest_path,
+                     storage.local_path(loc.path) or storage.uri(loc.path))
     if with_data:
         for name in manifest.artifacts:
             _read_artifact(storage, run, name, parse)
@@ -160,9 +166,12 @@ def _check(storage: Storage, loc: RunLocation) -> tuple[str, ScannedRun | str | 
         run = load_run(storage, loc, parse=False)  # for an unparsable run.json: the reason
     except InvalidRunError as err:
         return "invalid", str(err)
-    if state == "completed" and run.manifest.status != "completed":
-        return "invalid", f"_SUCCESS present but manifest status is {run.manifest.status}"
-    return state, run
+    status = run.manifest.status  # re-read: a writer may have replaced run.json meanwhile
+    if state == "completed":
+        if status != "completed":
+            return "invalid", f"_SUCCESS present but manifest status is {status}"
+        return state, run
+    return ("failed", run) if status == "failed" else ("incomplete", None)
 
 
 def scan_runs(storage: Storage, locations: list[RunLocation]) -> ScanResult:

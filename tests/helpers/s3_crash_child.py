@@ -1,0 +1,56 @@
+"""Child for the object-store crash test: a zygote that forks writers on demand.
+
+argv: base_dir. Imports are paid once: each "go" line on stdin forks a writer that prints
+"ready PID" and writes runs (several artifacts, one built from batches, a failure every
+third run) until it is SIGKILLed; "reap PID" waits for it. The S3 client is created only
+in the forked writers, never before a fork.
+"""
+
+import os
+import sys
+
+from quantbot.artifacts import create_run_directory
+from qbtest import alert_row, trade_row
+
+ALERTS = [alert_row(j) for j in range(50)]
+BATCHES = [[trade_row(b * 500 + j) for j in range(500)] for b in range(4)]
+
+
+def write_forever(base: str) -> None:
+    print(f"ready {os.getpid()}", flush=True)
+    i = 0
+    while True:
+        i += 1
+        try:
+            with create_run_directory("policy", base_dir=base, git=False) as run:
+                run.write_artifact("alerts", ALERTS)
+                with run.artifact_writer("trades") as w:
+                    for batch in BATCHES:
+                        w.write(batch)
+                if i % 3 == 0:
+                    raise RuntimeError("planned failure")
+                run.write_artifact("errors", [])
+        except RuntimeError:
+            pass
+
+
+def main() -> None:
+    base = sys.argv[1]
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd[0] == "go":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    write_forever(base)
+                finally:
+                    os._exit(1)
+        elif cmd[0] == "reap":
+            os.waitpid(int(cmd[1]), 0)
+            print("reaped", flush=True)
+        else:
+            return
+
+
+if __name__ == "__main__":
+    main()

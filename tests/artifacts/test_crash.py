@@ -84,15 +84,14 @@ def test_sigkill_at_random_instants(tmp_path):
     rng = random.Random(1234)
     registered_ids: set[str] = {anchor.run_id}
     totals = {"complete": 0, "failed": 0, "partial": 0}
-    deadline = time.monotonic() + 50
     zyg = subprocess.Popen([sys.executable, str(HELPERS_DIR / "crash_writer.py"), "--zygote",
                             str(base)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        trials = _trials(zyg, base, db, rng, registered_ids, totals, deadline)
+        trials = _trials(zyg, base, db, rng, registered_ids, totals)
     finally:
         zyg.stdin.close()
         zyg.wait(timeout=30)
-    assert trials >= TRIALS, f"only {trials} trials in the time budget"
+    assert trials == TRIALS
     assert snapshot_tree(anchor.path) == anchor_files
     anchor_now = [m.to_dict() for m in query_runs(db, limit=None) if m.run_id == anchor.run_id]
     assert anchor_now == [d for d in anchor_query if d["run_id"] == anchor.run_id]
@@ -104,11 +103,11 @@ def test_sigkill_at_random_instants(tmp_path):
     assert final.incomplete == totals["partial"]
 
 
-def _trials(zyg, base, db, rng, registered_ids, totals, deadline):
+def _trials(zyg, base, db, rng, registered_ids, totals):
     trials = 0
-    while trials < TRIALS and time.monotonic() < deadline:
+    before_dump = catalog_fingerprint(db)
+    while trials < TRIALS:
         trials += 1
-        before_dump = catalog_fingerprint(db)
         zyg.stdin.write("go\n")
         zyg.stdin.flush()
         line = zyg.stdout.readline().split()
@@ -122,9 +121,9 @@ def _trials(zyg, base, db, rng, registered_ids, totals, deadline):
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
         for k, v in check_tree(base).items():
             totals[k] = v
-        # the catalog's earlier contents are untouched by the crash
-        assert catalog_fingerprint(db) == before_dump
         if trials % 10 == 0 or trials == TRIALS:
+            # the catalog's earlier contents were untouched by the crashes
+            assert catalog_fingerprint(db) == before_dump
             report = catalog_all_runs(db, base)
             assert report.invalid == [], report.invalid
             cataloged = {m.run_id: m for m in query_runs(db, limit=None)}
@@ -139,4 +138,5 @@ def _trials(zyg, base, db, rng, registered_ids, totals, deadline):
             registered_ids |= set(cataloged)
             n_view = run_sql(db, "SELECT count(DISTINCT run_id) AS n FROM all_trades").to_pylist()
             assert n_view[0]["n"] == len(cataloged)
+            before_dump = catalog_fingerprint(db)
     return trials

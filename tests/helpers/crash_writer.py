@@ -52,13 +52,14 @@ def zygote() -> None:
     import os
 
     base_dir = sys.argv[2]
+    data = trades(N_BIG, 1), paths_batch(N_BATCH, 2)  # built once, inherited by each fork
     for line in sys.stdin:
         cmd = line.split()
         if cmd[0] == "go":
             pid = os.fork()
             if pid == 0:
                 try:
-                    write_forever(base_dir)
+                    write_forever(base_dir, data)
                 finally:
                     os._exit(1)
         elif cmd[0] == "reap":
@@ -75,11 +76,10 @@ def main() -> None:
         write_forever(sys.argv[1])
 
 
-def write_forever(base_dir: str) -> None:
+def write_forever(base_dir: str, data=None) -> None:
     import os
 
-    big = trades(N_BIG, 1)
-    batch = paths_batch(N_BATCH, 2)
+    big, batch = data or (trades(N_BIG, 1), paths_batch(N_BATCH, 2))
     print(f"ready {os.getpid()}", flush=True)
     i = 0
     while True:

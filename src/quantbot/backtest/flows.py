@@ -13,9 +13,10 @@ Every flow goes through the same phases, each timed into the manifest's ``timing
 Parameters, the policy and the input paths are checked before the run directory is created,
 so a bad flag leaves no run behind. From then on, an exception (an unreadable input, a bad
 column) marks the run ``failed`` with the error in its manifest (the RunDirectory context
-manager records it) and re-raises; ``timing.total_ms`` covers every phase. A run with zero eligible calls completes with
-empty artifacts. The manifest records every parameter and each input's path and
-fingerprint, which is what ``quantbot.backtest.rerun`` needs to run it again.
+manager records it) and re-raises; ``timing.total_ms`` covers every phase. A run with zero
+eligible calls completes with empty artifacts. The manifest records every parameter and
+each input's path and fingerprint, which is what ``quantbot.backtest.rerun`` needs to run
+it again.
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from quantbot.backtest.durations import format_duration, parse_duration, parse_interval
-from quantbot.backtest.inputs import InputSpec, check_paths_exist, load_alert_inputs, load_candle_inputs
+from quantbot.backtest.inputs import (InputSpec, check_paths_exist, load_alert_inputs,
+                                     load_candle_inputs)
 from quantbot.errors import QuantbotError
+
+if TYPE_CHECKING:  # the numeric core (numba) is imported when a flow runs, not on import
+    from quantbot.backtest.candles import CandleSet
+    from quantbot.backtest.windows import Windows
 
 Progress = Callable[[str], None]
 """Called with a short label (e.g. 'loading candles') when a phase starts."""
@@ -138,8 +144,8 @@ class _Prepared:
     spec: InputSpec
     params: FlowParams
     alerts: pa.Table
-    candles: Any  # CandleSet
-    windows: Any  # Windows
+    candles: CandleSet
+    windows: Windows | None
     records: dict[str, dict[str, object]]
     error_rows: dict[str, list] | None = None
 

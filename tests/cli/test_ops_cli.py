@@ -3,7 +3,12 @@ so the default ``runs`` and ``data/backtest_catalog.duckdb`` land in the test's 
 
 from __future__ import annotations
 
+import configparser
 import json
+import shlex
+import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -102,3 +107,104 @@ def test_archive_and_restore_cli(base_dir: Path, tmp_path: Path,
     assert_clean_error(again, contains="never overwritten")
     assert_clean_error(run_cli("backtest", "archive", "--before", "24-01", cwd=tmp_path),
                        contains="invalid month")
+
+
+# -- scripts/: cron line and systemd units -------------------------------------------------
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+VENV_QUANTBOT = str(Path(sys.executable).parent / "quantbot")
+INSTALLED_QUANTBOT = "/opt/quantbot/.venv/bin/quantbot"
+
+
+def _parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
+    """A systemd unit as INI: sections of key -> values (keys may repeat, e.g. Environment)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for n, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"{path.name}:{n}: key outside a section"
+        key, sep, value = line.partition("=")
+        assert sep and key.strip() and key.strip().isidentifier(), f"{path.name}:{n}: {raw!r}"
+        assert not value.endswith("\\"), f"{path.name}:{n}: no continuation lines expected"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def _exec_args(command: str) -> list[str]:
+    args = shlex.split(command)
+    assert args[0] == INSTALLED_QUANTBOT, command
+    return args[1:]
+
+
+@pytest.mark.parametrize("name", ["quantbot-catalog-sync.service", "quantbot-catalog-sync.timer",
+                                  "quantbot-catalog-watch.service"])
+def test_systemd_units_parse(name: str) -> None:
+    # also parses with the stdlib INI reader (strict=False: systemd allows repeated keys)
+    ini = configparser.ConfigParser(strict=False, interpolation=None)
+    ini.optionxform = str  # type: ignore[assignment,method-assign]
+    ini.read(SCRIPTS / name)
+    unit = _parse_unit(SCRIPTS / name)
+    assert set(unit) == set(ini.sections())
+    assert unit["Unit"]["Description"]
+    if name.endswith(".timer"):
+        assert unit["Timer"]["Unit"] == ["quantbot-catalog-sync.service"]
+        assert unit["Timer"]["Persistent"] == ["true"]
+        assert unit["Install"]["WantedBy"] == ["timers.target"]
+        return
+    service = unit["Service"]
+    assert service["User"] == ["quantbot"] and service["WorkingDirectory"] == ["/var/lib/quantbot"]
+    if "sync" in name:
+        assert service["Type"] == ["oneshot"] and "Install" not in unit  # the timer starts it
+        assert _exec_args(service["ExecStart"][0])[:2] == ["backtest", "catalog-sync"]
+    else:
+        assert service["Type"] == ["simple"] and service["Restart"] == ["on-failure"]
+        assert service["KillSignal"] == ["SIGTERM"]
+        assert _exec_args(service["ExecStart"][0])[:2] == ["backtest", "catalog-watch"]
+        assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze not installed")
+    for unit in SCRIPTS.glob("quantbot-*.*"):
+        if unit.suffix in (".service", ".timer"):  # ExecStart must exist: point it at this venv
+            text = unit.read_text().replace(INSTALLED_QUANTBOT, VENV_QUANTBOT)
+            (tmp_path / unit.name).write_text(text)
+    units = sorted(str(p) for p in tmp_path.iterdir())
+    proc = subprocess.run([tool, "verify", "--man=no", *units], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_unit_and_cron_commands_are_accepted_by_the_cli(tmp_path: Path) -> None:
+    cron = [ln for ln in (SCRIPTS / "quantbot-catalog-sync.cron").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
+    assert len(cron) == 1
+    fields = cron[0].split(None, 5)
+    ranges = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+    for field, (lo, hi) in zip(fields[:5], ranges):
+        for part in field.split(","):
+            base, _, step = part.partition("/")
+            assert step == "" or step.isdigit()
+            if base != "*":
+                for v in base.split("-"):
+                    assert v.isdigit() and lo <= int(v) <= hi, field
+    command = fields[5]
+    assert "flock -n" in command
+    quantbot = command[command.index(INSTALLED_QUANTBOT):].split(">>")[0]
+    # the exact command lines, pointed at this test's folder, must parse (and sync must run)
+    local = lambda args: [a.replace("/var/lib/quantbot", str(tmp_path)) for a in args]  # noqa: E731
+    sync = run_cli(*local(_exec_args(quantbot)), cwd=tmp_path)
+    assert sync.returncode == 0 and "registered: 0" in sync.stdout, sync
+    for name in ("quantbot-catalog-sync.service", "quantbot-catalog-watch.service"):
+        unit = _parse_unit(SCRIPTS / name)
+        args = local(_exec_args(unit["Service"]["ExecStart"][0]))
+        proc = run_cli(*args, "--help", cwd=tmp_path)
+        assert proc.returncode == 0, proc
+        env = dict(v.split("=", 1) for v in unit["Service"]["Environment"])
+        assert env["QUANTBOT_CATALOG"].endswith("/data/backtest_catalog.duckdb")

@@ -100,6 +100,13 @@ class _HashingReader:
         return data
 
 
+def _local(storage: Storage) -> Storage:
+    """Archives move whole folders (rename, rmtree): local disk only, for now."""
+    if storage.local_path(storage.root) is None:
+        raise ArchiveError(f"{storage.root}: archive and restore work on local folders only")
+    return storage
+
+
 # -- archive ----------------------------------------------------------------------------
 def _month_contents(storage: Storage, month: str) -> list[RunLocation]:
     """The month's run folders; anything else in it (or a run in progress) is a refusal."""
@@ -199,8 +206,8 @@ def archive_months(base_dir: str | os.PathLike[str], before: str,
     if before > current:
         raise ArchiveError(f"--before {before} is after the current month {current}: "
                            "runs may still be written there; only finished months are archived")
-    storage = open_storage(base_dir)
-    out = open_storage(out_dir if out_dir is not None else default_archive_dir(base_dir))
+    storage = _local(open_storage(base_dir))
+    out = _local(open_storage(out_dir if out_dir is not None else default_archive_dir(base_dir)))
     months = sorted(m for m in storage.list_dir(storage.root) if is_month_partition(m) and m < before)
     plan: list[tuple[str, list[RunLocation], str]] = []
     for month in months:  # check everything before changing anything
@@ -297,7 +304,7 @@ def restore_archive(archive: str | os.PathLike[str], base_dir: str | os.PathLike
     path = os.fspath(archive)
     if not os.path.isfile(path):
         raise ArchiveError(f"archive {path} not found")
-    storage = open_storage(base_dir)
+    storage = _local(open_storage(base_dir))
     storage.make_dirs(storage.root)
     try:
         tar = tarfile.open(path, mode="r:*")

@@ -171,6 +171,8 @@ def _stale_candidate(storage: Storage, loc: RunLocation, now: datetime,
             return None
         since = parse_iso(manifest.started_at or manifest.created_at)
         status = manifest.status
+    elif storage.local_path(loc.path) is None:
+        return None  # an object-store "folder" has no age of its own
     else:
         since, status = _mtime(loc.path), "no run.json"
     age = now - since

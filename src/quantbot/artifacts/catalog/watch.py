@@ -232,6 +232,9 @@ def watch_catalog(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs", *,
     if debounce_ms < 1:
         raise QuantbotError(f"invalid debounce {debounce_ms} ms: must be >= 1")
     storage = open_storage(base_dir)
+    if storage.local_path(storage.root) is None:
+        raise QuantbotError(f"{storage.root}: catalog-watch needs a local folder (file events); "
+                            "for object stores schedule catalog-sync instead")
     storage.make_dirs(storage.root)
     absolute = os.path.abspath(storage.root)
     stop = stop_event if stop_event is not None else threading.Event()

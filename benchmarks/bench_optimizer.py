@@ -34,7 +34,7 @@ def collect(quick: bool = False) -> list[BenchResult]:
     grid = default_grid()
     size = f"{len(grid)} policies, {n_alerts} alerts x 1440 candles"
     optimize_grid(grid.subset(["fixed_stop"]), candles, windows, callers, scan_index=index)
-    repeat = 1 if not quick else 2
+    repeat = 2  # best of two: the machine is shared
 
     def pooled() -> None:
         optimize_grid(grid, candles, windows, callers, scan_index=index, per_caller=False)

@@ -70,14 +70,16 @@ def test_frontier_file_of_the_hand_dataset(hand_files, tmp_path):
     assert got[("*", P2)]["objective_score"] == pytest.approx(747.5)
     assert got[("alice", P2)]["meets_constraints"] is False
     assert got[("alice", P3)]["objective_score"] == pytest.approx(1400.0)
-    assert got[("*", P1)]["policy_params"] == '{"kind":"fixed_stop","stop_pct":0.0,"take_profit_pct":0.2}'
+    assert got[("*", P1)]["policy_params"] == (
+        '{"kind":"fixed_stop","stop_pct":0.0,"take_profit_pct":0.2}')
     assert got[("*", P1)]["p95_drawdown_bps"] == pytest.approx(-1775.0)
     assert got[("bob", P1)]["trades_count"] == 2
     # bob (m3, m4): P1, P2, P4 all trade [0, 1200] and tie at 600 + 200 - 2.5 = 797.5;
     # the policy_id decides: "fixed_stop:sl0.1" < "fixed_stop:sl0.25:tp0.2" < "fixed_stop:tp0.2"
     bob_scores = {got[("bob", p)]["objective_score"] for p in (P1, P2, P4)}
     assert len(bob_scores) == 1 and bob_scores.pop() == pytest.approx(797.5)
-    summary = {r["caller_name"]: r for r in _read(result.run_dir, "results/summary.parquet").to_pylist()}
+    summary = {r["caller_name"]: r
+               for r in _read(result.run_dir, "results/summary.parquet").to_pylist()}
     assert {k: v["policy_id"] for k, v in summary.items()} == {"*": P2, "alice": P3, "bob": P2}
     assert summary["alice"]["trades_count"] == 2 and summary["*"]["calls_processed"] == 4
     assert summary["alice"]["median_return_bps"] == pytest.approx(1250.0)

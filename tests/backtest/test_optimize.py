@@ -46,7 +46,8 @@ from quantbot.backtest.windows import prepare_windows
 
 from .reference import MIN, make_candles
 
-P1, P2, P3, P4 = "fixed_stop:tp0.2", "fixed_stop:sl0.1", "time_stop:hold1m", "fixed_stop:sl0.25:tp0.2"
+P1, P2, P3 = "fixed_stop:tp0.2", "fixed_stop:sl0.1", "time_stop:hold1m"
+P4 = "fixed_stop:sl0.25:tp0.2"
 HAND_GRID = {"families": {
     "fixed": [{"kind": "fixed_stop", "take_profit_pct": 0.2},
               {"kind": "fixed_stop", "stop_pct": 0.1}],

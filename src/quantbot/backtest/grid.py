@@ -5,20 +5,20 @@ one of
 
 - a list of policies, used as written::
 
-      "hand_picked": [{"kind": "fixed_stop", "stop_pct": 0.2}, {"kind": "time_stop", "max_hold_ms": "1h"}]
+    "picked": [{"kind": "fixed_stop", "stop_pct": 0.2}, {"kind": "time_stop", "max_hold_ms": "6h"}]
 
 - a ``kind`` with a ``product`` of candidate values: every combination of the lists is one
   policy; other keys are constants shared by every policy of the family (each ``product``
   value is a non-empty list of candidates, so a ladder's ``levels`` is a list of level lists)::
 
-      "fixed_stop": {"kind": "fixed_stop", "product": {"stop_pct": [0.1, 0.2], "take_profit_pct": [1, 2]}}
-      "trailing":   {"kind": "trailing_stop", "hard_stop_pct": 0.2, "product": {"trail_pct": [0.05, 0.1]}}
+      "fixed": {"kind": "fixed_stop", "product": {"stop_pct": [0.1, 0.2], "take_profit_pct": [1]}}
+      "trail": {"kind": "trailing_stop", "hard_stop_pct": 0.2, "product": {"trail_pct": [0.1]}}
 
 - a ``combo`` of parts, each a family (list or product) or the name of a non-combo family of
   the same file; every combination of one policy per part is one combo policy, sub-policies in
   the order of the parts (the earliest exit wins, ties go to the first listed)::
 
-      "trailing_ladder": {"combo": ["trailing", {"kind": "ladder", "product": {"levels": [[...]]}}]}
+      "trail_ladder": {"combo": ["trail", {"kind": "ladder", "product": {"levels": [[...]]}}]}
 
 Policies are validated by :func:`~quantbot.backtest.policies.parse_policy` (so camelCase keys,
 durations like ``"6h"`` and ``null`` = off work). Families expand in file order; a policy

@@ -130,7 +130,8 @@ def held_out_callers(callers: list[str], train_fraction: float, seed: int) -> tu
     """The callers a ``caller`` split holds out, sorted by name (see the module docstring)."""
     if len(callers) < 2:
         raise ValidationSpecError(
-            f"--validation caller: needs at least 2 callers with eligible calls (got {len(callers)})")
+            "--validation caller: needs at least 2 callers with eligible calls "
+            f"(got {len(callers)})")
     n_hold = min(len(callers) - 1,
                  max(1, math.floor((1.0 - train_fraction) * len(callers) + 0.5)))
     ranked = sorted(callers, key=lambda c: hashlib.sha256(f"{seed}:{c}".encode()).hexdigest())

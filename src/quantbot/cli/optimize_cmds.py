@@ -1,4 +1,4 @@
-"""``backtest optimize`` and ``backtest run full``: a policy grid evaluated pooled and per caller."""
+"""``backtest optimize`` and ``backtest run full``: a policy grid, pooled and per caller."""
 
 from __future__ import annotations
 

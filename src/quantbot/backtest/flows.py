@@ -118,6 +118,10 @@ class FlowResult:
         return {**asdict(self), "excluded_total": self.excluded_total}
 
 
+# The helpers below (_PhaseClock, _spec, _create_run, _load, _record_inputs, _coverage, _take,
+# _result) are the shared skeleton of every flow; flows_optimize builds on them too.
+
+
 class _PhaseClock:
     """Accumulates wall time per phase (``<phase>_ms``) and reports phase starts."""
 

@@ -1,4 +1,9 @@
-"""run path-only, run policy, rerun and sample-data: the commands that produce runs."""
+"""run path-only, run policy, rerun and sample-data: the commands that produce runs.
+
+``run_group``, ``_input_options``, ``_flow_kwargs`` and ``report_lines`` are shared with the
+optimizer's commands (``optimize_cmds``), so every flow takes the same flags and reports
+the same way.
+"""
 
 from __future__ import annotations
 
@@ -152,9 +157,13 @@ def report_lines(result: Any) -> None:
         click.echo(f"  hit rates  2x {_pct(m.get('hit_2x_rate'))}  3x {_pct(m.get('hit_3x_rate'))}"
                    f"  4x {_pct(m.get('hit_4x_rate'))}")
     else:
-        click.echo(f"  policy     {m.get('policy_id')}")
-        click.echo(f"  trades     {result.trades}  avg {_bps(m.get('avg_return_bps'))}  median "
-                   f"{_bps(m.get('median_return_bps'))}  stop-out {_pct(m.get('stop_out_rate'))}")
+        if m.get("policy_id"):
+            click.echo(f"  policy     {m['policy_id']}")
+        line = f"  trades     {result.trades}"
+        if "avg_return_bps" in m:
+            line += (f"  avg {_bps(m.get('avg_return_bps'))}  median "
+                     f"{_bps(m.get('median_return_bps'))}  stop-out {_pct(m.get('stop_out_rate'))}")
+        click.echo(line)
     timing = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items())
     click.echo(f"  timing     {timing}")
 

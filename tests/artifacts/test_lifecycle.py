@@ -274,3 +274,23 @@ def test_run_written_after_archive_goes_to_its_own_month(base_dir: Path) -> None
     # sanity for the round trip above: runs are partitioned by their creation month
     run = create_run_directory("policy", base_dir=base_dir, durable=False, git=False)
     assert Path(run.path).parent.name == datetime.now(UTC).strftime("%Y-%m")
+
+
+def test_archive_rolls_back_when_verification_or_catalog_fails(
+        base_dir: Path, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _old_runs(base_dir, monkeypatch)
+    tree = snapshot_tree(base_dir)
+    archive = tmp_path / "archive" / "runs-2024-01.tar.gz"
+    # a read-back that does not match: nothing deleted, the bad archive removed
+    monkeypatch.setattr("quantbot.artifacts.archive._sha256_of", lambda stream: "0" * 64)
+    with pytest.raises(ArchiveError, match="does not match the source"):
+        archive_months(base_dir, "2024-02", db=catalog)
+    monkeypatch.undo()
+    assert snapshot_tree(base_dir) == tree and not archive.exists()
+    # a catalog that cannot be written: the month folder comes back, the archive goes
+    catalog.parent.mkdir(parents=True)
+    catalog.write_bytes(b"not a duckdb file")
+    with pytest.raises(QuantbotError, match="not a DuckDB database"):
+        archive_months(base_dir, "2024-02", db=catalog)
+    assert snapshot_tree(base_dir) == tree and not archive.exists()
+    assert not [p for p in base_dir.iterdir() if p.name.startswith(".tmp")]

@@ -155,20 +155,19 @@ def _pack(storage: Storage, month: str, out: Storage, out_path: str) -> tuple[di
     month_dir = storage.join(storage.root, month)
     dirs, files = _walk_files(month_dir)
     hashes: dict[str, str] = {}
-    with out.open_atomic(out_path, durable=True) as sink:
-        with tarfile.open(fileobj=sink, mode="w:gz", compresslevel=6,  # type: ignore[call-overload]
-                          format=tarfile.PAX_FORMAT) as tar:
-            tar.add(month_dir, arcname=month, recursive=False)
-            for rel in dirs:
-                tar.add(os.path.join(month_dir, rel), arcname=f"{month}/{rel}", recursive=False)
-            for rel in files:
-                path = os.path.join(month_dir, rel)
-                name = f"{month}/{rel.replace(os.sep, '/')}"
-                info = tar.gettarinfo(path, arcname=name)
-                with open(path, "rb") as src:
-                    reader = _HashingReader(src)
-                    tar.addfile(info, reader)  # type: ignore[arg-type]
-                hashes[name] = reader.digest.hexdigest()
+    with out.open_atomic(out_path, durable=True) as sink, tarfile.open(  # type: ignore[call-overload]
+            fileobj=sink, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
+        tar.add(month_dir, arcname=month, recursive=False)
+        for rel in dirs:
+            tar.add(os.path.join(month_dir, rel), arcname=f"{month}/{rel}", recursive=False)
+        for rel in files:
+            path = os.path.join(month_dir, rel)
+            name = f"{month}/{rel.replace(os.sep, '/')}"
+            info = tar.gettarinfo(path, arcname=name)
+            with open(path, "rb") as src:
+                reader = _HashingReader(src)
+                tar.addfile(info, reader)  # type: ignore[arg-type]
+            hashes[name] = reader.digest.hexdigest()
     out.sync_dir(os.path.dirname(out_path) or ".")
     assert sink.result is not None
     return hashes, sink.result.bytes, sink.result.sha256
@@ -220,7 +219,11 @@ def archive_months(base_dir: str | os.PathLike[str], before: str,
     done = []
     for month, runs, target in plan:
         hashes, size, digest = _pack(storage, month, out, target)
-        _verify_archive(target, hashes)
+        try:
+            _verify_archive(target, hashes)
+        except ArchiveError:
+            os.unlink(target)  # a bad copy must not block the retry
+            raise
         run_ids = [loc.run_id for loc in runs]
         unregistered = _remove_month(storage, month, target, run_ids, db, lock_timeout)
         done.append(MonthArchive(month, target, run_ids, len(hashes), size, digest, unregistered))
@@ -307,7 +310,7 @@ def restore_archive(archive: str | os.PathLike[str], base_dir: str | os.PathLike
     storage = _local(open_storage(base_dir))
     storage.make_dirs(storage.root)
     try:
-        tar = tarfile.open(path, mode="r:*")
+        tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the `with tar` below
     except (tarfile.TarError, OSError) as err:
         raise ArchiveError(f"{path}: not a readable tar archive ({err})") from None
     with tar:

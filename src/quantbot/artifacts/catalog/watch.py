@@ -33,8 +33,8 @@ from quantbot.artifacts.catalog.sync import (
 from quantbot.artifacts.layout import (
     MANIFEST_NAME,
     SUCCESS_MARKER,
-    iso_utc,
     is_month_partition,
+    iso_utc,
     run_id_from_dir_name,
     utc_now,
 )
@@ -136,7 +136,13 @@ class _Watcher:
         if not self.pending:
             return
         locations = [loc for loc in self.pending.values() if self.storage.exists(loc.path)]
-        scanned = scan_runs(self.storage, locations)
+        try:
+            scanned = scan_runs(self.storage, locations)
+        except OSError as err:  # e.g. permissions: say so, let the next rescan try again
+            self.stats.errors += 1
+            self.emit("error", message=f"cannot read runs: {err}")
+            self.pending.clear()
+            return
         for path, reason in scanned.invalid:
             self._report_invalid(path, reason)
         if scanned.runs:

@@ -52,3 +52,7 @@ class PolicyError(QuantbotError, ValueError):
 
 class StorageError(QuantbotError):
     """A base dir or object-store URI that cannot be opened."""
+
+
+class SchemaVersionError(QuantbotError, ValueError):
+    """An artifact or manifest written with a schema version this quantbot cannot read."""

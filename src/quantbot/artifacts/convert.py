@@ -166,6 +166,15 @@ def run_id_column(run_id: str, n: int) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()).fill_null(0), pa.array([run_id]))
 
 
+def with_plain_run_id(table: pa.Table) -> pa.Table:
+    """The conformed table with run_id as plain (non-null) strings, for readers and DuckDB."""
+    if "run_id" not in table.column_names:
+        return table
+    i = table.column_names.index("run_id")
+    return table.set_column(i, pa.field("run_id", pa.string(), nullable=False),
+                            table.column(i).cast(pa.string()))
+
+
 def as_arrow_table(data: Any, spec: ArtifactSpec) -> pa.Table:
     """Any supported input as a pyarrow Table (types not yet conformed)."""
     kind = spec.type.value

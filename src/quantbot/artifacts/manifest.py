@@ -8,9 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from quantbot.artifacts.layout import validate_run_id
 from quantbot.artifacts.kinds import ArtifactType
-from quantbot.artifacts.versions import ARTIFACT_SCHEMA_VERSION, MANIFEST_SCHEMA_VERSION
+from quantbot.artifacts.layout import validate_run_id
+from quantbot.artifacts.versions import (
+    ARTIFACT_SCHEMA_VERSION,
+    MANIFEST_SCHEMA_VERSION,
+    parse_version,
+)
 from quantbot.errors import ManifestError
 
 RunType = Literal["path-only", "policy", "optimization", "full"]
@@ -99,6 +103,18 @@ class RunManifest(_Model):
     logs: Logs | None = None
     error: ErrorInfo | None = None
     host: HostInfo | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: SchemaVersions) -> SchemaVersions:
+        # A manifest from a newer quantbot is refused rather than misread.
+        if parse_version(v.manifest) > parse_version(MANIFEST_SCHEMA_VERSION):
+            raise ValueError(f"manifest schema version {v.manifest} is newer than this quantbot "
+                             f"supports ({MANIFEST_SCHEMA_VERSION}); upgrade quantbot")
+        if parse_version(v.artifacts) > parse_version(ARTIFACT_SCHEMA_VERSION):
+            raise ValueError(f"artifact schema version {v.artifacts} is newer than this quantbot "
+                             f"supports ({ARTIFACT_SCHEMA_VERSION}); upgrade quantbot")
+        return v
 
     @field_validator("run_id")
     @classmethod

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from quantbot.artifacts.kinds import ArtifactType
-
 from quantbot.artifacts.versions import ARTIFACT_SCHEMA_VERSION, MANIFEST_SCHEMA_VERSION
 
 __all__ = ["ARTIFACT_SCHEMA_VERSION", "ARTIFACT_SPECS", "MANIFEST_SCHEMA_VERSION", "ArtifactSpec",

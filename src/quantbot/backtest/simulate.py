@@ -36,8 +36,14 @@ import pyarrow as pa
 from numba import njit
 
 from quantbot.backtest.candles import CandleSet
-from quantbot.backtest.policies import (Combo, FixedStop, Ladder, TimeStop, TrailingStop,
-                                        parse_policy)
+from quantbot.backtest.policies import (
+    Combo,
+    FixedStop,
+    Ladder,
+    TimeStop,
+    TrailingStop,
+    parse_policy,
+)
 from quantbot.backtest.windows import Windows
 
 EXIT_REASONS = ("stop_loss", "take_profit", "time_stop", "hard_stop", "trailing_stop",

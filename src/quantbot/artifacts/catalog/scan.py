@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quantbot.artifacts.convert import conform
+from quantbot.artifacts.convert import with_plain_run_id
 from quantbot.artifacts.layout import MANIFEST_NAME, SUCCESS_MARKER
 from quantbot.artifacts.manifest import RunManifest, parse_manifest
+from quantbot.artifacts.migrations import check_supported, needs_upgrade
+from quantbot.artifacts.reader import decode_artifact, footer_version
 from quantbot.artifacts.runs import RunLocation
 from quantbot.artifacts.storage import Storage
 from quantbot.artifacts.types import ArtifactType
@@ -100,20 +102,24 @@ def _read_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
         raise InvalidRunError(f"artifact {name}: file says it is {kv[b'artifact_type'].decode()}")
     if meta.num_rows != entry.rows:
         raise InvalidRunError(f"artifact {name}: {meta.num_rows} rows, manifest says {entry.rows}")
+    version = footer_version(meta)
+    try:
+        check_supported(version, f"artifact {name}")
+    except QuantbotError as err:
+        raise InvalidRunError(str(err)) from None
     local = storage.local_path(path)
-    if not parse and local is not None and _footer_is_exact(meta, kind, manifest.run_id):
+    if (not parse and local is not None and not needs_upgrade(version)
+            and _footer_is_exact(meta, kind, manifest.run_id)):
         run.files[kind] = local
         return
-    try:
-        table = pq.ParquetFile(pa.BufferReader(data)).read().replace_schema_metadata(None)
+    try:  # upgrades older files; names the offending column, row and value
+        table = decode_artifact(data, kind, manifest.run_id)
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
-    try:
-        table = conform(table, kind.spec, manifest.run_id)
     except QuantbotError as err:
         raise InvalidRunError(f"artifact {name}: {err}") from None
     if kind.spec.has_run_id:  # plain strings: DuckDB scans them faster than dictionaries
-        table = table.set_column(0, "run_id", table.column(0).cast(pa.string()))
+        table = with_plain_run_id(table)
     else:
         table = table.add_column(0, "run_id", pa.repeat(pa.scalar(manifest.run_id), table.num_rows))
     run.tables[kind] = table

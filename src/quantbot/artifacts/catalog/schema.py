@@ -109,6 +109,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         if table not in existing:
             empty = data_schema(t).empty_table()  # noqa: F841 - read by DuckDB's replacement scan
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty")
+        else:  # a newer schema version added columns: the table grows, old rows read null
+            add_missing_columns(con, table, data_schema(t))
         con.execute(f"CREATE OR REPLACE VIEW {view_name(t)} AS SELECT * FROM {table}")
 
 
@@ -118,3 +120,22 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
         "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [table]
     ).fetchall()
     return {name: typ for name, typ in rows}
+
+
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema) -> None:
+    """Grow a consolidated table by the columns of ``schema`` it lacks."""
+    have = table_columns(con, table)
+    missing = [f for f in schema if f.name not in have]
+    if not missing:
+        return
+    import pyarrow as pa
+
+    empty = pa.schema(missing).empty_table()
+    con.register("_qb_new_cols", empty)
+    try:
+        types = dict(con.execute(
+            "SELECT column_name, column_type FROM (DESCRIBE _qb_new_cols)").fetchall())
+    finally:
+        con.unregister("_qb_new_cols")
+    for f in missing:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(f.name)} {types[f.name]}")

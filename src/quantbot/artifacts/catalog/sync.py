@@ -22,9 +22,9 @@ from quantbot.artifacts.catalog.schema import (
     RUNS_COLUMNS,
     RUNS_TABLE,
     TIMING_FIELDS,
+    add_missing_columns,
     data_table,
     ensure_schema,
-    quote_ident,
     table_columns,
 )
 from quantbot.artifacts.layout import parse_iso, run_id_from_dir_name
@@ -92,21 +92,6 @@ _RUNS_ARROW = pa.schema([
 ])
 
 
-def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
-    """Grow a consolidated table by the new (extra) columns a run brings."""
-    have = table_columns(con, table)
-    missing = [c for c in data.column_names if c not in have]
-    if not missing:
-        return
-    con.register("_qb_new_cols", data.select(missing).slice(0, 0))
-    try:
-        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _qb_new_cols)").fetchall())
-    finally:
-        con.unregister("_qb_new_cols")
-    for c in missing:
-        con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(c)} {types[c]}")
-
-
 def _insert_runs(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> None:
     """Insert runs, their artifact index rows and their data: the caller holds a transaction."""
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -135,7 +120,7 @@ def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[
     if tables:
         # One contiguous chunk: DuckDB scans it several times faster than many small ones.
         data = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
-        _add_missing_columns(con, table, data)
+        add_missing_columns(con, table, data.schema)
         con.register("_qb_data", data)
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _qb_data")
         con.unregister("_qb_data")

@@ -183,6 +183,8 @@ def test_bad_data_fails_the_run_with_one_line(sample, tmp_path):
     ({"interval": "2m"}, DataError, "unsupported candle interval"),
     ({"horizon": "5x"}, DataError, "invalid duration"),
     ({"activity_move_pct": 10}, FlowParameterError, "activity_move_pct"),
+    ({"date_from": "2026-13-01"}, DataError, "date_from: invalid date"),
+    ({"ts_unit": "us"}, DataError, "invalid ts_unit"),
 ])
 def test_parameters_are_checked_before_a_run_exists(sample, tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):

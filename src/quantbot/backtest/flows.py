@@ -33,8 +33,12 @@ import numpy as np
 import pyarrow as pa
 
 from quantbot.backtest.durations import format_duration, parse_duration, parse_interval
-from quantbot.backtest.inputs import (InputSpec, check_paths_exist, load_alert_inputs,
-                                     load_candle_inputs)
+from quantbot.backtest.inputs import (
+    InputSpec,
+    check_paths_exist,
+    load_alert_inputs,
+    load_candle_inputs,
+)
 from quantbot.errors import QuantbotError
 
 if TYPE_CHECKING:  # the numeric core (numba) is imported when a flow runs, not on import

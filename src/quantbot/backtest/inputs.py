@@ -9,6 +9,7 @@ loads the alerts, then only the candles those alerts need, and fingerprints both
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,15 @@ class InputSpec:
     alerts_table: str | None = None
     candles_table: str | None = None
     ts_unit: str | None = None  # 's' | 'ms' for integer candle timestamps; None = inferred
-    date_from: str | None = None
-    date_to: str | None = None
+    date_from: str | date | None = None  # stored as ISO text
+    date_to: str | date | None = None
 
     def __post_init__(self) -> None:
         check_ts_unit(self.ts_unit)
         if self.alerts_query and self.alerts_table:
             raise DataError("alerts: pass either a query or a table, not both")
+        for name in ("date_from", "date_to"):
+            object.__setattr__(self, name, _iso_date(getattr(self, name), name))
 
     def source_records(self) -> dict[str, dict[str, object]]:
         """``parameters.inputs`` before loading (no rows or fingerprint yet): what a run that
@@ -99,3 +102,18 @@ def check_paths_exist(spec: InputSpec) -> None:
 
 def _absolute(path: str) -> str:
     return str(Path(path).expanduser().resolve())
+
+
+def _iso_date(value: object, name: str) -> str | None:
+    """An alert-time bound as ISO text (checked here, so a typo never creates a run)."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return None
+    if isinstance(value, date):  # datetime is a date too
+        return value.isoformat()
+    text = str(value).strip()
+    try:
+        date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise DataError(f"{name}: invalid date {text!r}: expected ISO date or datetime, "
+                        "e.g. 2026-01-05 or 2026-01-05T12:00:00Z") from None
+    return text

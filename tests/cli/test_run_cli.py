@@ -172,3 +172,14 @@ def test_csv_alerts_and_seconds_candles_with_ts_unit(work):
     assert base.metrics["hit_2x_rate"] == pytest.approx(out["metrics"]["hit_2x_rate"])
     p = read_manifest(work / out["run_dir"]).parameters.model_dump()
     assert p["ts_unit"] == "s" and p["inputs"]["candles"]["kind"] == "csv"
+
+
+def test_failed_run_with_sync_is_cataloged_as_failed(work, monkeypatch, capsys):
+    monkeypatch.chdir(work)
+    code, _, err = _main(["backtest", "run", "path-only", "--alerts", "data/sample/alerts.parquet",
+                          "--candles", "data/sample/alerts.parquet", "--sync", "--no-durable"],
+                         capsys)
+    assert code == 1 and err.startswith("error: candles source") and err.count("\n") == 1
+    with duckdb.connect(str(work / "data/backtest_catalog.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT run_type, status FROM backtest_runs_catalog").fetchall()
+    assert rows == [("path-only", "failed")]

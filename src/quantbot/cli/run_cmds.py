@@ -88,8 +88,9 @@ def run_path_only_cmd(**kw: Any) -> None:
     """Truth layer: what the price did after each call (paths, features, errors)."""
     from quantbot.backtest.flows import run_path_only
 
-    with _progress(True) as progress:
-        result = run_path_only(kw["alerts"], kw["candles"], progress=progress, **_flow_kwargs(kw))
+    with _progress(True) as progress, _sync_failed_run(kw) as run_id:
+        result = run_path_only(kw["alerts"], kw["candles"], progress=progress, run_id=run_id,
+                               **_flow_kwargs(kw))
     _finish(result, kw)
 
 
@@ -114,12 +115,32 @@ def run_policy_cmd(policy_json: str | None, policy_file: str | None, policy_id: 
     if policy_file is not None:
         with open(policy_file, encoding="utf-8") as fh:
             policy_json = fh.read()
-    with _progress(True) as progress:
+    with _progress(True) as progress, _sync_failed_run(kw) as run_id:
         result = run_policy_backtest(kw["alerts"], kw["candles"], policy_json,
                                      policy_id=policy_id, taker_fee_bps=taker_fee_bps,
                                      slippage_bps=slippage_bps, progress=progress,
-                                     **_flow_kwargs(kw))
+                                     run_id=run_id, **_flow_kwargs(kw))
     _finish(result, kw)
+
+
+@contextmanager
+def _sync_failed_run(kw: dict[str, Any]) -> Iterator[str]:
+    """A fresh run id for the flow; with --sync, a run that fails is cataloged as failed
+    (when it got as far as creating its directory) before the error is reported."""
+    import uuid
+
+    run_id = str(uuid.uuid4())
+    try:
+        yield run_id
+    except Exception:
+        if kw["sync"]:
+            from quantbot.artifacts import find_run_directory, register_run
+
+            try:
+                register_run(kw["duckdb_path"], find_run_directory(kw["base_dir"], run_id))
+            except Exception:  # noqa: BLE001 - the flow's error is the one to report
+                pass  # e.g. rejected before its directory existed: nothing to catalog
+        raise
 
 
 def _finish(result: Any, kw: dict[str, Any]) -> None:

@@ -93,7 +93,7 @@ class _Watcher:
     stats: WatchStats = field(default_factory=WatchStats)
     known: set[str] = field(default_factory=set)  # run ids the catalog holds (a cache)
     pending: dict[str, RunLocation] = field(default_factory=dict)  # path -> location
-    reported_invalid: dict[str, str] = field(default_factory=dict)  # path -> last reason
+    reported_invalid: dict[str, str] = field(default_factory=dict)  # folder -> last reason
     roots: tuple[str, ...] = ()
 
     def emit(self, kind: EventKind, **fields: Any) -> None:
@@ -170,14 +170,15 @@ class _Watcher:
         for run in runs:
             m = run.manifest
             self.stats.registered += 1
-            self.reported_invalid.pop(run.location.path, None)
+            self.reported_invalid.pop(os.path.basename(run.location.path), None)
             self.emit("registered", run_id=m.run_id, run_type=m.run_type, status=m.status,
                       path=run.location.path)
 
     def _report_invalid(self, path: str, reason: str) -> None:
-        if self.reported_invalid.get(path) == reason:
+        key = os.path.basename(path.rstrip("/"))  # run_id=<uuid>, whatever form the path takes
+        if self.reported_invalid.get(key) == reason:
             return  # said already; say it again only if the reason changes
-        self.reported_invalid[path] = reason
+        self.reported_invalid[key] = reason
         self.stats.invalid += 1
         self.emit("invalid", path=path, message=reason)
 
@@ -195,7 +196,7 @@ class _Watcher:
         for run_id, run_type, status, run_dir in rows:
             if run_id not in before:
                 self.stats.registered += 1
-                self.reported_invalid.pop(run_dir, None)
+                self.reported_invalid.pop(os.path.basename(run_dir.rstrip("/")), None)
                 self.emit("registered", run_id=run_id, run_type=run_type, status=status,
                           path=run_dir)
         self.known = {r[0] for r in rows}

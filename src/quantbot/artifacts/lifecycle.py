@@ -101,7 +101,9 @@ def verify_run(storage: Storage, loc: RunLocation) -> list[Problem]:
             _read_artifact(storage, run, name, parse=False)
         except InvalidRunError as err:
             out.append(Problem(loc.run_id, storage.join(loc.path, *entry.path.split("/")), str(err)))
-    if m.status in ("completed", "failed"):  # a running run's files precede their manifest entry
+    # Only completed runs: a running run's file lands before its manifest entry, and a run
+    # that failed between the two may keep such a file legitimately.
+    if m.status == "completed":
         for kind, rel in ARTIFACT_PATHS.items():
             path = storage.join(loc.path, *rel.split("/"))
             if kind.value not in m.artifacts and storage.exists(path):

@@ -128,3 +128,34 @@ def test_catalog_from_an_older_quantbot_grows_new_columns(base_dir: Path, catalo
     rows = run_sql(catalog, "SELECT run_id, tail_capture FROM all_trades ORDER BY tail_capture")
     assert rows.to_pylist() == [{"run_id": run2.run_id, "tail_capture": 0.5},
                                 {"run_id": run.run_id, "tail_capture": None}]
+
+
+def test_real_registry_upgrades_a_1_0_0_frontier(base_dir: Path, catalog: Path):
+    """A frontier written by quantbot 1.0.0 (no validation columns) reads at the current schema."""
+    from quantbot.artifacts.types import FRONTIER_SCHEMA, FRONTIER_VALIDATION_FIELDS
+
+    old_schema = pa.schema([f for f in FRONTIER_SCHEMA if f not in FRONTIER_VALIDATION_FIELDS])
+    row = {"caller_name": "*", "policy_id": "p", "policy_params": "{}", "meets_constraints": True,
+           "objective_score": 1.0, "avg_return_bps": 1.0, "median_return_bps": 1.0,
+           "stop_out_rate": 0.1, "p95_drawdown_bps": -10.0, "avg_time_exposed_ms": 5.0,
+           "trades_count": 3, "rank": 1}
+    with create_run_directory("optimization", base_dir=base_dir, git=False) as run:
+        run.write_artifact("frontier", [row])
+    run_dir = Path(run.path)
+    path = run_dir / "results" / "frontier.parquet"
+    table = pa.Table.from_pylist([{**row, "run_id": run.run_id}], schema=old_schema)
+    pq.write_table(table.replace_schema_metadata(
+        {"artifact_type": "frontier", "run_id": run.run_id, "rows": "1", "schema_version": "1.0.0"}),
+        path)
+    manifest = json.loads((run_dir / "run.json").read_text())
+    data = path.read_bytes()
+    manifest["artifacts"]["frontier"].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    manifest["schema_version"]["artifacts"] = "1.0.0"
+    (run_dir / "run.json").write_text(json.dumps(manifest))
+
+    upgraded = read_artifact(run_dir, "frontier")
+    assert upgraded.schema.remove_metadata().equals(FRONTIER_SCHEMA)
+    assert upgraded.column("overfit").null_count == 1
+    assert catalog_all_runs(catalog, base_dir).registered == 1
+    assert run_sql(catalog, "SELECT policy_id, overfit FROM all_frontier").to_pylist() == [
+        {"policy_id": "p", "overfit": None}]

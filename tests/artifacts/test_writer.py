@@ -294,7 +294,7 @@ def test_footer_metadata_and_manifest_hashes(base_dir):
         assert meta[b"artifact_type"] == kind.encode()
         assert meta[b"run_id"] == run.run_id.encode()
         assert meta[b"rows"] == b"4" and entry.rows == 4
-        assert meta[b"schema_version"] == b"1.0.0"
+        assert meta[b"schema_version"] == b"1.1.0"
         datetime.fromisoformat(meta[b"created_at"].decode().replace("Z", "+00:00"))
     no_tmp_files(base_dir)
 

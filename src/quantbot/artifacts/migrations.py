@@ -55,8 +55,18 @@ class Migration:
         return table
 
 
+def _registry() -> list[Migration]:
+    from quantbot.artifacts.types import FRONTIER_VALIDATION_FIELDS
+
+    return [
+        # 1.1.0: the frontier gained out-of-sample validation columns.
+        Migration("1.0.0", "1.1.0", frozenset({ArtifactType.FRONTIER}),
+                  added=FRONTIER_VALIDATION_FIELDS),
+    ]
+
+
 # The registry, oldest first. Each step's from_version is the previous step's to_version.
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration] = _registry()
 
 
 def check_supported(version: str, where: str = "artifact") -> None:

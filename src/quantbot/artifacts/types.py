@@ -86,12 +86,20 @@ SUMMARY_SCHEMA = pa.schema([
     _f("median_tail_capture", _F, True),
 ])
 
+FRONTIER_VALIDATION_FIELDS = (
+    _f("validation_objective_score", _F, True), _f("validation_median_return_bps", _F, True),
+    _f("validation_meets_constraints", _B, True), _f("validation_trades_count", _I, True),
+    _f("overfit", _B, True),
+)
+
 FRONTIER_SCHEMA = pa.schema([
     _f("run_id", _S), _f("caller_name", _S), _f("policy_id", _S), _f("policy_params", _S),
     _f("meets_constraints", _B), _f("objective_score", _F),
     _f("avg_return_bps", _F), _f("median_return_bps", _F), _f("stop_out_rate", _F),
     _f("p95_drawdown_bps", _F), _f("avg_time_exposed_ms", _F), _f("trades_count", _I),
     _f("rank", _I),
+    # 1.1.0: out-of-sample validation (null when the optimizer ran without a split)
+    *FRONTIER_VALIDATION_FIELDS,
 ])
 
 ERRORS_SCHEMA = pa.schema([

@@ -27,9 +27,14 @@ from quantbot.artifacts.catalog.schema import (
     ensure_schema,
     table_columns,
 )
-from quantbot.artifacts.layout import parse_iso, run_id_from_dir_name
-from quantbot.artifacts.runs import RunLocation, iter_run_locations
-from quantbot.artifacts.storage import open_storage
+from quantbot.artifacts.layout import (
+    RUN_DIR_PREFIX,
+    is_month_partition,
+    parse_iso,
+    run_id_from_dir_name,
+)
+from quantbot.artifacts.runs import RunLocation
+from quantbot.artifacts.storage import Storage, open_storage
 from quantbot.artifacts.types import ArtifactType
 
 _BATCH_RUNS = 500
@@ -142,12 +147,6 @@ def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[
     con.unregister("_qb_files")
 
 
-def _registered_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
-    if not table_columns(con, RUNS_TABLE):  # a new, empty catalog file
-        return set()
-    return {r[0] for r in con.execute(f"SELECT run_id FROM {RUNS_TABLE}").fetchall()}
-
-
 def _write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: SyncReport) -> None:
     """One transaction for the batch; if it fails, one per run, so a bad run only fails itself."""
     present = _registered_ids_among(con, [r.manifest.run_id for r in runs])
@@ -184,35 +183,62 @@ def initialize_catalog(db: CatalogRef, lock_timeout: float | None = None) -> Non
         ensure_schema(con)
 
 
-def _known_run_ids(db: CatalogRef, lock_timeout: float | None) -> set[str]:
+def _list_runs(storage: Storage) -> dict[str, str]:
+    """``run_id=<name>`` folder name suffix -> its month folder, for every month partition.
+
+    Kept to plain string work: at 100,000 runs, object construction per entry would cost
+    more than the listing itself.
+    """
+    out: dict[str, str] = {}
+    prefix = len(RUN_DIR_PREFIX)
+    for month in storage.list_dir(storage.root):
+        if is_month_partition(month):
+            for name in storage.list_dir(storage.join(storage.root, month)):
+                if name.startswith(RUN_DIR_PREFIX):
+                    out[name[prefix:]] = month
+    return out
+
+
+def _unregistered(db: CatalogRef, ids: list[str], lock_timeout: float | None
+                  ) -> tuple[list[str], bool]:
+    """The ids not in the catalog (an anti-join inside DuckDB), and whether its tables exist."""
     if not catalog_exists(db):
-        return set()
+        return ids, False
     with open_catalog(db, read_only=True, lock_timeout=lock_timeout) as con:
-        return _registered_ids(con)
+        if not table_columns(con, RUNS_TABLE):
+            return ids, False
+        listed = pa.table({"run_id": pa.array(ids, pa.string())})  # noqa: F841 - scanned by DuckDB
+        rows = con.execute(f"SELECT run_id FROM listed ANTI JOIN {RUNS_TABLE} USING (run_id)").fetchall()
+    return [r[0] for r in rows], True
 
 
 def catalog_all_runs(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs",
                      lock_timeout: float | None = None) -> SyncReport:
     """Register every completed or failed run under ``base_dir`` that is not yet cataloged.
 
-    Idempotent and safe to run concurrently with writers and other syncs.
+    Idempotent and safe to run concurrently with writers and other syncs. Registered runs
+    cost one listing entry each; only new (or still incomplete) runs are read.
     """
     storage = open_storage(base_dir)
-    known = _known_run_ids(db, lock_timeout)
-    report = SyncReport()
+    listing = _list_runs(storage)
+    new_ids, initialized = _unregistered(db, list(listing), lock_timeout)
+    report = SyncReport(already_present=len(listing) - len(new_ids))
     todo: list[RunLocation] = []
-    for loc in iter_run_locations(storage):
-        if loc.run_id in known:
-            report.already_present += 1
+    for name in sorted(new_ids, key=lambda n: (listing[n], n)):
+        path = storage.join(storage.root, listing[name], RUN_DIR_PREFIX + name)
+        run_id = run_id_from_dir_name(RUN_DIR_PREFIX + name)
+        if run_id is None:
+            report.invalid.append((storage.uri(path), "folder name is not run_id=<uuid>"))
         else:
-            todo.append(loc)
+            todo.append(RunLocation(run_id, listing[name], path))
     scanned = scan_runs(storage, todo)
     report.incomplete = len(scanned.incomplete)
     report.invalid.extend(scanned.invalid)
-    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
-        ensure_schema(con)
-        for i in range(0, len(scanned.runs), _BATCH_RUNS):
-            _write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
+    if scanned.runs or not initialized:  # nothing new: the write lock is not even taken
+        with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+            ensure_schema(con)
+            for i in range(0, len(scanned.runs), _BATCH_RUNS):
+                _write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
     return report
 
 

@@ -31,13 +31,29 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from quantbot.backtest.flows import (FlowParams, FlowResult, Progress, _coverage, _create_run,
-                                     _load, _PhaseClock, _Prepared, _record_inputs, _result,
-                                     _spec, _take)
+from quantbot.backtest.flows import (
+    FlowParams,
+    FlowResult,
+    Progress,
+    _coverage,
+    _create_run,
+    _load,
+    _PhaseClock,
+    _Prepared,
+    _record_inputs,
+    _result,
+    _spec,
+    _take,
+)
 from quantbot.backtest.grid import PolicyGrid, default_grid, load_grid, parse_grid
 from quantbot.backtest.objective import OptimizerConfig, make_config
-from quantbot.backtest.optimize import (POOLED, GroupResult, OptimizationResult,
-                                        frontier_columns, optimize_grid)
+from quantbot.backtest.optimize import (
+    POOLED,
+    GroupResult,
+    OptimizationResult,
+    frontier_columns,
+    optimize_grid,
+)
 from quantbot.backtest.simulate import Trades
 
 PolicyProgress = Callable[[int, int], None]

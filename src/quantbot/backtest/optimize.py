@@ -26,9 +26,16 @@ import pyarrow as pa
 
 from quantbot.backtest.candles import CandleSet
 from quantbot.backtest.grid import PolicyGrid
-from quantbot.backtest.objective import (OptimizerConfig, PolicyStats, feasible, group_stats,
-                                         id_order_keys, objective_scores, overfit_flags,
-                                         rank_policies)
+from quantbot.backtest.objective import (
+    OptimizerConfig,
+    PolicyStats,
+    feasible,
+    group_stats,
+    id_order_keys,
+    objective_scores,
+    overfit_flags,
+    rank_policies,
+)
 from quantbot.backtest.simulate import ScanIndex, Trades, build_scan_index, simulate_many
 from quantbot.backtest.splits import Split, make_split
 from quantbot.backtest.windows import Windows

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from quantbot.cli.app import backtest
-from quantbot.cli.run_cmds import _flow_kwargs, _input_options, report_lines, run_group
 from quantbot.cli.render import print_json
+from quantbot.cli.run_cmds import _flow_kwargs, _input_options, report_lines, run_group
 
 F = Callable[..., Any]
 Callbacks = tuple[Callable[[str], None] | None, Callable[[int, int], None] | None]
@@ -64,8 +64,7 @@ def _optimizer_progress() -> Iterator[Callbacks]:
         yield None, None
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:

@@ -20,11 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("QUANTBOT_DEBUG"))
     try:
-        cli.main(args=argv, prog_name="quantbot", standalone_mode=False)
+        # Without standalone mode click *returns* ctx.exit(n)'s code instead of exiting.
+        code = cli.main(args=argv, prog_name="quantbot", standalone_mode=False)
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except click.exceptions.Abort:  # click's form of Ctrl-C
+        click.echo("error: interrupted", err=True)
         raise SystemExit(130) from None
     except click.ClickException as exc:
         exc.show()
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
         raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["backtest", "cli", "main"]

@@ -41,7 +41,34 @@ class WrittenFile:
     sha256: str
 
 
-class AtomicFile(io.RawIOBase):
+class AtomicSink(io.RawIOBase, ABC):
+    """A writable binary sink whose content becomes visible only on ``commit()``.
+
+    ``with sink:`` commits on a clean exit and discards on an exception.
+    """
+
+    result: WrittenFile | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    @abstractmethod
+    def commit(self) -> WrittenFile: ...
+
+    @abstractmethod
+    def discard(self) -> None: ...
+
+    def __enter__(self) -> AtomicSink:  # type: ignore[override]
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class AtomicFile(AtomicSink):
     """A binary sink whose bytes appear under the final name only on ``commit()``.
 
     The sha256 is computed by a second thread while the producer (e.g. pyarrow's Parquet
@@ -61,14 +88,10 @@ class AtomicFile(io.RawIOBase):
         self._pending = bytearray()
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._hasher: threading.Thread | None = None  # started once the file grows large
-        self.result: WrittenFile | None = None
 
     def _hash_loop(self) -> None:
         while (chunk := self._queue.get()) is not None:
             self._hash.update(chunk)
-
-    def writable(self) -> bool:
-        return True
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         # Copy: the producer may reuse its buffer once we return. Small writes (Parquet
@@ -123,15 +146,6 @@ class AtomicFile(io.RawIOBase):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
 
-    def __enter__(self) -> AtomicFile:  # type: ignore[override]
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
-
 
 class Storage(ABC):
     """Paths are plain strings; ``root`` is the folder (or bucket prefix) the storage serves."""
@@ -159,7 +173,7 @@ class Storage(ABC):
     def read_bytes(self, path: str) -> bytes: ...
 
     @abstractmethod
-    def open_atomic(self, path: str, durable: bool) -> AtomicFile:
+    def open_atomic(self, path: str, durable: bool) -> AtomicSink:
         """A sink that becomes ``path`` on a clean exit of its ``with`` block, nothing otherwise."""
 
     def write_bytes(self, path: str, data: bytes, durable: bool) -> WrittenFile:
@@ -240,7 +254,7 @@ class LocalStorage(Storage):
             return None
 
 
-class ObjectSink(io.RawIOBase):
+class ObjectSink(AtomicSink):
     """Collects a file's bytes (hashing as they come) and uploads them as one PUT on commit.
 
     An object store makes an object visible only once its upload completes, so a reader
@@ -253,10 +267,6 @@ class ObjectSink(io.RawIOBase):
         self.final = path
         self._buf = bytearray()
         self._hash = hashlib.sha256()
-        self.result: WrittenFile | None = None
-
-    def writable(self) -> bool:
-        return True
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         self._buf += data
@@ -275,15 +285,6 @@ class ObjectSink(io.RawIOBase):
 
     def discard(self) -> None:
         self._buf = bytearray()
-
-    def __enter__(self) -> ObjectSink:  # type: ignore[override]
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
 
 
 class ObjectStorage(Storage):
@@ -333,7 +334,7 @@ class ObjectStorage(Storage):
                 raise FileNotFoundError(path) from None
             raise
 
-    def open_atomic(self, path: str, durable: bool) -> ObjectSink:  # type: ignore[override]
+    def open_atomic(self, path: str, durable: bool) -> ObjectSink:
         return ObjectSink(self.fs, path)
 
     def sync_dir(self, path: str) -> None:

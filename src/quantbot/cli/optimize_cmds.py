@@ -10,8 +10,7 @@ from typing import Any
 import click
 
 from quantbot.cli.app import backtest
-from quantbot.cli.render import print_json
-from quantbot.cli.run_cmds import _flow_kwargs, _input_options, report_lines, run_group
+from quantbot.cli.run_cmds import _flow_kwargs, _input_options, finish, run_group
 
 F = Callable[..., Any]
 Callbacks = tuple[Callable[[str], None] | None, Callable[[int, int], None] | None]
@@ -99,16 +98,9 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
                       taker_fee_bps=kw["taker_fee_bps"], slippage_bps=kw["slippage_bps"],
                       per_caller=not kw["no_per_caller"], progress=phase,
                       policy_progress=policies, **_flow_kwargs(kw))
-    cataloged = False
-    if kw["sync"]:
-        from quantbot.artifacts import register_run
-
-        register_run(kw["duckdb_path"], result.run_dir)
-        cataloged = True
+    finish(result, kw)
     if kw["fmt"] == "json":
-        print_json({**result.to_dict(), "cataloged": cataloged})
         return
-    report_lines(result)
     m = result.metrics
     line = f"  grid       {m['policies']} policies, {m['groups']} groups optimized"
     click.echo(line + (f", {m['skipped_callers']} callers skipped" if m["skipped_callers"]
@@ -121,8 +113,6 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
             text += f"  validation {'-' if v is None else f'{v:.1f}'}"
             text += "  OVERFIT" if m.get("overfit") else ""
         click.echo(text)
-    if cataloged:
-        click.echo(f"  cataloged  {kw['duckdb_path']}")
 
 
 @backtest.command("optimize")

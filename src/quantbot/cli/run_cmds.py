@@ -91,7 +91,7 @@ def run_path_only_cmd(**kw: Any) -> None:
     with _progress(True) as progress, _sync_failed_run(kw) as run_id:
         result = run_path_only(kw["alerts"], kw["candles"], progress=progress, run_id=run_id,
                                **_flow_kwargs(kw))
-    _finish(result, kw)
+    finish(result, kw)
 
 
 @run_group.command("policy")
@@ -120,7 +120,7 @@ def run_policy_cmd(policy_json: str | None, policy_file: str | None, policy_id: 
                                      policy_id=policy_id, taker_fee_bps=taker_fee_bps,
                                      slippage_bps=slippage_bps, progress=progress,
                                      run_id=run_id, **_flow_kwargs(kw))
-    _finish(result, kw)
+    finish(result, kw)
 
 
 @contextmanager
@@ -143,7 +143,8 @@ def _sync_failed_run(kw: dict[str, Any]) -> Iterator[str]:
         raise
 
 
-def _finish(result: Any, kw: dict[str, Any]) -> None:
+def finish(result: Any, kw: dict[str, Any]) -> None:
+    """Register the run when asked (--sync), then print the JSON object or the report."""
     cataloged = False
     if kw["sync"]:
         from quantbot.artifacts import register_run

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from quantbot.artifacts.catalog.scan import InvalidRunError, _read_artifact, load_run
+from quantbot.artifacts.catalog.scan import InvalidRunError, check_artifact, load_run
 from quantbot.artifacts.kinds import ARTIFACT_PATHS
 from quantbot.artifacts.layout import (
     MANIFEST_NAME,
@@ -98,7 +98,7 @@ def verify_run(storage: Storage, loc: RunLocation) -> list[Problem]:
         try:
             # the scanner's own check; parse=False still proves the schema (exact footer,
             # else a column-by-column check) without loading the table
-            _read_artifact(storage, run, name, parse=False)
+            check_artifact(storage, run, name, parse=False)
         except InvalidRunError as err:
             out.append(Problem(loc.run_id, storage.join(loc.path, *entry.path.split("/")), str(err)))
     # Only completed runs: a running run's file lands before its manifest entry, and a run

@@ -122,11 +122,12 @@ class FlowResult:
         return {**asdict(self), "excluded_total": self.excluded_total}
 
 
-# The helpers below (_PhaseClock, _spec, _create_run, _load, _record_inputs, _coverage, _take,
-# _result) are the shared skeleton of every flow; flows_optimize builds on them too.
+# The helpers below (PhaseClock, input_spec, create_flow_run, load_inputs, record_inputs,
+# coverage_phase, take_columns, flow_result) are the shared skeleton of every flow;
+# flows_optimize builds on them too.
 
 
-class _PhaseClock:
+class PhaseClock:
     """Accumulates wall time per phase (``<phase>_ms``) and reports phase starts."""
 
     def __init__(self, progress: Progress | None) -> None:
@@ -146,7 +147,7 @@ class _PhaseClock:
 
 
 @dataclass
-class _Prepared:
+class PreparedInputs:
     """Loaded inputs plus each alert's window: everything execution needs."""
 
     spec: InputSpec
@@ -163,7 +164,7 @@ def _iso_ms(ms: int) -> str:
         "+00:00", "Z")
 
 
-def _load(spec: InputSpec, params: FlowParams, clock: _PhaseClock) -> _Prepared:
+def load_inputs(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInputs:
     with clock.phase("plan", "loading alerts"):
         alerts, alerts_record = load_alert_inputs(spec)
     with clock.phase("slice", "loading candles"):
@@ -171,10 +172,10 @@ def _load(spec: InputSpec, params: FlowParams, clock: _PhaseClock) -> _Prepared:
             spec, alerts, interval_ms=params.interval_ms, horizon_ms=params.horizon_ms,
             pre_window_ms=params.pre_window_ms)
     records = {"alerts": alerts_record.to_dict(), "candles": candles_record.to_dict()}
-    return _Prepared(spec, params, alerts, candles, None, records)
+    return PreparedInputs(spec, params, alerts, candles, None, records)
 
 
-def _coverage(prep: _Prepared, clock: _PhaseClock) -> None:
+def coverage_phase(prep: PreparedInputs, clock: PhaseClock) -> None:
     from quantbot.backtest.errors_rows import coverage_error_rows
     from quantbot.backtest.windows import prepare_windows
 
@@ -194,7 +195,7 @@ def _parameters(spec: InputSpec, p: FlowParams, run_params: dict[str, Any],
             "date_to": spec.date_to, "inputs": records}
 
 
-def _dataset(prep: _Prepared) -> dict[str, Any]:
+def _dataset(prep: PreparedInputs) -> dict[str, Any]:
     ts = prep.alerts.column("alert_ts_ms").to_numpy(zero_copy_only=False)
     out: dict[str, Any] = {"interval": prep.params.interval, "calls_count": prep.alerts.num_rows}
     if len(ts):
@@ -202,12 +203,12 @@ def _dataset(prep: _Prepared) -> dict[str, Any]:
     return out
 
 
-def _take(alerts: pa.Table, names: tuple[str, ...], idx: np.ndarray) -> dict[str, pa.Array]:
+def take_columns(alerts: pa.Table, names: tuple[str, ...], idx: np.ndarray) -> dict[str, pa.Array]:
     rows = pa.array(idx, pa.int64())
     return {n: alerts.column(n).take(rows) for n in names}
 
 
-def _create_run(run_type: str, spec: InputSpec, params: FlowParams, run_params: dict[str, Any],
+def create_flow_run(run_type: str, spec: InputSpec, params: FlowParams, run_params: dict[str, Any],
                 base_dir: str | os.PathLike[str], durable: bool, run_id: str | None) -> Any:
     """The run directory, with every parameter but the input records (known after loading)."""
     from quantbot.artifacts import create_run_directory
@@ -219,12 +220,12 @@ def _create_run(run_type: str, spec: InputSpec, params: FlowParams, run_params: 
                                 dataset={"interval": params.interval}, durable=durable)
 
 
-def _record_inputs(run: Any, prep: _Prepared, run_params: dict[str, Any]) -> None:
+def record_inputs(run: Any, prep: PreparedInputs, run_params: dict[str, Any]) -> None:
     run.update_manifest(parameters=_parameters(prep.spec, prep.params, run_params, prep.records),
                         dataset=_dataset(prep))
 
 
-def _spec(alerts: str | os.PathLike[str], candles: str | os.PathLike[str],
+def input_spec(alerts: str | os.PathLike[str], candles: str | os.PathLike[str],
           **kw: Any) -> InputSpec:
     return InputSpec(alerts=os.fspath(alerts), candles=os.fspath(candles), **kw)
 
@@ -253,24 +254,24 @@ def run_path_only(
     from quantbot.backtest.features import compute_features
     from quantbot.backtest.paths import compute_paths
 
-    clock = _PhaseClock(progress)
+    clock = PhaseClock(progress)
     with clock.phase("plan", "checking parameters"):
         params = FlowParams(interval, horizon, activity_move_pct, pre_window)
-        spec = _spec(alerts, candles, alerts_query=alerts_query, alerts_table=alerts_table,
+        spec = input_spec(alerts, candles, alerts_query=alerts_query, alerts_table=alerts_table,
                      candles_table=candles_table, ts_unit=ts_unit, date_from=date_from,
                      date_to=date_to)
-        run = _create_run("path-only", spec, params, {}, base_dir, durable, run_id)
+        run = create_flow_run("path-only", spec, params, {}, base_dir, durable, run_id)
     with run:
-        prep = _load(spec, params, clock)
-        _record_inputs(run, prep, {})
-        _coverage(prep, clock)
+        prep = load_inputs(spec, params, clock)
+        record_inputs(run, prep, {})
+        coverage_phase(prep, clock)
         with clock.phase("execution", "computing paths and features"):
             paths = compute_paths(prep.candles, prep.windows, params.activity_move_pct)
             caller = np.asarray(prep.alerts.column("caller_name").to_pylist(), dtype=object)
             features = compute_features(prep.candles, prep.windows, caller, paths,
                                         params.pre_window_ms)
             idx = paths.alert_idx
-            path_cols = {**_take(prep.alerts, ("call_id", "caller_name", "mint", "chain"), idx),
+            path_cols = {**take_columns(prep.alerts, ("call_id", "caller_name", "mint", "chain"), idx),
                          "interval": [params.interval] * len(idx),
                          "alert_ts_ms": prep.alerts.column("alert_ts_ms").take(pa.array(idx)),
                          **paths.columns()}
@@ -285,7 +286,7 @@ def run_path_only(
     metrics = {f"hit_{k}x_rate": (float(getattr(paths, f"hit_{k}x").mean()) if n else None)
                for k in (2, 3, 4)}
     metrics["median_peak_multiple"] = float(np.median(paths.peak_multiple)) if n else None
-    return _result(run, prep, exclusion_counts(prep.windows), None, metrics, clock)
+    return flow_result(run, prep, exclusion_counts(prep.windows), None, metrics, clock)
 
 
 def run_policy_backtest(
@@ -324,22 +325,22 @@ def run_policy_backtest(
     from quantbot.backtest.simulate import build_scan_index, simulate
     from quantbot.backtest.summary import summarize
 
-    clock = _PhaseClock(progress)
+    clock = PhaseClock(progress)
     with clock.phase("plan", "checking parameters"):
         params = FlowParams(interval, horizon, activity_move_pct, pre_window, taker_fee_bps,
                             slippage_bps)
         parsed = parse_policy(policy)
         pid = policy_id or derive_policy_id(parsed)
-        spec = _spec(alerts, candles, alerts_query=alerts_query, alerts_table=alerts_table,
+        spec = input_spec(alerts, candles, alerts_query=alerts_query, alerts_table=alerts_table,
                      candles_table=candles_table, ts_unit=ts_unit, date_from=date_from,
                      date_to=date_to)
         run_params = {"policy": json.loads(canonical_json(parsed)), "policy_id": pid,
                       "taker_fee_bps": params.taker_fee_bps, "slippage_bps": params.slippage_bps}
-        run = _create_run("policy", spec, params, run_params, base_dir, durable, run_id)
+        run = create_flow_run("policy", spec, params, run_params, base_dir, durable, run_id)
     with run:
-        prep = _load(spec, params, clock)
-        _record_inputs(run, prep, run_params)
-        _coverage(prep, clock)
+        prep = load_inputs(spec, params, clock)
+        record_inputs(run, prep, run_params)
+        coverage_phase(prep, clock)
         with clock.phase("execution", "simulating trades"):
             index = build_scan_index(prep.candles)
             trades = simulate(parsed, prep.candles, prep.windows, params.taker_fee_bps,
@@ -347,7 +348,7 @@ def run_policy_backtest(
             n_excluded = int((~prep.windows.eligible).sum())
             summary = summarize(trades, len(trades), n_excluded)
             trade_cols = {"policy_id": [pid] * len(trades),
-                          **_take(prep.alerts, ("call_id",), trades.alert_idx),
+                          **take_columns(prep.alerts, ("call_id",), trades.alert_idx),
                           **trades.columns()}
         with clock.phase("store", "writing artifacts"):
             run.write_artifact("alerts", prep.alerts)
@@ -357,11 +358,11 @@ def run_policy_backtest(
         run.update_manifest(timing=clock.ms)
     metrics = {"policy_id": pid, **{k: summary[k] for k in (
         "avg_return_bps", "median_return_bps", "stop_out_rate")}}
-    return _result(run, prep, exclusion_counts(prep.windows), len(trades), metrics, clock)
+    return flow_result(run, prep, exclusion_counts(prep.windows), len(trades), metrics, clock)
 
 
-def _result(run: Any, prep: _Prepared, excluded: dict[str, int], trades: int | None,
-            metrics: dict[str, Any], clock: _PhaseClock) -> FlowResult:
+def flow_result(run: Any, prep: PreparedInputs, excluded: dict[str, int], trades: int | None,
+            metrics: dict[str, Any], clock: PhaseClock) -> FlowResult:
     manifest = run.manifest
     timing = {k: v for k, v in (manifest.timing.model_dump() if manifest.timing else {}).items()
               if v is not None}

@@ -34,16 +34,16 @@ import pyarrow as pa
 from quantbot.backtest.flows import (
     FlowParams,
     FlowResult,
+    PhaseClock,
+    PreparedInputs,
     Progress,
-    _coverage,
-    _create_run,
-    _load,
-    _PhaseClock,
-    _Prepared,
-    _record_inputs,
-    _result,
-    _spec,
-    _take,
+    coverage_phase,
+    create_flow_run,
+    flow_result,
+    input_spec,
+    load_inputs,
+    record_inputs,
+    take_columns,
 )
 from quantbot.backtest.grid import PolicyGrid, default_grid, load_grid, parse_grid
 from quantbot.backtest.objective import OptimizerConfig, make_config
@@ -112,13 +112,13 @@ def _run(run_type: str, alerts: str | os.PathLike[str], candles: str | os.PathLi
          base_dir: str | os.PathLike[str] = "runs", durable: bool = True,
          run_id: str | None = None, progress: Progress | None = None,
          policy_progress: PolicyProgress | None = None) -> FlowResult:
-    clock = _PhaseClock(progress)
+    clock = PhaseClock(progress)
     with clock.phase("plan", "checking parameters"):
         params = FlowParams(interval, horizon, activity_move_pct, pre_window, taker_fee_bps,
                             slippage_bps)
         cfg = make_config(config)
         policy_grid, grid_source = resolve_grid(grid)
-        spec = _spec(alerts, candles, alerts_query=alerts_query, alerts_table=alerts_table,
+        spec = input_spec(alerts, candles, alerts_query=alerts_query, alerts_table=alerts_table,
                      candles_table=candles_table, ts_unit=ts_unit, date_from=date_from,
                      date_to=date_to)
         run_params = {"grid": _grid_record(policy_grid, grid_source),
@@ -126,11 +126,11 @@ def _run(run_type: str, alerts: str | os.PathLike[str], candles: str | os.PathLi
                       "taker_fee_bps": params.taker_fee_bps, "slippage_bps": params.slippage_bps}
         if cfg.validation is not None:
             run_params["optimizer"]["validation"] = cfg.validation.spec()
-        run = _create_run(run_type, spec, params, run_params, base_dir, durable, run_id)
+        run = create_flow_run(run_type, spec, params, run_params, base_dir, durable, run_id)
     with run:
-        prep = _load(spec, params, clock)
-        _record_inputs(run, prep, run_params)
-        _coverage(prep, clock)
+        prep = load_inputs(spec, params, clock)
+        record_inputs(run, prep, run_params)
+        coverage_phase(prep, clock)
         if run_type == "full":
             with clock.phase("execution", "computing paths and features"):
                 path_cols, feature_cols = _truth_layer(prep)
@@ -156,7 +156,7 @@ def _run(run_type: str, alerts: str | os.PathLike[str], candles: str | os.PathLi
     from quantbot.backtest.errors_rows import exclusion_counts
 
     n_trades = len(trades["policy_id"]) if trades is not None else 0
-    return _result(run, prep, exclusion_counts(prep.windows), n_trades,
+    return flow_result(run, prep, exclusion_counts(prep.windows), n_trades,
                    _metrics(result), clock)
 
 
@@ -166,7 +166,7 @@ def _frontier_names() -> list[str]:
     return ARTIFACT_SPECS[ArtifactType.FRONTIER].schema.names
 
 
-def _truth_layer(prep: _Prepared) -> tuple[dict[str, Any], dict[str, Any]]:
+def _truth_layer(prep: PreparedInputs) -> tuple[dict[str, Any], dict[str, Any]]:
     """paths and features columns, as ``run_path_only`` writes them."""
     from quantbot.backtest.features import compute_features
     from quantbot.backtest.paths import compute_paths
@@ -176,14 +176,14 @@ def _truth_layer(prep: _Prepared) -> tuple[dict[str, Any], dict[str, Any]]:
     features = compute_features(prep.candles, prep.windows, caller, paths,
                                 prep.params.pre_window_ms)
     idx = paths.alert_idx
-    path_cols = {**_take(prep.alerts, ("call_id", "caller_name", "mint", "chain"), idx),
+    path_cols = {**take_columns(prep.alerts, ("call_id", "caller_name", "mint", "chain"), idx),
                  "interval": [prep.params.interval] * len(idx),
                  "alert_ts_ms": prep.alerts.column("alert_ts_ms").take(pa.array(idx)),
                  **paths.columns()}
     return path_cols, {"call_id": prep.alerts.column("call_id"), **features}
 
 
-def _best_artifacts(result: OptimizationResult, prep: _Prepared,
+def _best_artifacts(result: OptimizationResult, prep: PreparedInputs,
                     callers: np.ndarray) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(trades columns, summary rows) of every group's rank-1 policy on its reported calls."""
     from quantbot.backtest.summary import summarize
@@ -213,7 +213,7 @@ def _best_artifacts(result: OptimizationResult, prep: _Prepared,
         return None, summary  # an empty artifact with the full schema
     all_trades = _concat(parts)
     cols: dict[str, Any] = {"policy_id": policy_col,
-                            **_take(prep.alerts, ("call_id",), all_trades.alert_idx),
+                            **take_columns(prep.alerts, ("call_id",), all_trades.alert_idx),
                             **all_trades.columns()}
     return cols, summary
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from quantbot.cli.app import backtest
-from quantbot.cli.run_cmds import _flow_kwargs, _input_options, finish, run_group
+from quantbot.cli.run_cmds import finish, flow_kwargs, input_options, run_group
 
 F = Callable[..., Any]
 Callbacks = tuple[Callable[[str], None] | None, Callable[[int, int], None] | None]
@@ -97,7 +97,7 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
         result = flow(kw["alerts"], kw["candles"], grid=kw["grid_path"], config=config,
                       taker_fee_bps=kw["taker_fee_bps"], slippage_bps=kw["slippage_bps"],
                       per_caller=not kw["no_per_caller"], progress=phase,
-                      policy_progress=policies, **_flow_kwargs(kw))
+                      policy_progress=policies, **flow_kwargs(kw))
     finish(result, kw)
     if kw["fmt"] == "json":
         return
@@ -116,7 +116,7 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
 
 
 @backtest.command("optimize")
-@_input_options
+@input_options
 @_optimizer_options
 def optimize_cmd(**kw: Any) -> None:
     """Evaluate a policy grid pooled and per caller (frontier, best trades and summary)."""
@@ -126,7 +126,7 @@ def optimize_cmd(**kw: Any) -> None:
 
 
 @run_group.command("full")
-@_input_options
+@input_options
 @_optimizer_options
 def run_full_cmd(**kw: Any) -> None:
     """Truth layer and optimization in one run: every artifact type."""

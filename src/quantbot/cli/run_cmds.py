@@ -1,6 +1,6 @@
 """run path-only, run policy, rerun and sample-data: the commands that produce runs.
 
-``run_group``, ``_input_options``, ``_flow_kwargs`` and ``report_lines`` are shared with the
+``run_group``, ``input_options``, ``flow_kwargs`` and ``report_lines`` are shared with the
 optimizer's commands (``optimize_cmds``), so every flow takes the same flags and reports
 the same way.
 """
@@ -21,7 +21,7 @@ from quantbot.cli.render import print_json
 F = Callable[..., Any]
 
 
-def _input_options(f: F) -> F:
+def input_options(f: F) -> F:
     options = [
         click.option("--alerts", "alerts", required=True, metavar="PATH_OR_DB",
                      help="Alerts: CSV, Parquet, or a DuckDB database (with --alerts-table or "
@@ -71,7 +71,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
         yield lambda label: status.update(label)
 
 
-def _flow_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+def flow_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     keys = ("alerts_query", "alerts_table", "candles_table", "ts_unit", "date_from", "date_to",
             "interval", "horizon", "activity_move_pct", "pre_window", "base_dir")
     return {k: kw[k] for k in keys} | {"durable": not kw["no_durable"]}
@@ -83,19 +83,19 @@ def run_group() -> None:
 
 
 @run_group.command("path-only")
-@_input_options
+@input_options
 def run_path_only_cmd(**kw: Any) -> None:
     """Truth layer: what the price did after each call (paths, features, errors)."""
     from quantbot.backtest.flows import run_path_only
 
     with _progress(True) as progress, _sync_failed_run(kw) as run_id:
         result = run_path_only(kw["alerts"], kw["candles"], progress=progress, run_id=run_id,
-                               **_flow_kwargs(kw))
+                               **flow_kwargs(kw))
     finish(result, kw)
 
 
 @run_group.command("policy")
-@_input_options
+@input_options
 @click.option("--policy", "policy_json", metavar="JSON",
               help='Policy JSON, e.g. \'{"kind":"fixed_stop","stop_pct":0.2}\'.')
 @click.option("--policy-file", type=click.Path(exists=True, dir_okay=False),
@@ -119,7 +119,7 @@ def run_policy_cmd(policy_json: str | None, policy_file: str | None, policy_id: 
         result = run_policy_backtest(kw["alerts"], kw["candles"], policy_json,
                                      policy_id=policy_id, taker_fee_bps=taker_fee_bps,
                                      slippage_bps=slippage_bps, progress=progress,
-                                     run_id=run_id, **_flow_kwargs(kw))
+                                     run_id=run_id, **flow_kwargs(kw))
     finish(result, kw)
 
 

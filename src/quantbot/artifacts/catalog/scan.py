@@ -79,7 +79,7 @@ def _footer_is_exact(meta: pq.FileMetaData, kind: ArtifactType, run_id: str) -> 
     return True
 
 
-def _read_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) -> None:
+def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) -> None:
     manifest = run.manifest
     entry = manifest.artifacts[name]
     kind = ArtifactType.parse(name)
@@ -145,7 +145,7 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
                      storage.local_path(loc.path) or storage.uri(loc.path))
     if with_data:
         for name in manifest.artifacts:
-            _read_artifact(storage, run, name, parse)
+            check_artifact(storage, run, name, parse)
     return run
 
 

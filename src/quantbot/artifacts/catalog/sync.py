@@ -147,9 +147,9 @@ def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[
     con.unregister("_qb_files")
 
 
-def _write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: SyncReport) -> None:
+def write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: SyncReport) -> None:
     """One transaction for the batch; if it fails, one per run, so a bad run only fails itself."""
-    present = _registered_ids_among(con, [r.manifest.run_id for r in runs])
+    present = registered_ids_among(con, [r.manifest.run_id for r in runs])
     fresh = [r for r in runs if r.manifest.run_id not in present]
     report.already_present += len(runs) - len(fresh)
     if not fresh:
@@ -166,12 +166,12 @@ def _write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report:
             raise
     for run in fresh:
         try:
-            _write_batch(con, [run], report)
+            write_batch(con, [run], report)
         except duckdb.Error as err:
             report.invalid.append((run.location.path, f"catalog insert failed: {err}"))
 
 
-def _registered_ids_among(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
+def registered_ids_among(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
     rows = con.execute(f"SELECT run_id FROM {RUNS_TABLE} WHERE run_id IN (SELECT unnest(?))",
                        [ids]).fetchall()
     return {r[0] for r in rows}
@@ -238,7 +238,7 @@ def catalog_all_runs(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs",
         with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
             ensure_schema(con)
             for i in range(0, len(scanned.runs), _BATCH_RUNS):
-                _write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
+                write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
     return report
 
 
@@ -263,7 +263,7 @@ def register_run(db: CatalogRef, run_dir: str | os.PathLike[str],
     report = SyncReport()
     with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
         ensure_schema(con)
-        _write_batch(con, scanned.runs, report)
+        write_batch(con, scanned.runs, report)
     if report.invalid:
         raise InvalidRunError(f"{path}: {report.invalid[0][1]}")
     return report.registered == 1

@@ -26,9 +26,9 @@ from quantbot.artifacts.catalog.scan import ScannedRun, scan_runs
 from quantbot.artifacts.catalog.schema import RUNS_TABLE, ensure_schema, table_columns
 from quantbot.artifacts.catalog.sync import (
     SyncReport,
-    _registered_ids_among,
-    _write_batch,
     catalog_all_runs,
+    registered_ids_among,
+    write_batch,
 )
 from quantbot.artifacts.layout import (
     MANIFEST_NAME,
@@ -150,8 +150,8 @@ class _Watcher:
             try:
                 with open_catalog(self.db, read_only=False, lock_timeout=self.lock_timeout) as con:
                     ensure_schema(con)
-                    present = _registered_ids_among(con, [r.manifest.run_id for r in scanned.runs])
-                    _write_batch(con, scanned.runs, report)
+                    present = registered_ids_among(con, [r.manifest.run_id for r in scanned.runs])
+                    write_batch(con, scanned.runs, report)
             except (QuantbotError, duckdb.Error) as err:
                 self.stats.errors += 1
                 self.emit("error", message=f"{err}; {len(scanned.runs)} run(s) will be retried")

@@ -28,3 +28,10 @@ def base_dir(tmp_path: Path) -> Path:
 def catalog(tmp_path: Path) -> Path:
     """Path of a (not yet created) catalog file."""
     return tmp_path / "data" / "backtest_catalog.duckdb"
+
+
+# The machine is shared and noisy: hypothesis' per-example deadline would make timing flaky.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("quantbot", deadline=None)
+settings.load_profile("quantbot")

@@ -251,7 +251,7 @@ def path_metrics(paths: pa.Table) -> dict[str, float | None]:
     """Headline numbers of a truth layer: calls, 2x/3x/4x hit rates (share of eligible
     calls), median peak multiple, median drawdown (bps)."""
     n = paths.num_rows
-    out: dict[str, float | None] = {"calls": float(n)}
+    out: dict[str, float | None] = {"calls": n}
     for col in ("hit_2x", "hit_3x", "hit_4x"):
         hits = np.asarray(paths.column(col).to_numpy(zero_copy_only=False), dtype=bool)
         out[f"{col}_rate"] = float(hits.mean()) if n else None

@@ -113,7 +113,10 @@ def _connect(path: Path, kind: str, what: str) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise DataError(f"{what} source {path}: cannot open as DuckDB: {_first_line(exc)}") from None
     con.execute("SET TimeZone = 'UTC'")  # naive datetimes in inputs are UTC
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        pass  # in a Jupyter kernel without ipywidgets DuckDB refuses to touch the setting
     return con
 
 

@@ -10,6 +10,10 @@ else is parsed and checked column by column, which names the offending value.
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,6 +31,7 @@ from quantbot.artifacts.types import ArtifactType
 from quantbot.errors import QuantbotError
 
 _READ_THREADS = 4
+_PROCESS_THRESHOLD = 2_000  # below this, a worker's start-up costs more than it saves
 
 
 class InvalidRunError(QuantbotError):
@@ -180,16 +185,49 @@ def _check(storage: Storage, loc: RunLocation) -> tuple[str, ScannedRun | str | 
     return ("failed", run) if status == "failed" else ("incomplete", None)
 
 
-def scan_runs(storage: Storage, locations: list[RunLocation]) -> ScanResult:
-    """Validate the given run folders in parallel (I/O and hashing release the GIL)."""
-    result = ScanResult()
+def _check_threads(storage: Storage, locations: list[RunLocation]
+                   ) -> list[tuple[str, ScannedRun | str | None]]:
     with ThreadPoolExecutor(_READ_THREADS) as pool:
-        for loc, (state, payload) in zip(locations, pool.map(lambda l: _check(storage, l), locations)):
-            if state == "incomplete":
-                result.incomplete.append(loc.path)
-            elif state == "invalid":
-                result.invalid.append((loc.path, str(payload)))
-            else:
-                assert isinstance(payload, ScannedRun)
-                result.runs.append(payload)
+        return list(pool.map(lambda loc: _check(storage, loc), locations))
+
+
+def _check_all(storage: Storage, locations: list[RunLocation]
+               ) -> list[tuple[str, ScannedRun | str | None]]:
+    """Validation is mostly Python work (manifests, footers), so threads share one core.
+
+    A large local scan (a rebuild) hands its second half to a worker process
+    (``python -m quantbot.artifacts.catalog.scan_worker``: a fresh interpreter, never a
+    fork of this possibly multi-threaded one) while this process checks the first half.
+    Object stores are network-bound: threads suffice there.
+    """
+    if (len(locations) < _PROCESS_THRESHOLD or (os.cpu_count() or 1) < 2
+            or storage.local_path(storage.root) is None):
+        return _check_threads(storage, locations)
+    half = len(locations) // 2
+    worker = subprocess.Popen([sys.executable, "-m", "quantbot.artifacts.catalog.scan_worker"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert worker.stdin is not None and worker.stdout is not None
+    with worker.stdin:
+        pickle.dump((storage, locations[half:]), worker.stdin)
+    mine = _check_threads(storage, locations[:half])
+    try:
+        theirs = pickle.load(worker.stdout)
+    except (EOFError, pickle.UnpicklingError):
+        theirs = None
+    if worker.wait() != 0 or theirs is None:  # e.g. no memory for a second interpreter
+        theirs = _check_threads(storage, locations[half:])
+    return mine + theirs
+
+
+def scan_runs(storage: Storage, locations: list[RunLocation]) -> ScanResult:
+    """Validate the given run folders; the result keeps the order of ``locations``."""
+    result = ScanResult()
+    for loc, (state, payload) in zip(locations, _check_all(storage, locations)):
+        if state == "incomplete":
+            result.incomplete.append(loc.path)
+        elif state == "invalid":
+            result.invalid.append((loc.path, str(payload)))
+        else:
+            assert isinstance(payload, ScannedRun)
+            result.runs.append(payload)
     return result

@@ -73,15 +73,18 @@ def query_runs(db: CatalogRef, run_type: str | None = None, status: str | None =
     if to_date is not None:
         where.append("created_at <= ?")
         params.append(_bound(to_date, "to date", end=True))
-    sql = f"SELECT manifest_json FROM {RUNS_TABLE}"
+    # Pick the newest ids on narrow columns first, then fetch only their (large) manifests.
+    top = f"SELECT run_id, created_at FROM {RUNS_TABLE}"
     if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_at DESC, run_id DESC"
+        top += " WHERE " + " AND ".join(where)
+    top += " ORDER BY created_at DESC, run_id DESC"
     if limit is not None:
         if limit < 0:
             raise QuantbotError(f"invalid limit {limit}: must be >= 0")
-        sql += " LIMIT ?"
+        top += " LIMIT ?"
         params.append(int(limit))
+    sql = (f"WITH top AS ({top}) SELECT c.manifest_json FROM top JOIN {RUNS_TABLE} c "
+           "USING (run_id) ORDER BY top.created_at DESC, top.run_id DESC")
     return [RunManifest.model_validate_json(row[0]) for row in _run_query(db, sql, params)]
 
 

@@ -162,3 +162,22 @@ def test_concurrent_writers_and_syncs_on_s3(s3_base: str, tmp_path):
     n = rows.to_pylist()[0]
     assert n["n"] == n["d"] == 100
     assert n["ok"] == len([d for d in list_run_directories(s3_base) if is_complete(d)])
+
+
+def test_flow_verify_and_gc_on_s3(s3_base: str, tmp_path):
+    from quantbot.backtest.flows import run_policy_backtest
+    from quantbot.backtest.sample import write_sample_data
+
+    alerts, candles = write_sample_data(tmp_path / "sample")
+    result = run_policy_backtest(alerts, candles, {"kind": "fixed_stop", "stop_pct": 0.2,
+                                                   "take_profit_pct": 1.0}, base_dir=s3_base)
+    assert result.status == "completed" and result.run_dir.startswith("s3://")
+    assert is_complete(result.run_dir)
+    assert read_manifest(result.run_dir).artifacts["trades"].rows == result.trades
+    db = tmp_path / "catalog.duckdb"
+    assert catalog_all_runs(db, s3_base).registered == 1
+    assert run_sql(db, "SELECT count(*) AS n FROM all_trades").to_pylist() == [{"n": result.trades}]
+    for args in (["verify", "--all"], ["gc", "--stale", "1h"]):
+        out = subprocess.run([QUANTBOT, "backtest", *args, "--base-dir", s3_base], cwd=tmp_path,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr

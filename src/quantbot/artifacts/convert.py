@@ -9,6 +9,7 @@ the column, the first bad row and its value.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -97,50 +98,80 @@ def _extra_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return col
 
 
+def _known_fields(spec: ArtifactSpec) -> dict[str, pa.Field]:
+    """The typed columns of an artifact (features: its built-in feature columns too)."""
+    known = {f.name: f for f in spec.schema}
+    if spec.type is ArtifactType.FEATURES:
+        known.update({f.name: f for f in BUILTIN_FEATURES})
+    return known
+
+
 def _from_rows(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str) -> pa.Table:
-    """Rows to columns: every key of every row is a column (missing keys are null)."""
+    """Rows to columns: every key of every row is a column (missing keys are null).
+
+    Built column by column: when every row has the first row's keys (checked as the
+    columns are extracted: equal sizes and no missing key mean equal key sets), values
+    are fetched at C speed with itemgetter; otherwise row by row.
+    """
     if not rows:
         return pa.table({})
     if not isinstance(rows[0], Mapping):
         raise SchemaMismatchError(f"{kind}: rows must be dicts, got {_type_name(rows[0])}")
-    known = {f.name: f for f in spec.schema}
-    if spec.type is ArtifactType.FEATURES:
-        known.update({f.name: f for f in BUILTIN_FEATURES})
+    known = _known_fields(spec)
     names = list(rows[0])
     try:
-        lengths = set(map(len, rows))
-        # Equal lengths alone do not prove equal keys ({a, b} vs {a, c}); with the union of
-        # all keys (C speed) they do. Rows that differ: every key of every row counts.
-        if lengths != {len(names)} or len(set().union(*rows)) != len(names):
-            if not all(isinstance(row, Mapping) for row in rows):
-                raise _row_error(rows, [], kind)
-            names = list(dict.fromkeys(k for row in rows for k in row))
+        uniform = set(map(len, rows)) == {len(names)}
     except TypeError:
         raise _row_error(rows, [], kind) from None
-    fields = [pa.field(n, known[n].type) for n in names if n in known]
-    int_fields = {f.name for f in fields if pa.types.is_integer(f.type)}
-    # pyarrow would truncate 1.5 to 1 in an int64 column: integer columns are built by
-    # inference (which keeps floats as floats) and then cast safely like any other input.
-    plain = pa.schema([f for f in fields if f.name not in int_fields])
+    if not uniform:
+        if not all(isinstance(row, Mapping) for row in rows):
+            raise _row_error(rows, [], kind)
+        names = list(dict.fromkeys(k for row in rows for k in row))
+    arrays: dict[str, pa.Array] = {}
+    for name in names:
+        values = None
+        if uniform:
+            try:
+                values = list(map(itemgetter(name), rows))
+            except (KeyError, TypeError):  # a row lacks a key of the first: not uniform
+                return _from_rows_slow(rows, spec, kind)
+        arrays[name] = _column(rows, name, known.get(name), kind,
+                               values if values is not None else [row.get(name) for row in rows])
+    return pa.table(arrays)
+
+
+def _from_rows_slow(rows: Sequence[Mapping[str, Any]], spec: ArtifactSpec, kind: str) -> pa.Table:
+    """Rows whose key sets differ although their sizes match: the union of all keys."""
+    if not all(isinstance(row, Mapping) for row in rows):
+        raise _row_error(rows, [], kind)
+    known = _known_fields(spec)
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    return pa.table({n: _column(rows, n, known.get(n), kind, [row.get(n) for row in rows])
+                     for n in names})
+
+
+def _column(rows: Sequence[Mapping[str, Any]], name: str, field: pa.Field | None, kind: str,
+            values: list[Any]) -> pa.Array:
+    """One column's values as an Arrow array of the schema's type (inferred for extras)."""
+    if field is None:  # an extra column: type inferred, then validated like any other
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise SchemaMismatchError(f"{kind}: column {name} has mixed types ({err})") from None
+    if pa.types.is_integer(field.type):
+        # pyarrow would truncate 1.5 to 1 in an int64 column: integer columns are built by
+        # inference (which keeps floats as floats) and then cast safely like any other.
+        try:
+            col = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            raise _row_error(rows, [field], kind, strict_int=True) from None
+        if not (pa.types.is_integer(col.type) or pa.types.is_null(col.type)):
+            raise _row_error(rows, [field], kind, strict_int=True)
+        return col
     try:
-        table = pa.Table.from_pylist(rows, schema=plain)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, AttributeError):
-        raise _row_error(rows, fields, kind) from None
-    for n in names:
-        if n in int_fields:
-            try:
-                col = pa.array([row.get(n) for row in rows])
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                raise _row_error(rows, [known[n]], kind, strict_int=True) from None
-            if not (pa.types.is_integer(col.type) or pa.types.is_null(col.type)):
-                raise _row_error(rows, [known[n]], kind, strict_int=True)
-            table = table.append_column(n, col)
-        elif n not in known:  # extra columns: type inferred, then validated like any other
-            try:
-                table = table.append_column(n, pa.array([row.get(n) for row in rows]))
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-                raise SchemaMismatchError(f"{kind}: column {n} has mixed types ({err})") from None
-    return table.select(names)  # the input's column order, whatever each column's type
+        return pa.array(values, type=field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        raise _row_error(rows, [field], kind) from None
 
 
 def _row_error(rows: Sequence[Mapping[str, Any]], fields: list[pa.Field], kind: str,

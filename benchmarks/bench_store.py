@@ -121,7 +121,7 @@ def collect(quick: bool = False) -> list[BenchResult]:
                 ratio >= 0.9, f"pq.write_table{' + fsync' if durable else ''}", bare,
                 note=f"throughput ratio {ratio:.2f}x, {n / ours:,.0f} rows/s"))
         rows = table.to_pylist()
-        bare, ours = _paired(rows, base, True, repeat=1 if quick else 2)
+        bare, ours = _paired(rows, base, True, repeat=1 if quick else 4)
         ratio = bare / ours
         out.append(BenchResult(
             f"write_artifact {n:,} trades, list-of-dicts input (durable)", ours,

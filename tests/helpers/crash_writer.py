@@ -47,26 +47,12 @@ def paths_batch(n: int, seed: int) -> pa.Table:
 
 
 def zygote() -> None:
-    """Imports done once; each "go" line forks a fresh writer (a real process, killable by
-    pid), each "reap PID" line waits for it and answers with its wait status."""
-    import os
+    """Imports and data once; then forks writers on demand (see qbtest.serve_forks)."""
+    from qbtest import serve_forks
 
     base_dir = sys.argv[2]
     data = trades(N_BIG, 1), paths_batch(N_BATCH, 2)  # built once, inherited by each fork
-    for line in sys.stdin:
-        cmd = line.split()
-        if cmd[0] == "go":
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    write_forever(base_dir, data)
-                finally:
-                    os._exit(1)
-        elif cmd[0] == "reap":
-            _, status = os.waitpid(int(cmd[1]), 0)
-            print(f"reaped {status}", flush=True)
-        else:
-            return
+    serve_forks(lambda: write_forever(base_dir, data))
 
 
 def main() -> None:

@@ -196,3 +196,23 @@ def read_parquet(path: Any) -> Any:
 
 def load_json(text: str) -> Any:
     return json.loads(text)
+
+
+def serve_forks(write_forever: Any) -> None:
+    """A zygote's loop on stdin: imports and data are paid once by the caller; each "go"
+    line forks a fresh writer (a real process, killable by pid) running ``write_forever()``;
+    each "reap PID" line waits for it and answers "reaped <wait status>"."""
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd[0] == "go":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    write_forever()
+                finally:
+                    os._exit(1)
+        elif cmd[0] == "reap":
+            _, status = os.waitpid(int(cmd[1]), 0)
+            print(f"reaped {status}", flush=True)
+        else:
+            return

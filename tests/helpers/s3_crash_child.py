@@ -10,7 +10,7 @@ import os
 import sys
 
 from quantbot.artifacts import create_run_directory
-from qbtest import alert_row, trade_row
+from qbtest import alert_row, serve_forks, trade_row
 
 ALERTS = [alert_row(j) for j in range(50)]
 BATCHES = [[trade_row(b * 500 + j) for j in range(500)] for b in range(4)]
@@ -36,20 +36,7 @@ def write_forever(base: str) -> None:
 
 def main() -> None:
     base = sys.argv[1]
-    for line in sys.stdin:
-        cmd = line.split()
-        if cmd[0] == "go":
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    write_forever(base)
-                finally:
-                    os._exit(1)
-        elif cmd[0] == "reap":
-            os.waitpid(int(cmd[1]), 0)
-            print("reaped", flush=True)
-        else:
-            return
+    serve_forks(lambda: write_forever(base))
 
 
 if __name__ == "__main__":

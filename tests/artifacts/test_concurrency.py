@@ -9,7 +9,7 @@ import sys
 import duckdb
 import pytest
 
-from quantbot.artifacts import catalog_all_runs, query_runs, run_sql
+from quantbot.artifacts import catalog_all_runs, query_runs
 from quantbot.errors import CatalogError
 
 from qbtest import HELPERS_DIR, catalog_fingerprint, make_run

@@ -4,7 +4,6 @@ final name, and the catalog never shows an incomplete run as completed."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import signal

@@ -12,7 +12,6 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from quantbot.artifacts import (
     catalog_all_runs,

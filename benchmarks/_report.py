@@ -27,20 +27,20 @@ class BenchResult:
         return self.measured / self.baseline_measured
 
 
-def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` calls, in seconds (the machine is shared and noisy)."""
+def wall_times(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Wall time of each of ``repeat`` calls, in seconds."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
+
+
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Best wall time of ``repeat`` calls (the machine is shared and noisy)."""
+    return min(wall_times(fn, repeat))
 
 
 def median_of(fn: Callable[[], object], repeat: int = 21) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(wall_times(fn, repeat))

@@ -267,6 +267,10 @@ def _plan_members(tar: tarfile.TarFile, path: str) -> tuple[list[tarfile.TarInfo
         members.append(m)
     if not runs:
         raise ArchiveError(f"{path}: holds no run folders")
+    ids = list(runs.values())
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:  # one run in two months would make one copy invisible to the catalog
+        raise ArchiveError(f"{path}: run {twice[0]} appears in more than one month")
     return members, runs
 
 

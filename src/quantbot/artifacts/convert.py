@@ -90,6 +90,8 @@ def _cast_column(kind: str, name: str, col: pa.ChunkedArray, field: pa.Field) ->
 def _extra_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """Extra columns keep their type, normalised to plain Parquet-friendly variants."""
     typ = col.type
+    if pa.types.is_null(typ):  # all null: no type to infer; strings keep runs comparable
+        return col.cast(pa.string())
     if pa.types.is_dictionary(typ):
         col = col.cast(typ.value_type)
         typ = col.type

@@ -148,7 +148,10 @@ def parse_age(text: str | timedelta) -> timedelta:
     if not match:
         raise QuantbotError(f"invalid age {text!r}: expected a number and a unit s, m, h, d or w "
                             "(e.g. 24h)")
-    return timedelta(seconds=float(match.group(1)) * _AGE_UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _AGE_UNITS[match.group(2)])
+    except OverflowError:
+        raise QuantbotError(f"invalid age {text!r}: too large") from None
 
 
 def _mtime(path: str) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -114,6 +115,20 @@ class RunManifest(_Model):
         if parse_version(v.artifacts) > parse_version(ARTIFACT_SCHEMA_VERSION):
             raise ValueError(f"artifact schema version {v.artifacts} is newer than this quantbot "
                              f"supports ({ARTIFACT_SCHEMA_VERSION}); upgrade quantbot")
+        return v
+
+    @field_validator("created_at", "started_at", "completed_at")
+    @classmethod
+    def _iso_utc(cls, v: str | None) -> str | None:
+        # Timestamps are compared and sorted across runs: they must carry a time zone.
+        if v is None:
+            return v
+        try:
+            ts = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{v!r} is not an ISO-8601 timestamp") from None
+        if ts.tzinfo is None:
+            raise ValueError(f"{v!r} has no time zone (write it in UTC with a Z suffix)")
         return v
 
     @field_validator("run_id")

@@ -44,7 +44,7 @@ from quantbot.artifacts.manifest import (
 from quantbot.artifacts.provenance import get_git_provenance, host_info
 from quantbot.artifacts.storage import Storage, WrittenFile, open_storage
 from quantbot.artifacts.types import ARTIFACT_SCHEMA_VERSION, ArtifactSpec, ArtifactType
-from quantbot.errors import RunExistsError, RunStateError
+from quantbot.errors import RunExistsError, RunStateError, SchemaMismatchError
 
 # Fields the RunDirectory owns; update_manifest may not touch them.
 _MANAGED = frozenset({"run_id", "run_type", "status", "created_at", "artifacts", "schema_version"})
@@ -87,8 +87,24 @@ class ArtifactWriter:
             raise RunStateError(
                 f"{self._spec.type.value}: batch columns {table.schema.names} differ from the "
                 f"first batch's {self._schema.names}")
-        self._writer.write_table(table.cast(self._schema))
+        else:
+            table = self._like_first_batch(table)
+        self._writer.write_table(table)
         self.rows += table.num_rows
+
+    def _like_first_batch(self, table: pa.Table) -> pa.Table:
+        """Later batches take the first batch's column types (extra columns may differ)."""
+        assert self._schema is not None
+        for i, field in enumerate(self._schema):
+            col = table.column(i)
+            if col.type != field.type:
+                try:
+                    table = table.set_column(i, field, col.cast(field.type, safe=True))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise SchemaMismatchError(
+                        f"{self._spec.type.value}: column {field.name} is {col.type} in this "
+                        f"batch but {field.type} in the first batch") from None
+        return table
 
     def close(self) -> ArtifactEntry:
         if self._writer is None:
@@ -103,7 +119,7 @@ class ArtifactWriter:
         if self._writer is not None:
             self._writer.close()
         self._sink.discard()
-        self._run._open_writers.discard(self._spec.type)
+        self._run._open_writers.pop(self._spec.type, None)
 
     def __enter__(self) -> ArtifactWriter:
         return self
@@ -129,7 +145,7 @@ class RunDirectory:
         self.durable = durable
         self._manifest = manifest
         self._started = time.perf_counter()
-        self._open_writers: set[ArtifactType] = set()
+        self._open_writers: dict[ArtifactType, ArtifactWriter] = {}
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -182,14 +198,13 @@ class RunDirectory:
             raise RunStateError(
                 f"artifact {spec.type.value} was already written to run {self.run_id}; "
                 "artifacts are immutable")
-        self._open_writers.add(spec.type)
         return spec
 
     def _record_artifact(self, spec: ArtifactSpec, rows: int, written: WrittenFile) -> ArtifactEntry:
         entry = ArtifactEntry(rows=rows, path=spec.path, bytes=written.bytes, sha256=written.sha256)
         artifacts = {**self._manifest.artifacts, spec.type.value: entry}
         self._write_manifest(self._manifest.model_copy(update={"artifacts": artifacts}))
-        self._open_writers.discard(spec.type)
+        self._open_writers.pop(spec.type, None)
         return entry
 
     def write_artifact(self, artifact_type: str | ArtifactType, data: Any = None,
@@ -206,7 +221,10 @@ class RunDirectory:
     def artifact_writer(self, artifact_type: str | ArtifactType,
                         compression: str = "zstd") -> ArtifactWriter:
         """An incremental writer: ``with run.artifact_writer("trades") as w: w.write(batch)``."""
-        return ArtifactWriter(self, self._reserve(artifact_type), compression)
+        spec = self._reserve(artifact_type)
+        writer = ArtifactWriter(self, spec, compression)
+        self._open_writers[spec.type] = writer
+        return writer
 
     # -- logs ----------------------------------------------------------------------------
     def write_log(self, name: str, text: str) -> str:
@@ -275,8 +293,15 @@ class RunDirectory:
                  tb: TracebackType | None) -> None:
         if self._manifest.status in ("completed", "failed"):
             return
+        unclosed = sorted(t.value for t in self._open_writers)
+        for writer in list(self._open_writers.values()):
+            writer.abort()  # an unfinished file never appears under its final name
         if exc is not None:
             self.mark_failure(exc)
+        elif unclosed:
+            error = RunStateError(f"artifact writer for {unclosed[0]} was never closed")
+            self.mark_failure(error)
+            raise error
         else:
             self.mark_success()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,8 @@ def _connect(path: str, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPy
             if "lock" not in text.lower():
                 raise CatalogError(f"cannot open catalog {path}: {text.splitlines()[0]}") from None
             if time.monotonic() >= deadline:
-                holder = text.split("Conflicting lock is held in", 1)[-1].split(".", 1)[0].strip()
+                found = re.search(r"lock is held in (.*?) \(PID (\d+)\)", text)
+                holder = f"{found.group(1)}, PID {found.group(2)}" if found else "another process"
                 raise CatalogError(
                     f"catalog {path} is busy (locked by {holder}) for more than {lock_timeout:g} s; "
                     "retry, or raise --lock-timeout"

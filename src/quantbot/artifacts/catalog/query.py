@@ -139,6 +139,8 @@ def run_sql(db: CatalogRef, sql: str, params: list[Any] | None = None) -> pa.Tab
     """Run one SQL statement against the catalog and its cross-run views (read-only)."""
     import pyarrow as pa
 
+    if not sql.strip():
+        raise QuantbotError("empty SQL statement")
     with open_catalog(db, read_only=True) as con:
         try:
             rel = con.sql(sql, params=params or None)

@@ -148,27 +148,37 @@ def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[
 
 
 def write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: SyncReport) -> None:
-    """One transaction for the batch; if it fails, one per run, so a bad run only fails itself."""
+    """Register a batch: one transaction for all; if that fails, one per run, so a bad run
+    only fails itself (it is reported invalid with the reason; nothing is raised)."""
     present = registered_ids_among(con, [r.manifest.run_id for r in runs])
     fresh = [r for r in runs if r.manifest.run_id not in present]
     report.already_present += len(runs) - len(fresh)
     if not fresh:
         return
-    try:
-        con.execute("BEGIN TRANSACTION")
-        _insert_runs(con, fresh)
-        con.execute("COMMIT")
+    if len(fresh) > 1 and _insert_in_transaction(con, fresh) is None:
         report.registered += len(fresh)
         return
-    except duckdb.Error:
-        con.execute("ROLLBACK")
-        if len(fresh) == 1:
-            raise
     for run in fresh:
-        try:
-            write_batch(con, [run], report)
-        except duckdb.Error as err:
-            report.invalid.append((run.location.path, f"catalog insert failed: {err}"))
+        error = _insert_in_transaction(con, [run])
+        if error is None:
+            report.registered += 1
+        else:
+            report.invalid.append((run.location.path, f"catalog insert failed: {error}"))
+
+
+def _insert_in_transaction(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> str | None:
+    """Insert the runs atomically; the first line of the error if that failed (rolled back).
+
+    Arrow errors count too: two runs' extra columns of clashing types cannot be combined.
+    """
+    try:
+        con.execute("BEGIN TRANSACTION")
+        _insert_runs(con, runs)
+        con.execute("COMMIT")
+        return None
+    except (duckdb.Error, pa.ArrowException) as err:
+        con.execute("ROLLBACK")
+        return str(err).splitlines()[0]
 
 
 def registered_ids_among(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:

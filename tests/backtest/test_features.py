@@ -65,11 +65,26 @@ def test_caller_priors_empty_input():
 def test_compute_features_columns_one_row_per_alert():
     rows = [(t, 100, 100 if t < 3 else 250, 100, 100, 1.0) for t in range(-3, 8)]
     candles = make_candles({"A": rows})
-    w = prepare_windows(candles, np.array([0, 0, -1]), np.array([0, 2 * MIN, 3 * MIN]), 3 * MIN)
+    w = prepare_windows(candles, np.array([0, 0, -1, 0]),
+                        np.array([0, 2 * MIN, 3 * MIN, 5 * MIN]), 3 * MIN)
     paths = compute_paths(candles, w)
-    cols = compute_features(candles, w, np.array(["x", "x", "x"]), paths)
+    cols = compute_features(candles, w, np.array(["x", "x", "x", "x"]), paths)
     assert set(cols) == {"vol_pre_alert", "volume_spike", "caller_prior_calls", "caller_prior_hit_2x_rate"}
-    assert cols["caller_prior_calls"].tolist() == [0, 1, 2]
-    assert cols["caller_prior_hit_2x_rate"].to_pylist() == [None, 1.0, 1.0]
+    assert cols["caller_prior_calls"].tolist() == [0, 1, 2, 3]
+    # No look-ahead: the first two calls hit 2x in the candle opening at 3 min, so their
+    # outcome is unknown at 2 min and at 3 min, and known (two hits) at 5 min.
+    assert cols["caller_prior_hit_2x_rate"].to_pylist() == [None, None, None, 1.0]
     assert cols["vol_pre_alert"].to_pylist()[:2] == [0.0, 0.0]
-    assert cols["volume_spike"].to_pylist() == [1.0, 1.0, None]
+    assert cols["volume_spike"].to_pylist()[:3] == [1.0, 1.0, None]
+
+
+def test_caller_priors_count_only_outcomes_resolved_before_the_alert():
+    caller = np.array(["a", "a", "a", "a"])
+    ts = np.array([0, 10, 20, 30])
+    hit = np.array([True, False, True, False])
+    resolved = np.array([25, 15, 100, 200])  # call 0's 2x at 25; call 1's horizon ends at 15
+    calls, rate = caller_priors(caller, ts, hit, None, resolved)
+    assert calls.tolist() == [0, 1, 2, 3]
+    assert np.isnan(rate[0]) and np.isnan(rate[1])  # nothing resolved before 0 or 10
+    assert rate[2] == 0.0  # at 20 only call 1 (a miss) is resolved
+    assert rate[3] == 0.5  # at 30: call 1 miss, call 0 hit; call 2 still open

@@ -70,7 +70,13 @@ def load_candles(
         scan = _Scan.of(src, ts_unit)
         rows = scan.rows_in(ranges)
         firsts = scan.first_ts(mints)
-        short = _short_windows(mints, rows, alert_mint, alert_ts, int(horizon_ms), reach)
+        anchors = _own_anchors(rows, alert_mint, alert_ts, reach)
+        far = np.flatnonzero(anchors < 0)  # no candle within reach: find the first one after
+        if far.size:
+            anchors[far] = scan.first_at_or_after(_ranges_table(
+                mints, alert_mint[far].tolist(), (alert_ts[far] + reach).tolist(),
+                (alert_ts[far] + reach).tolist()))
+        short = _short_windows(mints, rows, alert_mint, alert_ts, anchors, int(horizon_ms), reach)
         if short.num_rows:
             rows = pa.concat_tables([rows, scan.rows_through(short)])
             rows = rows.take(np.lexsort((rows.column("ts_ms").to_numpy(), rows.column("mint_id").to_numpy())))
@@ -120,6 +126,18 @@ class _Scan:
             QUALIFY c.ts_ms <= r.hi
                  OR c.ts_ms = min(c.ts_ms) FILTER (WHERE c.ts_ms >= r.hi) OVER (PARTITION BY r.range_id)
             ORDER BY {_ROW_ORDER}""")
+
+    def first_at_or_after(self, ranges: pa.Table) -> np.ndarray:
+        """Per range (in order), the open time of the mint's first candle at or after ``lo``;
+        -1 where there is none."""
+        self.src.con.register("quantbot_after", ranges)
+        found = self._fetch(f"""
+            SELECT r.range_id, min(c.ts_ms) AS ts_ms
+            FROM ({self.base}) c JOIN quantbot_after r ON c.mint = r.mint AND c.ts_ms >= r.lo
+            GROUP BY r.range_id""")
+        out = np.full(ranges.num_rows, -1, dtype=np.int64)
+        out[found.column("range_id").to_numpy()] = found.column("ts_ms").to_numpy()
+        return out
 
     def first_ts(self, mints: list[str]) -> pa.Table:
         """(mint_id, first_ts_ms) of each mint present in the source: a min() restricted to
@@ -186,24 +204,50 @@ def _ranges_table(mints: list[str], ids: list[int], lo: list[int], hi: list[int]
                      "lo": pa.array(lo, pa.int64()), "hi": pa.array(hi, pa.int64())})
 
 
-def _short_windows(mints: list[str], rows: pa.Table, alert_mint: np.ndarray, alert_ts: np.ndarray,
-                   horizon_ms: int, reach_ms: int) -> pa.Table:
-    """Ranges still to load for alerts whose loaded candles stop before entry + horizon: from
-    the end of the first window to entry + horizon (and the first candle at or after it)."""
+def _own_anchors(rows: pa.Table, alert_mint: np.ndarray, alert_ts: np.ndarray,
+                 reach_ms: int) -> np.ndarray:
+    """Per alert, the open time of its entry candle *within its own loaded window*
+    [alert, alert + reach]; -1 where that window holds none.
+
+    Only the alert's own window counts: rows loaded for a later alert on the same mint are
+    not contiguous with it, so an entry found there could skip unloaded candles.
+    """
     ids = rows.column("mint_id").to_numpy().astype(np.int64)
     ts = rows.column("ts_ms").to_numpy().astype(np.int64)
+    out = np.full(len(alert_ts), -1, dtype=np.int64)
     starts = np.searchsorted(ids, alert_mint, side="left")
     ends = np.searchsorted(ids, alert_mint, side="right")
+    for k, (t, s, e) in enumerate(zip(alert_ts.tolist(), starts.tolist(), ends.tolist())):
+        i = s + int(np.searchsorted(ts[s:e], t, side="left"))
+        if i < e and ts[i] <= t + reach_ms:
+            out[k] = ts[i]
+    return out
+
+
+def _short_windows(mints: list[str], rows: pa.Table, alert_mint: np.ndarray, alert_ts: np.ndarray,
+                   anchors: np.ndarray, horizon_ms: int, reach_ms: int) -> pa.Table:
+    """Ranges still to load so that every alert with an entry candle (``anchors`` >= 0) has
+    all candles up to entry + horizon and the first candle at or after it.
+
+    The alert's own window [alert − pre, alert + reach] is loaded completely; beyond it,
+    nothing is assumed (other alerts' rows on the same mint may leave holes between).
+    """
+    ids = rows.column("mint_id").to_numpy().astype(np.int64)
+    ts = rows.column("ts_ms").to_numpy().astype(np.int64)
     out_id, out_lo, out_hi = [], [], []
-    for j, t, s, e in zip(alert_mint.tolist(), alert_ts.tolist(), starts.tolist(), ends.tolist()):
-        entry = s + int(np.searchsorted(ts[s:e], t, side="left"))
-        if entry == e:
-            continue  # no entry candle near the alert: no_candles, nothing more to load
-        need = int(ts[entry]) + horizon_ms
-        if ts[e - 1] < need:
-            out_id.append(j)
-            out_lo.append(t + reach_ms)
-            out_hi.append(need)
+    for j, t, anchor in zip(alert_mint.tolist(), alert_ts.tolist(), anchors.tolist()):
+        if anchor < 0:
+            continue  # no candle at or after the alert at all: no_candles
+        need = anchor + horizon_ms
+        own_end = t + reach_ms
+        if need <= own_end:
+            s, e = np.searchsorted(ids, j, side="left"), np.searchsorted(ids, j, side="right")
+            seg = ts[s:e]
+            if np.any((seg >= need) & (seg <= own_end)):
+                continue  # the own window already reaches a candle at or after the horizon
+        out_id.append(j)
+        out_lo.append(max(anchor, own_end))
+        out_hi.append(need)
     return _ranges_table(mints, out_id, out_lo, out_hi)
 
 

@@ -12,9 +12,10 @@ Definitions (SCHEMAS.md "features", made precise here):
   null without an anchor, without pre-alert candles, or when that mean is 0.
 - ``caller_prior_calls``: number of the same caller's alerts with alert_ts strictly before
   this one (ties are not "prior"; every input alert counts, eligible or not).
-- ``caller_prior_hit_2x_rate``: mean hit_2x over those prior alerts whose hit_2x is known
-  (eligible ones), as recorded in the dataset; null when none is known. Caveat: an earlier
-  alert's 2x may have happened after this alert's time — this follows the dataset's label.
+- ``caller_prior_hit_2x_rate``: the share of 2x hits among the caller's earlier eligible
+  alerts whose outcome was already known at this alert's time: a hit counts once its 2x
+  candle opened before this alert, a miss once its horizon ended before it; calls still
+  open then count as neither (no look-ahead). Null when no outcome was known yet.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ def compute_features(
     vol, spike = pre_alert_features(candles, windows, pre_window_ms)
     hit_2x = np.zeros(len(windows.status), dtype=bool)
     hit_2x[paths.alert_idx] = paths.hit_2x
-    prior_calls, prior_rate = caller_priors(caller, windows.alert_ts_ms, hit_2x, windows.eligible)
+    # No look-ahead: an earlier call's outcome is known from its 2x candle on, or else
+    # from the end of its horizon; before that it does not count (neither hit nor miss).
+    resolved = windows.anchor_ts_ms + windows.horizon_ms
+    resolved[paths.alert_idx] = np.where(paths.hit_2x, paths.t_2x_ms, resolved[paths.alert_idx])
+    prior_calls, prior_rate = caller_priors(caller, windows.alert_ts_ms, hit_2x, windows.eligible,
+                                            resolved)
     return {
         "vol_pre_alert": pa.array(vol, pa.float64(), mask=np.isnan(vol)),
         "volume_spike": pa.array(spike, pa.float64(), mask=np.isnan(spike)),
@@ -61,32 +67,35 @@ def pre_alert_features(candles: CandleSet, windows: Windows,
 
 
 def caller_priors(caller: np.ndarray, alert_ts_ms: np.ndarray, hit_2x: np.ndarray,
-                  known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  known: np.ndarray | None = None, resolved_at_ms: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """(caller_prior_calls int64, caller_prior_hit_2x_rate float64 NaN=null) per alert.
 
     ``caller`` holds any hashable labels (names or codes); ``known`` marks alerts whose
-    hit_2x counts towards the rate (default: all).
+    hit_2x counts towards the rate at all (default: all). ``resolved_at_ms`` is when each
+    alert's outcome became known (the 2x candle, or the end of its horizon); a prior alert
+    counts towards the rate only once resolved strictly before this alert. Default: at
+    its own alert time (every strictly earlier alert counts).
     """
     n = len(caller)
     known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
+    hit = np.asarray(hit_2x, dtype=bool)
     codes = np.unique(np.asarray(caller), return_inverse=True)[1].ravel()
     ts = np.asarray(alert_ts_ms, dtype=np.int64)
-    order = np.lexsort((ts, codes))
-    c, t = codes[order], ts[order]
-    pos = np.arange(n)
-    new_caller = np.r_[True, c[1:] != c[:-1]] if n else np.zeros(0, dtype=bool)
-    new_run = new_caller | np.r_[True, t[1:] != t[:-1]] if n else new_caller
-    caller_start = np.maximum.accumulate(np.where(new_caller, pos, 0))
-    run_start = np.maximum.accumulate(np.where(new_run, pos, 0))
-    hits = np.r_[0, np.cumsum(np.asarray(hit_2x, dtype=bool)[order] & known[order])]
-    seen = np.r_[0, np.cumsum(known[order])]
-    n_known = seen[run_start] - seen[caller_start]
-    prior_calls = np.empty(n, dtype=np.int64)
-    prior_rate = np.empty(n, dtype=np.float64)
-    prior_calls[order] = run_start - caller_start
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = (hits[run_start] - hits[caller_start]) / n_known
-    prior_rate[order] = np.where(n_known > 0, rate, np.nan)
+    resolved = ts if resolved_at_ms is None else np.asarray(resolved_at_ms, dtype=np.int64)
+    prior_calls = np.zeros(n, dtype=np.int64)
+    prior_rate = np.full(n, np.nan, dtype=np.float64)
+    for code in np.unique(codes):
+        idx = np.flatnonzero(codes == code)
+        own_ts = np.sort(ts[idx])
+        prior_calls[idx] = np.searchsorted(own_ts, ts[idx], side="left")  # ties are not prior
+        sure = idx[known[idx]]
+        order = np.argsort(resolved[sure], kind="stable")
+        done = resolved[sure][order]
+        hits = np.r_[0, np.cumsum(hit[sure][order])]
+        count = np.searchsorted(done, ts[idx], side="left")  # resolved strictly before
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prior_rate[idx] = np.where(count > 0, hits[count] / count, np.nan)
     return prior_calls, prior_rate
 
 

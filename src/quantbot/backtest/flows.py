@@ -390,7 +390,8 @@ def run_from_manifest(run_type: str, parameters: dict[str, Any], *,
                                    policy_id=parameters.get("policy_id"),
                                    taker_fee_bps=parameters.get("taker_fee_bps", 30.0),
                                    slippage_bps=parameters.get("slippage_bps", 10.0), **common)
-    raise FlowParameterError(f"cannot rerun a {run_type} run: only path-only and policy runs")
+    raise FlowParameterError(f"cannot rerun run type {run_type!r}: only path-only and policy runs "
+                             "can be rerun")
 
 
 __all__ = ["FlowParameterError", "FlowParams", "FlowResult", "InputSpec",

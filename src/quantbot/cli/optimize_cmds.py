@@ -106,7 +106,7 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
     click.echo(line + (f", {m['skipped_callers']} callers skipped" if m["skipped_callers"]
                        else ""))
     if "objective_score" in m:
-        text = (f"  best (*)   score {m['objective_score']:.1f} "
+        text = (f"  objective  (*) {m['objective_score']:.1f} "
                 f"({'feasible' if m['meets_constraints'] else 'infeasible'})")
         if "validation_objective_score" in m:
             v = m["validation_objective_score"]

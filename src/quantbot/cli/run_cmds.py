@@ -179,13 +179,16 @@ def report_lines(result: Any) -> None:
         click.echo(f"  hit rates  2x {_pct(m.get('hit_2x_rate'))}  3x {_pct(m.get('hit_3x_rate'))}"
                    f"  4x {_pct(m.get('hit_4x_rate'))}")
     else:
-        if m.get("policy_id"):
-            click.echo(f"  policy     {m['policy_id']}")
-        line = f"  trades     {result.trades}"
-        if "avg_return_bps" in m:
-            line += (f"  avg {_bps(m.get('avg_return_bps'))}  median "
-                     f"{_bps(m.get('median_return_bps'))}  stop-out {_pct(m.get('stop_out_rate'))}")
-        click.echo(line)
+        stats = (f"  avg {_bps(m.get('avg_return_bps'))}  median {_bps(m.get('median_return_bps'))}"
+                 f"  stop-out {_pct(m.get('stop_out_rate'))}") if "avg_return_bps" in m else ""
+        if "groups" in m:  # optimization/full: many best policies; the stats are the pooled one's
+            click.echo(f"  trades     {result.trades} written (best policy of each of "
+                       f"{m['groups']} groups)")
+            click.echo(f"  best (*)   {m.get('policy_id')}{stats}")
+        else:
+            if m.get("policy_id"):
+                click.echo(f"  policy     {m['policy_id']}")
+            click.echo(f"  trades     {result.trades}{stats}")
     timing = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items())
     click.echo(f"  timing     {timing}")
 

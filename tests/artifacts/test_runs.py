@@ -86,14 +86,19 @@ def _git(cwd, *args):
                           env=env).stdout.strip()
 
 
-def test_git_provenance_in_a_repo(tmp_path):
+def _repo(tmp_path, branch: str):
+    """A git repository with one commit on ``branch``; returns (path, commit)."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "feature/x")
+    _git(repo, "init", "-q", "-b", branch)
     (repo / "f.txt").write_text("1")
     _git(repo, "add", "f.txt")
     _git(repo, "commit", "-q", "-m", "first")
-    head = _git(repo, "rev-parse", "HEAD")
+    return repo, _git(repo, "rev-parse", "HEAD")
+
+
+def test_git_provenance_in_a_repo(tmp_path):
+    repo, head = _repo(tmp_path, "feature/x")
     prov = get_git_provenance(repo)
     assert (prov.commit, prov.branch, prov.dirty) == (head, "feature/x", False)
     (repo / "f.txt").write_text("2")
@@ -107,29 +112,16 @@ def test_git_provenance_in_a_repo(tmp_path):
     assert prov.commit == head and prov.branch is None
 
 
-def test_git_provenance_outside_git(tmp_path):
+def test_git_provenance_outside_git(tmp_path, monkeypatch):
     outside = tmp_path / "plain"
     outside.mkdir()
-    env_ceiling = os.environ.get("GIT_CEILING_DIRECTORIES")
-    os.environ["GIT_CEILING_DIRECTORIES"] = str(tmp_path)
-    try:
-        prov = get_git_provenance(outside)
-    finally:
-        if env_ceiling is None:
-            del os.environ["GIT_CEILING_DIRECTORIES"]
-        else:
-            os.environ["GIT_CEILING_DIRECTORIES"] = env_ceiling
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    prov = get_git_provenance(outside)
     assert (prov.commit, prov.branch, prov.dirty) == (None, None, None)
 
 
 def test_run_records_git_provenance_of_cwd(tmp_path, monkeypatch):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    (repo / "f.txt").write_text("1")
-    _git(repo, "add", "f.txt")
-    _git(repo, "commit", "-q", "-m", "first")
-    head = _git(repo, "rev-parse", "HEAD")
+    repo, head = _repo(tmp_path, "main")
     monkeypatch.chdir(repo)
     from quantbot.artifacts import create_run_directory
 

@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/quantbot backtest demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks._report import BenchResult, best_of
-from quantbot.backtest.data import load_candles
+from quantbot.backtest.data.load import load_candles
 
 MINUTE_MS = 60_000
 T0_MS = 1_767_225_600_000

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks._report import BenchResult, best_of
-from quantbot.backtest.candles import CandleSet
-from quantbot.backtest.paths import compute_paths
-from quantbot.backtest.simulate import build_scan_index, simulate, simulate_many
-from quantbot.backtest.windows import Windows, prepare_windows
+from quantbot.backtest.data.candle_set import CandleSet
+from quantbot.backtest.engine.price_paths import compute_paths
+from quantbot.backtest.engine.simulate import build_scan_index, simulate, simulate_many
+from quantbot.backtest.engine.windows import Windows, prepare_windows
 
 MINUTE_MS = 60_000
 HORIZON_MS = 1_440 * MINUTE_MS

@@ -1,4 +1,4 @@
-"""Golden tests of quantbot.analysis on small hand-made tables."""
+"""Golden tests of quantbot.analysis.stats on small hand-made tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from quantbot.analysis import detect_regressions, metric_spread, pareto_front, pareto_mask
+from quantbot.analysis.stats import detect_regressions, metric_spread, pareto_front, pareto_mask
 
 
 def test_pareto_mask_golden() -> None:

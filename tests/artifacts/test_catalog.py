@@ -306,7 +306,7 @@ GOLDEN_MANIFEST = {
 
 
 def test_golden_manifest_and_query(base_dir, catalog):
-    from quantbot.artifacts.manifest import config_hash
+    from quantbot.artifacts.schema.manifest import config_hash
 
     params = {"strategy_id": "s1", "policy_id": "fixed_stop:sl0.2",
               "policy": {"kind": "fixed_stop", "stop_pct": 0.2}, "fees_bps": 30}

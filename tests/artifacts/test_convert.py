@@ -11,8 +11,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from quantbot.artifacts.convert import conform
-from quantbot.artifacts.types import ARTIFACT_SPECS, BUILTIN_FEATURES, ArtifactType
+from quantbot.artifacts.schema.convert import conform
+from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, BUILTIN_FEATURES, ArtifactType
 from quantbot.errors import SchemaMismatchError, UnknownArtifactTypeError
 
 from qbtest import ROW_FACTORIES, rows, trade_row

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot.artifacts import catalog_all_runs, list_run_directories, query_runs, run_sql
-from quantbot.artifacts.manifest import parse_manifest
+from quantbot.artifacts.schema.manifest import parse_manifest
 
 from qbtest import HELPERS_DIR, catalog_fingerprint, make_run, rows, snapshot_tree
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from quantbot.artifacts.layout import (
+from quantbot.artifacts.schema.layout import (
     iso_utc,
     is_month_partition,
     month_partition,

@@ -14,15 +14,15 @@ import pytest
 from qbtest import catalog_dump, make_run, rows, snapshot_tree
 
 from quantbot.artifacts import catalog_all_runs, create_run_directory
-from quantbot.artifacts.archive import ArchiveError, archive_months, restore_archive
+from quantbot.artifacts.ops.archive import ArchiveError, archive_months, restore_archive
 from quantbot.artifacts.catalog.remove import unregister_runs
-from quantbot.artifacts.lifecycle import collect_stale_runs, parse_age, verify_runs
+from quantbot.artifacts.ops.lifecycle import collect_stale_runs, parse_age, verify_runs
 from quantbot.errors import QuantbotError, RunExistsError, RunNotFoundError
 
 
 def _at(monkeypatch: pytest.MonkeyPatch, when: datetime) -> None:
     """Make the writer believe it is ``when`` (runs land in that month's partition)."""
-    monkeypatch.setattr("quantbot.artifacts.writer.utc_now", lambda: when)
+    monkeypatch.setattr("quantbot.artifacts.store.writer.utc_now", lambda: when)
 
 
 def _edit_manifest(run_dir: Path, **changes: object) -> None:
@@ -282,7 +282,7 @@ def test_archive_rolls_back_when_verification_or_catalog_fails(
     tree = snapshot_tree(base_dir)
     archive = tmp_path / "archive" / "runs-2024-01.tar.gz"
     # a read-back that does not match: nothing deleted, the bad archive removed
-    monkeypatch.setattr("quantbot.artifacts.archive._sha256_of", lambda stream: "0" * 64)
+    monkeypatch.setattr("quantbot.artifacts.ops.archive._sha256_of", lambda stream: "0" * 64)
     with pytest.raises(ArchiveError, match="does not match the source"):
         archive_months(base_dir, "2024-02", db=catalog)
     monkeypatch.undo()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from quantbot.artifacts.manifest import (
+from quantbot.artifacts.schema.manifest import (
     RunManifest,
     canonical_json,
     config_hash,

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot.artifacts import catalog_all_runs, create_run_directory, run_sql
-from quantbot.artifacts import migrations
-from quantbot.artifacts.kinds import ArtifactType
-from quantbot.artifacts.migrations import Migration, upgrade
-from quantbot.artifacts.reader import read_artifact
+from quantbot.artifacts.schema import migrations
+from quantbot.artifacts.schema.artifact_types import ArtifactType
+from quantbot.artifacts.schema.migrations import Migration, upgrade
+from quantbot.artifacts.store.reader import read_artifact
 from quantbot.errors import ManifestError, SchemaVersionError
 from qbtest import trade_row
 
@@ -132,7 +132,7 @@ def test_catalog_from_an_older_quantbot_grows_new_columns(base_dir: Path, catalo
 
 def test_real_registry_upgrades_a_1_0_0_frontier(base_dir: Path, catalog: Path):
     """A frontier written by quantbot 1.0.0 (no validation columns) reads at the current schema."""
-    from quantbot.artifacts.types import FRONTIER_SCHEMA, FRONTIER_VALIDATION_FIELDS
+    from quantbot.artifacts.schema.arrow_schemas import FRONTIER_SCHEMA, FRONTIER_VALIDATION_FIELDS
 
     old_schema = pa.schema([f for f in FRONTIER_SCHEMA if f not in FRONTIER_VALIDATION_FIELDS])
     row = {"caller_name": "*", "policy_id": "p", "policy_params": "{}", "meets_constraints": True,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantbot.artifacts import create_run_directory
-from quantbot.artifacts.types import ARTIFACT_SPECS, BUILTIN_FEATURES, ArtifactType
+from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, BUILTIN_FEATURES, ArtifactType
 
 I64 = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([-(2**63), 2**63 - 1, 0]))
 F64 = st.one_of(st.floats(allow_nan=True, allow_infinity=True),

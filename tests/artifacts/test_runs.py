@@ -14,7 +14,7 @@ from quantbot.artifacts import (
     list_run_directories,
     read_manifest,
 )
-from quantbot.artifacts.runs import find_run_directory
+from quantbot.artifacts.store.runs import find_run_directory
 from quantbot.errors import InvalidRunIdError, ManifestError, RunNotFoundError
 
 from qbtest import make_run

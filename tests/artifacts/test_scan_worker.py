@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from quantbot.artifacts.catalog import scan
-from quantbot.artifacts.runs import iter_run_locations
-from quantbot.artifacts.storage import open_storage
+from quantbot.artifacts.store.runs import iter_run_locations
+from quantbot.artifacts.store.backends import open_storage
 from qbtest import make_run
 
 

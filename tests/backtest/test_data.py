@@ -11,8 +11,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from quantbot.backtest.candles import CandleSet
-from quantbot.backtest.data import (ALERT_COLUMNS, describe_source, fingerprint_candles, load_alerts,
+from quantbot.backtest.data.candle_set import CandleSet
+from quantbot.backtest.data.load import (ALERT_COLUMNS, describe_source, fingerprint_candles, load_alerts,
                                     load_candles)
 from quantbot.errors import DataError
 

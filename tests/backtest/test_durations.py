@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from quantbot.backtest.durations import SUPPORTED_INTERVALS, format_duration, parse_duration, parse_interval
+from quantbot.durations import SUPPORTED_INTERVALS, format_duration, parse_duration, parse_interval
 from quantbot.errors import DataError
 
 

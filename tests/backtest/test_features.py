@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from quantbot.backtest.features import caller_priors, compute_features, pre_alert_features
-from quantbot.backtest.paths import compute_paths
-from quantbot.backtest.windows import prepare_windows
+from quantbot.backtest.engine.features import caller_priors, compute_features, pre_alert_features
+from quantbot.backtest.engine.price_paths import compute_paths
+from quantbot.backtest.engine.windows import prepare_windows
 
 from .reference import MIN, make_candles
 

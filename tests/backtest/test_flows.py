@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot.artifacts import find_run_directory, is_complete, read_manifest
-from quantbot.artifacts.types import ARTIFACT_SPECS, ArtifactType
-from quantbot.backtest.flows import (FlowParameterError, run_from_manifest, run_path_only,
+from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, ArtifactType
+from quantbot.backtest.flows.base import (FlowParameterError, run_from_manifest, run_path_only,
                                      run_policy_backtest)
-from quantbot.backtest.rerun import compare_artifact, rerun
-from quantbot.backtest.sample import write_sample_data
+from quantbot.backtest.flows.rerun import compare_artifact, rerun
+from quantbot.backtest.data.sample import write_sample_data
 from quantbot.errors import DataError, PolicyError
 
 SAMPLE_EXCLUDED = {"no_candles": 2, "too_new": 2, "invalid_price": 2, "missing_range": 2}
@@ -156,7 +156,7 @@ def test_all_calls_excluded(tmp_path, sample):
 
 
 def test_exception_marks_run_failed(sample, tmp_path, monkeypatch):
-    import quantbot.backtest.paths as paths_module
+    import quantbot.backtest.engine.price_paths as paths_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("engine exploded")

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot.artifacts import read_manifest
-from quantbot.backtest.flows_optimize import run_full, run_optimization
-from quantbot.backtest.grid import GridError
-from quantbot.backtest.sample import write_sample_data
+from quantbot.backtest.flows.optimization import run_full, run_optimization
+from quantbot.backtest.optimize.grid import GridError
+from quantbot.backtest.data.sample import write_sample_data
 
 from .reference import MIN
 from .test_optimize import (HAND_CALLERS, HAND_GRID, HAND_START_MIN, HAND_WINDOWS, P1, P2, P3, P4,

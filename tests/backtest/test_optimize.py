@@ -32,17 +32,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantbot.backtest.grid import parse_grid
-from quantbot.backtest.objective import (OptimizerConfig, OptimizerConfigError, PolicyStats,
+from quantbot.backtest.optimize.grid import parse_grid
+from quantbot.backtest.optimize.objective import (OptimizerConfig, OptimizerConfigError, PolicyStats,
                                          feasible, group_stats, make_config, objective_scores,
                                          overfit_flags, rank_policies)
-from quantbot.backtest.optimize import (FRONTIER_VALIDATION_COLUMNS, POOLED, frontier_columns,
+from quantbot.backtest.optimize.search import (FRONTIER_VALIDATION_COLUMNS, POOLED, frontier_columns,
                                         optimize_grid)
-from quantbot.backtest.simulate import simulate
-from quantbot.backtest.splits import (ValidationSpecError, ValidationSplit, held_out_callers,
+from quantbot.backtest.engine.simulate import simulate
+from quantbot.backtest.optimize.splits import (ValidationSpecError, ValidationSplit, held_out_callers,
                                       make_split, parse_validation)
-from quantbot.backtest.summary import frontier_stats
-from quantbot.backtest.windows import prepare_windows
+from quantbot.backtest.engine.summary import frontier_stats
+from quantbot.backtest.engine.windows import prepare_windows
 
 from .reference import MIN, make_candles
 
@@ -174,7 +174,7 @@ def test_running_best_matches_rank_one_across_batches(hand):
 
 
 def test_per_caller_reuses_one_simulation_per_batch(hand, monkeypatch):
-    import quantbot.backtest.optimize as opt
+    import quantbot.backtest.optimize.search as opt
 
     calls = []
     real = opt.simulate_many

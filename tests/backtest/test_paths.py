@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantbot.backtest.paths import compute_paths
-from quantbot.backtest.windows import STATUS_OK, prepare_windows
+from quantbot.backtest.engine.price_paths import compute_paths
+from quantbot.backtest.engine.windows import STATUS_OK, prepare_windows
 
 from .reference import MIN, make_candles, random_candle_set, ref_paths, ref_window
 

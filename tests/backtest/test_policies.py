@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from quantbot.backtest.policies import (Combo, FixedStop, Ladder, TimeStop, TrailingStop, canonical_json,
+from quantbot.backtest.engine.policies import (Combo, FixedStop, Ladder, TimeStop, TrailingStop, canonical_json,
                                         parse_policy, policy_id)
 from quantbot.errors import PolicyError
 

@@ -9,8 +9,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from quantbot.backtest.data import load_alerts, load_candles
-from quantbot.backtest.sample import CALLERS, write_sample_data
+from quantbot.backtest.data.load import load_alerts, load_candles
+from quantbot.backtest.data.sample import CALLERS, write_sample_data
 
 MIN = 60_000
 DAY = 86_400_000

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from quantbot.backtest.simulate import simulate
-from quantbot.backtest.summary import frontier_stats, median_mae_bps, p95_drawdown_bps, summarize
-from quantbot.backtest.windows import prepare_windows
+from quantbot.backtest.engine.simulate import simulate
+from quantbot.backtest.engine.summary import frontier_stats, median_mae_bps, p95_drawdown_bps, summarize
+from quantbot.backtest.engine.windows import prepare_windows
 
 from .reference import MIN, make_candles
 

@@ -73,7 +73,7 @@ def test_gc_cli_dry_run_then_apply(base_dir: Path, tmp_path: Path) -> None:
 
 def test_archive_and_restore_cli(base_dir: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("quantbot.artifacts.writer.utc_now",
+    monkeypatch.setattr("quantbot.artifacts.store.writer.utc_now",
                         lambda: datetime(2024, 1, 20, tzinfo=UTC))
     old = [make_run(base_dir), make_run(base_dir, fail=True)]
     monkeypatch.undo()

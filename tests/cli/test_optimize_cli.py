@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from quantbot.artifacts import read_manifest
-from quantbot.backtest.sample import write_sample_data
+from quantbot.backtest.data.sample import write_sample_data
 from quantbot.cli import cli, main
 
 GRID = {"families": {
@@ -90,7 +90,7 @@ def test_bad_grid_file_is_one_line_error(inputs, tmp_path, capsys):
 
 
 def test_ctrl_c_exits_130_and_marks_the_run_failed(inputs, tmp_path, capsys, monkeypatch):
-    import quantbot.backtest.optimize as opt
+    import quantbot.backtest.optimize.search as opt
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

@@ -15,7 +15,7 @@ import pytest
 from qbtest import assert_clean_error, run_cli
 
 from quantbot.artifacts import read_manifest
-from quantbot.backtest.sample import write_sample_data
+from quantbot.backtest.data.sample import write_sample_data
 
 COUNT_KEYS = {"run_id", "run_dir", "status", "calls", "eligible", "excluded", "excluded_total",
               "trades", "metrics", "timing", "cataloged"}
@@ -154,7 +154,7 @@ def test_policy_flags_are_exclusive(work, monkeypatch, capsys):
 
 def test_csv_alerts_and_seconds_candles_with_ts_unit(work):
     """CSV alerts and CSV candles in epoch seconds (--ts-unit s) give the Parquet results."""
-    from quantbot.backtest.flows import run_path_only
+    from quantbot.backtest.flows.base import run_path_only
 
     alerts = pq.read_table(work / "data/sample/alerts.parquet").slice(0, 30)
     alerts.to_pandas().to_csv(work / "alerts.csv", index=False)

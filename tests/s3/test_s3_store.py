@@ -23,8 +23,8 @@ from quantbot.artifacts import (
     read_manifest,
     run_sql,
 )
-from quantbot.artifacts.manifest import parse_manifest
-from quantbot.artifacts.storage import ObjectStorage, open_storage
+from quantbot.artifacts.schema.manifest import parse_manifest
+from quantbot.artifacts.store.backends import ObjectStorage, open_storage
 from qbtest import HELPERS_DIR, QUANTBOT, alert_row, trade_row
 
 
@@ -164,8 +164,8 @@ def test_concurrent_writers_and_syncs_on_s3(s3_base: str, tmp_path):
 
 
 def test_flow_verify_and_gc_on_s3(s3_base: str, tmp_path):
-    from quantbot.backtest.flows import run_policy_backtest
-    from quantbot.backtest.sample import write_sample_data
+    from quantbot.backtest.flows.base import run_policy_backtest
+    from quantbot.backtest.data.sample import write_sample_data
 
     alerts, candles = write_sample_data(tmp_path / "sample")
     result = run_policy_backtest(alerts, candles, {"kind": "fixed_stop", "stop_pct": 0.2,

@@ -12,14 +12,14 @@ _EXPORTS = {
     **{name: _CATALOG for name in (
         "DEFAULT_CATALOG", "SyncReport", "catalog_all_runs", "get_artifact_path",
         "get_catalog_stats", "initialize_catalog", "query_runs", "register_run", "run_sql")},
-    "RunManifest": "quantbot.artifacts.manifest",
-    "GitProvenance": "quantbot.artifacts.provenance",
-    "get_git_provenance": "quantbot.artifacts.provenance",
-    **{name: "quantbot.artifacts.runs" for name in (
+    "RunManifest": "quantbot.artifacts.schema.manifest",
+    "GitProvenance": "quantbot.artifacts.store.provenance",
+    "get_git_provenance": "quantbot.artifacts.store.provenance",
+    **{name: "quantbot.artifacts.store.runs" for name in (
         "find_run_directory", "is_complete", "list_run_directories", "read_manifest")},
-    "ARTIFACT_SPECS": "quantbot.artifacts.types",
-    "ArtifactType": "quantbot.artifacts.types",
-    **{name: "quantbot.artifacts.writer" for name in (
+    "ARTIFACT_SPECS": "quantbot.artifacts.schema.arrow_schemas",
+    "ArtifactType": "quantbot.artifacts.schema.arrow_schemas",
+    **{name: "quantbot.artifacts.store.writer" for name in (
         "ArtifactWriter", "RunDirectory", "create_run_directory")},
 }
 __all__ = sorted(_EXPORTS)

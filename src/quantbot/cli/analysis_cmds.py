@@ -26,7 +26,7 @@ from quantbot.cli.render import print_json, print_table
 def compare(run_a: str, run_b: str, base_dir: str, duckdb_path: str, tolerance_bps: float,
             max_rows: int, fmt: str) -> None:
     """Compare RUN_B against RUN_A: parameters that differ, summaries, changed calls."""
-    from quantbot.compare import compare_runs
+    from quantbot.analysis.compare import compare_runs
 
     result = compare_runs(run_a, run_b, base_dir=base_dir, db=duckdb_path,
                           tolerance_bps=tolerance_bps)
@@ -134,7 +134,7 @@ def _change_row(ch: Any, artifact: str) -> dict[str, Any]:
               help="Frontier rows shown per caller group.")
 def report(run_id: str, out: str | None, base_dir: str, duckdb_path: str, top: int) -> None:
     """Write a self-contained HTML report of one run (tables and embedded plots)."""
-    from quantbot.report import write_report
+    from quantbot.analysis.report import write_report
 
     path = write_report(run_id, out, base_dir=base_dir, db=duckdb_path, top_n=top)
     click.echo(str(path))

@@ -17,7 +17,7 @@ from quantbot import __version__
                    "(default: env QUANTBOT_S3_ENDPOINT or AWS_ENDPOINT_URL).")
 def cli(debug: bool, s3_endpoint: str | None) -> None:
     """quantbot: store, catalog and analyse backtest runs."""
-    if s3_endpoint:  # read by quantbot.artifacts.storage.open_storage
+    if s3_endpoint:  # read by quantbot.artifacts.store.backends.open_storage
         os.environ["QUANTBOT_S3_ENDPOINT"] = s3_endpoint
 
 

@@ -104,7 +104,7 @@ def catalog_query(duckdb_path: str, run_type: str | None, status: str | None,
 @format_option("table", "json")
 def show(run_id: str, duckdb_path: str, base_dir: str, fmt: str) -> None:
     """Show a run's manifest and artifact inventory (from the catalog or the base dir)."""
-    from quantbot.artifacts.inspect import describe_run
+    from quantbot.artifacts.ops.describe import describe_run
 
     info = describe_run(run_id, duckdb_path, base_dir)
     if fmt == "json":

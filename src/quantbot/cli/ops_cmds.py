@@ -53,7 +53,7 @@ def verify(run_id: str | None, all_runs: bool, base_dir: str, fmt: str) -> None:
 
     Prints one row per problem; exits 1 if there is any.
     """
-    from quantbot.artifacts.lifecycle import verify_runs
+    from quantbot.artifacts.ops.lifecycle import verify_runs
 
     if bool(run_id) == all_runs:
         raise click.UsageError("give a RUN_ID or --all (not both)")
@@ -84,7 +84,7 @@ def gc(stale: str, apply: bool, base_dir: str, fmt: str) -> None:
     """List runs left pending/running by a crashed process; --apply marks them failed."""
     from dataclasses import asdict
 
-    from quantbot.artifacts.lifecycle import collect_stale_runs
+    from quantbot.artifacts.ops.lifecycle import collect_stale_runs
 
     runs = collect_stale_runs(base_dir, stale, apply=apply)
     if fmt == "json":
@@ -115,7 +115,7 @@ def archive(before: str, out_dir: str | None, base_dir: str, duckdb_path: str, f
     """Pack old month partitions into runs-YYYY-MM.tar.gz, verify, then remove them."""
     from dataclasses import asdict
 
-    from quantbot.artifacts.archive import archive_months
+    from quantbot.artifacts.ops.archive import archive_months
 
     done = archive_months(base_dir, before, out_dir, duckdb_path, lock_timeout)
     if fmt == "json":
@@ -137,7 +137,7 @@ def archive(before: str, out_dir: str | None, base_dir: str, duckdb_path: str, f
 def restore(archive_path: str, base_dir: str, duckdb_path: str, fmt: str,
             lock_timeout: float | None) -> None:
     """Bring an archived month back (never overwriting a run) and sync the catalog."""
-    from quantbot.artifacts.archive import restore_archive
+    from quantbot.artifacts.ops.archive import restore_archive
 
     result = restore_archive(archive_path, base_dir, duckdb_path, lock_timeout)
     sync = result.sync.to_dict() if result.sync else None

@@ -79,7 +79,7 @@ def _optimizer_progress() -> Iterator[Callbacks]:
 
 
 def _config(kw: dict[str, Any]) -> Any:
-    from quantbot.backtest.objective import make_config
+    from quantbot.backtest.optimize.objective import make_config
 
     return make_config(
         validation=kw.pop("validation"), min_calls=kw.pop("min_calls"),
@@ -120,7 +120,7 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
 @_optimizer_options
 def optimize_cmd(**kw: Any) -> None:
     """Evaluate a policy grid pooled and per caller (frontier, best trades and summary)."""
-    from quantbot.backtest.flows_optimize import run_optimization
+    from quantbot.backtest.flows.optimization import run_optimization
 
     _run(run_optimization, kw)
 
@@ -130,6 +130,6 @@ def optimize_cmd(**kw: Any) -> None:
 @_optimizer_options
 def run_full_cmd(**kw: Any) -> None:
     """Truth layer and optimization in one run: every artifact type."""
-    from quantbot.backtest.flows_optimize import run_full
+    from quantbot.backtest.flows.optimization import run_full
 
     _run(run_full, kw)

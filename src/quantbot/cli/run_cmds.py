@@ -86,7 +86,7 @@ def run_group() -> None:
 @input_options
 def run_path_only_cmd(**kw: Any) -> None:
     """Truth layer: what the price did after each call (paths, features, errors)."""
-    from quantbot.backtest.flows import run_path_only
+    from quantbot.backtest.flows.base import run_path_only
 
     with _progress(True) as progress, _sync_failed_run(kw) as run_id:
         result = run_path_only(kw["alerts"], kw["candles"], progress=progress, run_id=run_id,
@@ -108,7 +108,7 @@ def run_path_only_cmd(**kw: Any) -> None:
 def run_policy_cmd(policy_json: str | None, policy_file: str | None, policy_id: str | None,
                    taker_fee_bps: float, slippage_bps: float, **kw: Any) -> None:
     """Simulate one exit policy over every eligible call (trades, summary, errors)."""
-    from quantbot.backtest.flows import run_policy_backtest
+    from quantbot.backtest.flows.base import run_policy_backtest
 
     if (policy_json is None) == (policy_file is None):
         raise click.UsageError("pass exactly one of --policy and --policy-file")
@@ -201,7 +201,7 @@ def report_lines(result: Any) -> None:
 @format_option("table", "json")
 def rerun_cmd(run_id: str, base_dir: str, duckdb_path: str, no_durable: bool, fmt: str) -> None:
     """Run RUN_ID again into a new run and check that every artifact is identical."""
-    from quantbot.backtest.rerun import rerun
+    from quantbot.backtest.flows.rerun import rerun
 
     with _progress(True) as progress:
         report = rerun(run_id, base_dir, duckdb_path, durable=not no_durable, progress=progress)
@@ -230,7 +230,7 @@ def rerun_cmd(run_id: str, base_dir: str, duckdb_path: str, no_durable: bool, fm
               help="Number of alerts (8 of them built to be excluded).")
 def sample_data_cmd(out: str, seed: int, n_alerts: int) -> None:
     """Write a deterministic synthetic alerts.parquet and candles.parquet."""
-    from quantbot.backtest.sample import write_sample_data
+    from quantbot.backtest.data.sample import write_sample_data
 
     for path in write_sample_data(out, seed=seed, n_alerts=n_alerts):
         click.echo(str(path))

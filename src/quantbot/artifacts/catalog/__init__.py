@@ -14,7 +14,7 @@ _EXPORTS = {
     "get_run": "quantbot.artifacts.catalog.query",
     "query_runs": "quantbot.artifacts.catalog.query",
     "run_sql": "quantbot.artifacts.catalog.query",
-    "InvalidRunError": "quantbot.artifacts.catalog.scan",
+    "InvalidRunError": "quantbot.artifacts.store.validate",
     "SyncReport": "quantbot.artifacts.catalog.sync",
     "catalog_all_runs": "quantbot.artifacts.catalog.sync",
     "initialize_catalog": "quantbot.artifacts.catalog.sync",

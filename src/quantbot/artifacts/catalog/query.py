@@ -14,9 +14,9 @@ import duckdb
 
 from quantbot.artifacts.catalog.connection import CatalogRef, open_catalog
 from quantbot.artifacts.catalog.schema import ARTIFACTS_TABLE, RUNS_TABLE
-from quantbot.artifacts.kinds import ArtifactType
-from quantbot.artifacts.layout import validate_run_id
-from quantbot.artifacts.manifest import RUN_STATUSES, RUN_TYPES, RunManifest
+from quantbot.artifacts.schema.artifact_types import ArtifactType
+from quantbot.artifacts.schema.layout import validate_run_id
+from quantbot.artifacts.schema.manifest import RUN_STATUSES, RUN_TYPES, RunManifest
 from quantbot.errors import CatalogError, QuantbotError, RunNotFoundError
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from quantbot.artifacts.catalog.schema import (
     data_table,
     ensure_schema,
 )
-from quantbot.artifacts.kinds import ArtifactType
-from quantbot.artifacts.layout import validate_run_id
+from quantbot.artifacts.schema.artifact_types import ArtifactType
+from quantbot.artifacts.schema.layout import validate_run_id
 
 
 def unregister_runs(db: CatalogRef, run_ids: Iterable[str],

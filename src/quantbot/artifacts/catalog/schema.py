@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from quantbot.artifacts.kinds import ArtifactType
+from quantbot.artifacts.schema.artifact_types import ArtifactType
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -80,7 +80,7 @@ def data_schema(artifact_type: ArtifactType) -> pa.Schema:
     """The consolidated table's starting schema: run_id first, then the artifact's columns."""
     import pyarrow as pa
 
-    from quantbot.artifacts.types import BUILTIN_FEATURES
+    from quantbot.artifacts.schema.arrow_schemas import BUILTIN_FEATURES
 
     schema = artifact_type.spec.schema
     if not artifact_type.spec.has_run_id:

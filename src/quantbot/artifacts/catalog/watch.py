@@ -22,7 +22,8 @@ from typing import Any, Literal, Protocol
 import duckdb
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
-from quantbot.artifacts.catalog.scan import ScannedRun, scan_runs
+from quantbot.artifacts.catalog.scan import scan_runs
+from quantbot.artifacts.store.validate import ScannedRun
 from quantbot.artifacts.catalog.schema import RUNS_TABLE, ensure_schema, table_columns
 from quantbot.artifacts.catalog.sync import (
     SyncReport,
@@ -30,7 +31,7 @@ from quantbot.artifacts.catalog.sync import (
     registered_ids_among,
     write_batch,
 )
-from quantbot.artifacts.layout import (
+from quantbot.artifacts.schema.layout import (
     MANIFEST_NAME,
     SUCCESS_MARKER,
     is_month_partition,
@@ -38,8 +39,8 @@ from quantbot.artifacts.layout import (
     run_id_from_dir_name,
     utc_now,
 )
-from quantbot.artifacts.runs import RunLocation
-from quantbot.artifacts.storage import TMP_PREFIX, Storage, open_storage
+from quantbot.artifacts.store.runs import RunLocation
+from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
 from quantbot.errors import QuantbotError
 
 EventKind = Literal["started", "registered", "invalid", "error", "stopped"]

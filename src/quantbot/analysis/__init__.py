@@ -1,0 +1,14 @@
+"""quantbot.analysis: readers of finished runs — comparing two runs, the HTML report, and
+statistics across runs (Pareto fronts, regressions, spread). Never writes a run."""
+
+from quantbot._lazy import lazy_exports
+
+_EXPORTS = {
+    **{name: "quantbot.analysis.stats" for name in (
+        "detect_regressions", "metric_spread", "pareto_front", "pareto_mask")},
+    **{name: "quantbot.analysis.compare" for name in ("Comparison", "compare_runs")},
+    **{name: "quantbot.analysis.report" for name in (
+        "plot_frontier", "plot_peaks", "plot_returns", "render_report", "write_report")},
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,2 @@
+"""The numeric core, arrays in and arrays out: alert windows, price paths, features,
+policies and their simulation, summaries, error rows."""

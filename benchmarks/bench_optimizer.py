@@ -14,11 +14,11 @@ import numpy as np
 
 from benchmarks._report import BenchResult, best_of
 from benchmarks.bench_engine import HORIZON_MS, synthetic_candles
+from quantbot.backtest.engine.simulate import build_scan_index
+from quantbot.backtest.engine.windows import prepare_windows
 from quantbot.backtest.optimize.grid import default_grid
 from quantbot.backtest.optimize.objective import OptimizerConfig
 from quantbot.backtest.optimize.search import optimize_grid
-from quantbot.backtest.engine.simulate import build_scan_index
-from quantbot.backtest.engine.windows import prepare_windows
 
 TARGET_S = 10.0
 N_CALLERS = 20

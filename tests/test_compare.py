@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
-from quantbot.backtest.data.sample import write_sample_data
 from quantbot.analysis.compare import IncomparableRunsError, compare_runs, diff_parameters
+from quantbot.backtest.data.sample import write_sample_data
+from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
 
 QUANTBOT = Path(sys.executable).parent / "quantbot"
 FIXED = {"kind": "fixed_stop", "stop_pct": 0.2, "take_profit_pct": 1.0}

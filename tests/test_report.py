@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from quantbot.analysis.report import write_report
 from quantbot.artifacts import catalog_all_runs
+from quantbot.backtest.data.sample import write_sample_data
 from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
 from quantbot.backtest.flows.optimization import run_full
-from quantbot.backtest.data.sample import write_sample_data
-from quantbot.analysis.report import write_report
 
 QUANTBOT = Path(sys.executable).parent / "quantbot"
 GRID = Path(__file__).resolve().parents[1] / "examples" / "small_grid.json"

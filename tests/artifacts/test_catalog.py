@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from qbtest import catalog_dump, make_run, rows
 
 from quantbot.artifacts import (
     catalog_all_runs,
@@ -27,8 +28,6 @@ from quantbot.errors import (
     RunNotFoundError,
     UnknownArtifactTypeError,
 )
-
-from qbtest import catalog_dump, make_run, rows
 
 
 def set_created(run, when: str, branch: str | None = None) -> None:

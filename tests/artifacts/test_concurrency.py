@@ -8,11 +8,10 @@ import sys
 
 import duckdb
 import pytest
+from qbtest import HELPERS_DIR, catalog_fingerprint, make_run
 
 from quantbot.artifacts import catalog_all_runs, query_runs
 from quantbot.errors import CatalogError
-
-from qbtest import HELPERS_DIR, catalog_fingerprint, make_run
 
 CHILD = str(HELPERS_DIR / "concurrent_child.py")
 

@@ -10,12 +10,11 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-
-from quantbot.artifacts.schema.convert import conform
-from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, BUILTIN_FEATURES, ArtifactType
-from quantbot.errors import SchemaMismatchError, UnknownArtifactTypeError
-
 from qbtest import ROW_FACTORIES, rows, trade_row
+
+from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, BUILTIN_FEATURES, ArtifactType
+from quantbot.artifacts.schema.convert import conform
+from quantbot.errors import SchemaMismatchError, UnknownArtifactTypeError
 
 RID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 OTHER = "11111111-2222-4333-8444-555555555555"

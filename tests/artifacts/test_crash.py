@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from qbtest import HELPERS_DIR, catalog_fingerprint, make_run, rows, snapshot_tree
 
 from quantbot.artifacts import catalog_all_runs, list_run_directories, query_runs, run_sql
 from quantbot.artifacts.schema.manifest import parse_manifest
-
-from qbtest import HELPERS_DIR, catalog_fingerprint, make_run, rows, snapshot_tree
 
 TRIALS = 50
 

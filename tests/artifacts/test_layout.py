@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from quantbot.artifacts.schema.layout import (
-    iso_utc,
     is_month_partition,
+    iso_utc,
     month_partition,
     run_dir_name,
     run_id_from_dir_name,

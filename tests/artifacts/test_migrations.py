@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from qbtest import trade_row
 
 from quantbot.artifacts import catalog_all_runs, create_run_directory, run_sql
 from quantbot.artifacts.schema import migrations
@@ -17,7 +18,6 @@ from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.artifacts.schema.migrations import Migration, upgrade
 from quantbot.artifacts.store.reader import read_artifact
 from quantbot.errors import ManifestError, SchemaVersionError
-from qbtest import trade_row
 
 OLD = Migration(
     "0.9.0", "1.0.0", frozenset({ArtifactType.TRADES}),

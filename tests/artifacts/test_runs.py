@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from qbtest import make_run
 
 from quantbot.artifacts import (
     get_git_provenance,
@@ -16,8 +17,6 @@ from quantbot.artifacts import (
 )
 from quantbot.artifacts.store.runs import find_run_directory
 from quantbot.errors import InvalidRunIdError, ManifestError, RunNotFoundError
-
-from qbtest import make_run
 
 
 def test_read_manifest_missing_and_corrupt(base_dir):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from qbtest import make_run
 
 from quantbot.artifacts.catalog import scan
-from quantbot.artifacts.store.runs import iter_run_locations
 from quantbot.artifacts.store.backends import open_storage
-from qbtest import make_run
+from quantbot.artifacts.store.runs import iter_run_locations
 
 
 def test_worker_process_scan_equals_thread_scan(base_dir: Path, monkeypatch: pytest.MonkeyPatch):

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from qbtest import alert_row, assert_clean_error, make_run, run_cli, trade_row
 
 from quantbot.artifacts import catalog_all_runs, create_run_directory, query_runs, run_sql
 from quantbot.artifacts.store.runs import read_manifest
 from quantbot.errors import ManifestError, QuantbotError, RunStateError, SchemaMismatchError
-from qbtest import alert_row, assert_clean_error, make_run, run_cli, trade_row
 
 
 def _alerts_run(base: Path, notes: list) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from qbtest import make_run, rows, sha256_file, snapshot_tree
 
 from quantbot.artifacts import (
     create_run_directory,
@@ -25,8 +26,6 @@ from quantbot.errors import (
     SchemaMismatchError,
     UnknownArtifactTypeError,
 )
-
-from qbtest import make_run, rows, sha256_file, snapshot_tree
 
 
 def new_run(base_dir, **kw):

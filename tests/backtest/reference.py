@@ -10,7 +10,14 @@ import math
 from typing import Any
 
 from quantbot.backtest.data.candle_set import CandleSet
-from quantbot.backtest.engine.policies import Combo, FixedStop, Ladder, TimeStop, TrailingStop, parse_policy
+from quantbot.backtest.engine.policies import (
+    Combo,
+    FixedStop,
+    Ladder,
+    TimeStop,
+    TrailingStop,
+    parse_policy,
+)
 
 
 def ref_window(candles: CandleSet, mint: int, alert_ts: int, horizon: int) -> dict[str, Any]:

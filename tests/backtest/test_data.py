@@ -12,8 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot.backtest.data.candle_set import CandleSet
-from quantbot.backtest.data.load import (ALERT_COLUMNS, describe_source, fingerprint_candles, load_alerts,
-                                    load_candles)
+from quantbot.backtest.data.load import (
+    ALERT_COLUMNS,
+    describe_source,
+    fingerprint_candles,
+    load_alerts,
+    load_candles,
+)
 from quantbot.errors import DataError
 
 MIN = 60_000

@@ -16,10 +16,14 @@ import pytest
 
 from quantbot.artifacts import find_run_directory, is_complete, read_manifest
 from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, ArtifactType
-from quantbot.backtest.flows.base import (FlowParameterError, run_from_manifest, run_path_only,
-                                     run_policy_backtest)
-from quantbot.backtest.flows.rerun import compare_artifact, rerun
 from quantbot.backtest.data.sample import write_sample_data
+from quantbot.backtest.flows.base import (
+    FlowParameterError,
+    run_from_manifest,
+    run_path_only,
+    run_policy_backtest,
+)
+from quantbot.backtest.flows.rerun import compare_artifact, rerun
 from quantbot.errors import DataError, PolicyError
 
 SAMPLE_EXCLUDED = {"no_candles": 2, "too_new": 2, "invalid_price": 2, "missing_range": 2}

@@ -10,13 +10,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot.artifacts import read_manifest
+from quantbot.backtest.data.sample import write_sample_data
 from quantbot.backtest.flows.optimization import run_full, run_optimization
 from quantbot.backtest.optimize.grid import GridError
-from quantbot.backtest.data.sample import write_sample_data
 
 from .reference import MIN
-from .test_optimize import (HAND_CALLERS, HAND_GRID, HAND_START_MIN, HAND_WINDOWS, P1, P2, P3, P4,
-                            hand_candle_rows)
+from .test_optimize import (
+    HAND_CALLERS,
+    HAND_GRID,
+    HAND_START_MIN,
+    HAND_WINDOWS,
+    P1,
+    P2,
+    P3,
+    P4,
+    hand_candle_rows,
+)
 
 SMALL_GRID = {"families": {
     "fixed_stop": {"kind": "fixed_stop", "product": {"stop_pct": [0.1, 0.3],

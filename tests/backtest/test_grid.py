@@ -6,8 +6,14 @@ import json
 
 import pytest
 
-from quantbot.backtest.optimize.grid import GridError, default_grid, default_grid_json, load_grid, parse_grid
 from quantbot.backtest.engine.policies import canonical_json, policy_id
+from quantbot.backtest.optimize.grid import (
+    GridError,
+    default_grid,
+    default_grid_json,
+    load_grid,
+    parse_grid,
+)
 
 
 def test_default_grid_has_the_original_families():

@@ -32,17 +32,34 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantbot.backtest.optimize.grid import parse_grid
-from quantbot.backtest.optimize.objective import (OptimizerConfig, OptimizerConfigError, PolicyStats,
-                                         feasible, group_stats, make_config, objective_scores,
-                                         overfit_flags, rank_policies)
-from quantbot.backtest.optimize.search import (FRONTIER_VALIDATION_COLUMNS, POOLED, frontier_columns,
-                                        optimize_grid)
 from quantbot.backtest.engine.simulate import simulate
-from quantbot.backtest.optimize.splits import (ValidationSpecError, ValidationSplit, held_out_callers,
-                                      make_split, parse_validation)
 from quantbot.backtest.engine.summary import frontier_stats
 from quantbot.backtest.engine.windows import prepare_windows
+from quantbot.backtest.optimize.grid import parse_grid
+from quantbot.backtest.optimize.objective import (
+    OptimizerConfig,
+    OptimizerConfigError,
+    PolicyStats,
+    feasible,
+    group_stats,
+    make_config,
+    objective_scores,
+    overfit_flags,
+    rank_policies,
+)
+from quantbot.backtest.optimize.search import (
+    FRONTIER_VALIDATION_COLUMNS,
+    POOLED,
+    frontier_columns,
+    optimize_grid,
+)
+from quantbot.backtest.optimize.splits import (
+    ValidationSpecError,
+    ValidationSplit,
+    held_out_callers,
+    make_split,
+    parse_validation,
+)
 
 from .reference import MIN, make_candles
 

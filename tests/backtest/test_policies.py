@@ -6,8 +6,16 @@ import json
 
 import pytest
 
-from quantbot.backtest.engine.policies import (Combo, FixedStop, Ladder, TimeStop, TrailingStop, canonical_json,
-                                        parse_policy, policy_id)
+from quantbot.backtest.engine.policies import (
+    Combo,
+    FixedStop,
+    Ladder,
+    TimeStop,
+    TrailingStop,
+    canonical_json,
+    parse_policy,
+    policy_id,
+)
 from quantbot.errors import PolicyError
 
 

@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantbot.backtest.engine.simulate import EXIT_REASONS, encode_policies, iter_simulate, simulate, simulate_many
+from quantbot.backtest.engine.simulate import (
+    EXIT_REASONS,
+    encode_policies,
+    iter_simulate,
+    simulate,
+    simulate_many,
+)
 from quantbot.backtest.engine.windows import prepare_windows
 
 from .reference import MIN, make_candles, random_candle_set, ref_trade, ref_window

@@ -7,7 +7,12 @@ import pyarrow as pa
 import pytest
 
 from quantbot.backtest.engine.simulate import simulate
-from quantbot.backtest.engine.summary import frontier_stats, median_mae_bps, p95_drawdown_bps, summarize
+from quantbot.backtest.engine.summary import (
+    frontier_stats,
+    median_mae_bps,
+    p95_drawdown_bps,
+    summarize,
+)
 from quantbot.backtest.engine.windows import prepare_windows
 
 from .reference import MIN, make_candles

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantbot.backtest.engine.windows import (EXCLUSION_REASONS, INVALID_PRICE, MISSING_RANGE, NO_CANDLES,
-                                       STATUS_OK, TOO_NEW, prepare_windows)
+from quantbot.backtest.engine.windows import (
+    EXCLUSION_REASONS,
+    INVALID_PRICE,
+    MISSING_RANGE,
+    NO_CANDLES,
+    STATUS_OK,
+    TOO_NEW,
+    prepare_windows,
+)
 
 from .reference import MIN, make_candles
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from qbtest import assert_clean_error, assert_usage_error, make_run, rows, run_cli
 
 

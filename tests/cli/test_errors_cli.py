@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from qbtest import (
     assert_clean_error,
     assert_usage_error,
@@ -17,6 +16,7 @@ from qbtest import (
     run_cli,
     snapshot_tree,
 )
+
 
 def rel(root, run) -> str:
     """The run folder as the CLI names it: relative to the --base-dir it was given."""

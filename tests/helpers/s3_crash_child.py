@@ -9,8 +9,9 @@ in the forked writers, never before a fork.
 import os
 import sys
 
-from quantbot.artifacts import create_run_directory
 from qbtest import alert_row, serve_forks, trade_row
+
+from quantbot.artifacts import create_run_directory
 
 ALERTS = [alert_row(j) for j in range(50)]
 BATCHES = [[trade_row(b * 500 + j) for j in range(500)] for b in range(4)]

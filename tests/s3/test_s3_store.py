@@ -12,6 +12,7 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from qbtest import HELPERS_DIR, QUANTBOT, alert_row, trade_row
 
 from quantbot.artifacts import (
     catalog_all_runs,
@@ -25,7 +26,6 @@ from quantbot.artifacts import (
 )
 from quantbot.artifacts.schema.manifest import parse_manifest
 from quantbot.artifacts.store.backends import ObjectStorage, open_storage
-from qbtest import HELPERS_DIR, QUANTBOT, alert_row, trade_row
 
 
 def _write(base: str, n_trades: int = 3, fail: bool = False) -> str:
@@ -164,8 +164,8 @@ def test_concurrent_writers_and_syncs_on_s3(s3_base: str, tmp_path):
 
 
 def test_flow_verify_and_gc_on_s3(s3_base: str, tmp_path):
-    from quantbot.backtest.flows.base import run_policy_backtest
     from quantbot.backtest.data.sample import write_sample_data
+    from quantbot.backtest.flows.base import run_policy_backtest
 
     alerts, candles = write_sample_data(tmp_path / "sample")
     result = run_policy_backtest(alerts, candles, {"kind": "fixed_stop", "stop_pct": 0.2,

@@ -246,9 +246,9 @@ def _error_counts(errors: pa.Table) -> list[dict[str, Any]]:
 def render_report(run_dir: str | os.PathLike[str], *, top_n: int = 15) -> str:
     """The HTML page of the run in ``run_dir`` (see the module docstring)."""
     from quantbot import __version__
+    from quantbot.analysis.compare import path_metrics
     from quantbot.artifacts.store.reader import read_artifact
     from quantbot.artifacts.store.runs import read_manifest
-    from quantbot.analysis.compare import path_metrics
 
     manifest = read_manifest(run_dir)
     m = manifest.to_dict()

@@ -28,10 +28,10 @@ def backtest() -> None:
 
 # Importing the command modules attaches their commands to the groups above.
 from quantbot.cli import (  # noqa: E402,F401
+    analysis_cmds,  # noqa: E402,F401
     catalog_cmds,
     demo_cmd,
     ops_cmds,  # noqa: E402,F401
     optimize_cmds,  # noqa: E402,F401
     run_cmds,  # noqa: E402,F401
-    analysis_cmds,  # noqa: E402,F401
 )

@@ -53,7 +53,7 @@ def verify(run_id: str | None, all_runs: bool, base_dir: str, fmt: str) -> None:
 
     Prints one row per problem; exits 1 if there is any.
     """
-    from quantbot.artifacts.ops.lifecycle import verify_runs
+    from quantbot.artifacts.ops.verify import verify_runs
 
     if bool(run_id) == all_runs:
         raise click.UsageError("give a RUN_ID or --all (not both)")
@@ -84,7 +84,7 @@ def gc(stale: str, apply: bool, base_dir: str, fmt: str) -> None:
     """List runs left pending/running by a crashed process; --apply marks them failed."""
     from dataclasses import asdict
 
-    from quantbot.artifacts.ops.lifecycle import collect_stale_runs
+    from quantbot.artifacts.ops.gc import collect_stale_runs
 
     runs = collect_stale_runs(base_dir, stale, apply=apply)
     if fmt == "json":

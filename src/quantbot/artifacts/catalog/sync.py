@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
 from quantbot.artifacts.catalog.scan import scan_runs
-from quantbot.artifacts.store.validate import InvalidRunError, ScannedRun, load_run
 from quantbot.artifacts.catalog.schema import (
     ARTIFACTS_TABLE,
     RUNS_COLUMNS,
@@ -28,15 +27,16 @@ from quantbot.artifacts.catalog.schema import (
     ensure_schema,
     table_columns,
 )
+from quantbot.artifacts.schema.arrow_schemas import ArtifactType
 from quantbot.artifacts.schema.layout import (
     RUN_DIR_PREFIX,
     is_month_partition,
     parse_iso,
     run_id_from_dir_name,
 )
-from quantbot.artifacts.store.runs import RunLocation
 from quantbot.artifacts.store.backends import Storage, open_storage
-from quantbot.artifacts.schema.arrow_schemas import ArtifactType
+from quantbot.artifacts.store.runs import RunLocation
+from quantbot.artifacts.store.validate import InvalidRunError, ScannedRun, load_run
 
 _BATCH_RUNS = 500
 

@@ -23,7 +23,6 @@ import duckdb
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
 from quantbot.artifacts.catalog.scan import scan_runs
-from quantbot.artifacts.store.validate import ScannedRun
 from quantbot.artifacts.catalog.schema import RUNS_TABLE, ensure_schema, table_columns
 from quantbot.artifacts.catalog.sync import (
     SyncReport,
@@ -39,8 +38,9 @@ from quantbot.artifacts.schema.layout import (
     run_id_from_dir_name,
     utc_now,
 )
-from quantbot.artifacts.store.runs import RunLocation
 from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
+from quantbot.artifacts.store.runs import RunLocation
+from quantbot.artifacts.store.validate import ScannedRun
 from quantbot.errors import QuantbotError
 
 EventKind = Literal["started", "registered", "invalid", "error", "stopped"]

@@ -28,7 +28,6 @@ from typing import IO
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists
 from quantbot.artifacts.catalog.remove import unregister_runs
-from quantbot.artifacts.store.validate import classify
 from quantbot.artifacts.catalog.sync import SyncReport, catalog_all_runs
 from quantbot.artifacts.schema.layout import (
     is_month_partition,
@@ -37,8 +36,9 @@ from quantbot.artifacts.schema.layout import (
     run_id_from_dir_name,
     utc_now,
 )
-from quantbot.artifacts.store.runs import RunLocation
 from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
+from quantbot.artifacts.store.runs import RunLocation
+from quantbot.artifacts.store.validate import classify
 from quantbot.errors import QuantbotError, RunExistsError
 
 ARCHIVE_SUFFIX = ".tar.gz"

@@ -8,8 +8,8 @@ from typing import Any
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists
 from quantbot.artifacts.catalog.query import get_run
 from quantbot.artifacts.schema.layout import SUCCESS_MARKER, validate_run_id
-from quantbot.artifacts.store.runs import find_run_directory, read_manifest
 from quantbot.artifacts.store.backends import open_storage
+from quantbot.artifacts.store.runs import find_run_directory, read_manifest
 from quantbot.errors import CatalogError
 
 

@@ -7,12 +7,12 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quantbot.artifacts.schema.convert import conform, with_plain_run_id
 from quantbot.artifacts.schema.artifact_types import ArtifactType
+from quantbot.artifacts.schema.convert import conform, with_plain_run_id
 from quantbot.artifacts.schema.migrations import upgrade
-from quantbot.artifacts.store.runs import read_manifest
-from quantbot.artifacts.store.backends import open_storage
 from quantbot.artifacts.schema.versions import ARTIFACT_SCHEMA_VERSION
+from quantbot.artifacts.store.backends import open_storage
+from quantbot.artifacts.store.runs import read_manifest
 from quantbot.errors import ManifestError
 
 

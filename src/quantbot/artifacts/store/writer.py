@@ -20,6 +20,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from quantbot.artifacts.schema.arrow_schemas import (
+    ARTIFACT_SCHEMA_VERSION,
+    ArtifactSpec,
+    ArtifactType,
+)
 from quantbot.artifacts.schema.convert import conform
 from quantbot.artifacts.schema.layout import (
     LOGS_DIR,
@@ -32,7 +37,6 @@ from quantbot.artifacts.schema.layout import (
     utc_now,
     validate_run_id,
 )
-from quantbot.artifacts.store.logcapture import capture_fds
 from quantbot.artifacts.schema.manifest import (
     RUN_TYPES,
     ArtifactEntry,
@@ -41,9 +45,9 @@ from quantbot.artifacts.schema.manifest import (
     deep_merge,
     validate_manifest,
 )
-from quantbot.artifacts.store.provenance import get_git_provenance, host_info
 from quantbot.artifacts.store.backends import Storage, WrittenFile, open_storage
-from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SCHEMA_VERSION, ArtifactSpec, ArtifactType
+from quantbot.artifacts.store.logcapture import capture_fds
+from quantbot.artifacts.store.provenance import get_git_provenance, host_info
 from quantbot.errors import RunExistsError, RunStateError, SchemaMismatchError
 
 # Fields the RunDirectory owns; update_manifest may not touch them.

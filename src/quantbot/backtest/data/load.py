@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.data.alerts import ALERT_COLUMNS, load_alerts
+from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.data.candles import load_candles
 from quantbot.backtest.data.sources import detect_kind
 

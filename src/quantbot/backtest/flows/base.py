@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from quantbot.durations import format_duration, parse_duration, parse_interval
 from quantbot.backtest.data.inputs import (
     InputSpec,
     check_paths_exist,
     load_alert_inputs,
     load_candle_inputs,
 )
+from quantbot.durations import format_duration, parse_duration, parse_interval
 from quantbot.errors import QuantbotError
 
 if TYPE_CHECKING:  # the numeric core (numba) is imported when a flow runs, not on import

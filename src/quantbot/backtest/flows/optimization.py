@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from quantbot.backtest.engine.simulate import Trades
 from quantbot.backtest.flows.base import (
     FlowParams,
     FlowResult,
@@ -54,7 +55,6 @@ from quantbot.backtest.optimize.search import (
     frontier_columns,
     optimize_grid,
 )
-from quantbot.backtest.engine.simulate import Trades
 
 PolicyProgress = Callable[[int, int], None]
 """Called with (policies done, policies total) after each simulated batch."""

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from quantbot.durations import parse_duration
 from quantbot.backtest.optimize.splits import ValidationSplit, parse_validation
+from quantbot.durations import parse_duration
 from quantbot.errors import QuantbotError
 
 HOUR_MS = 3_600_000

@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from quantbot.backtest.data.candle_set import CandleSet
+from quantbot.backtest.engine.simulate import ScanIndex, Trades, build_scan_index, simulate_many
+from quantbot.backtest.engine.windows import Windows
 from quantbot.backtest.optimize.grid import PolicyGrid
 from quantbot.backtest.optimize.objective import (
     OptimizerConfig,
@@ -36,9 +38,7 @@ from quantbot.backtest.optimize.objective import (
     overfit_flags,
     rank_policies,
 )
-from quantbot.backtest.engine.simulate import ScanIndex, Trades, build_scan_index, simulate_many
 from quantbot.backtest.optimize.splits import Split, make_split
-from quantbot.backtest.engine.windows import Windows
 
 POOLED = "*"
 DEFAULT_BATCH_SIZE = 64

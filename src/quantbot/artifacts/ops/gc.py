@@ -1,20 +1,13 @@
-"""Run lifecycle checks: verify run directories against their manifests, and collect the
-runs a crashed process left ``running`` (gc).
-
-Verification reuses the catalog scanner's checks (``scan.load_run`` for the manifest, and
-the same per-artifact check it applies: bytes, sha256, Parquet, rows, schema) but reports
-*every* problem of a run, one per row, instead of stopping at the first.
-"""
+"""gc: find the runs a crashed process left ``pending``/``running`` and, on request, mark
+them failed so that the catalog registers them as such."""
 
 from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from quantbot.artifacts.store.validate import InvalidRunError, check_artifact, load_run
 from quantbot.artifacts.schema.artifact_types import ARTIFACT_PATHS
 from quantbot.artifacts.schema.layout import (
     MANIFEST_NAME,
@@ -23,111 +16,22 @@ from quantbot.artifacts.schema.layout import (
     month_partition,
     parse_iso,
     utc_now,
-    validate_run_id,
 )
-from quantbot.artifacts.schema.manifest import RunManifest, deep_merge, parse_manifest, validate_manifest
-from quantbot.artifacts.store.runs import RunLocation, find_run_directory, iter_run_locations
+from quantbot.artifacts.schema.manifest import (
+    RunManifest,
+    deep_merge,
+    parse_manifest,
+    validate_manifest,
+)
 from quantbot.artifacts.store.backends import Storage, open_storage
+from quantbot.artifacts.store.runs import RunLocation, iter_run_locations
 from quantbot.errors import QuantbotError
 
-_THREADS = 4
 _AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 STALE_ERROR_TYPE = "StaleRun"
 
 
-# -- verify -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a run: which run, which file, what."""
-
-    run_id: str
-    path: str
-    problem: str
-
-
-@dataclass
-class VerifyReport:
-    runs_checked: int = 0
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, object]:
-        return {"runs_checked": self.runs_checked, "ok": self.ok,
-                "problems": [asdict(p) for p in self.problems]}
-
-
-def _marker_problems(storage: Storage, loc: RunLocation, m: RunManifest) -> list[str]:
-    marker = storage.join(loc.path, SUCCESS_MARKER)
-    if not storage.exists(marker):
-        return ["status completed but _SUCCESS is missing"] if m.status == "completed" else []
-    if m.status != "completed":
-        return [f"_SUCCESS present but manifest status is {m.status}"]
-    text = storage.read_bytes(marker).decode("utf-8", "replace").strip()
-    try:
-        stamp = parse_iso(text)
-    except ValueError:
-        return [f"_SUCCESS holds {text[:40]!r}, not an ISO completion timestamp"]
-    if m.completed_at and stamp != parse_iso(m.completed_at):
-        return [f"_SUCCESS says {text} but manifest completed_at is {m.completed_at}"]
-    return []
-
-
-def verify_run(storage: Storage, loc: RunLocation) -> list[Problem]:
-    """Every problem of one run directory ([] when it checks out)."""
-    manifest_path = storage.join(loc.path, MANIFEST_NAME)
-    if not storage.exists(manifest_path):
-        return [Problem(loc.run_id, manifest_path, "run.json is missing")]
-    try:
-        run = load_run(storage, loc, with_data=False)
-    except InvalidRunError as err:
-        return [Problem(loc.run_id, manifest_path, str(err))]
-    m = run.manifest
-    out = [Problem(loc.run_id, storage.join(loc.path, SUCCESS_MARKER), p)
-           for p in _marker_problems(storage, loc, m)]
-    if m.status == "failed" and m.error is None:
-        out.append(Problem(loc.run_id, manifest_path, "status failed but no error recorded"))
-    expected_month = month_partition(parse_iso(m.created_at))
-    if expected_month != loc.month:
-        out.append(Problem(loc.run_id, loc.path,
-                           f"in partition {loc.month} but created_at is in {expected_month}"))
-    for name, entry in m.artifacts.items():
-        try:
-            # the scanner's own check; parse=False still proves the schema (exact footer,
-            # else a column-by-column check) without loading the table
-            check_artifact(storage, run, name, parse=False)
-        except InvalidRunError as err:
-            out.append(Problem(loc.run_id, storage.join(loc.path, *entry.path.split("/")), str(err)))
-    # Only completed runs: a running run's file lands before its manifest entry, and a run
-    # that failed between the two may keep such a file legitimately.
-    if m.status == "completed":
-        for kind, rel in ARTIFACT_PATHS.items():
-            path = storage.join(loc.path, *rel.split("/"))
-            if kind.value not in m.artifacts and storage.exists(path):
-                out.append(Problem(loc.run_id, path, f"{kind.value} file not listed in run.json"))
-    return out
-
-
-def verify_runs(base_dir: str | os.PathLike[str] = "runs", run_id: str | None = None) -> VerifyReport:
-    """Check one run (``run_id``) or every run under ``base_dir``: manifest, artifacts, marker."""
-    storage = open_storage(base_dir)
-    if run_id is not None:
-        path = find_run_directory(base_dir, run_id)
-        locations = [RunLocation(validate_run_id(run_id), os.path.basename(os.path.dirname(path)),
-                                 path)]
-    else:
-        locations = iter_run_locations(storage)
-    report = VerifyReport(runs_checked=len(locations))
-    with ThreadPoolExecutor(_THREADS) as pool:
-        for problems in pool.map(lambda loc: verify_run(storage, loc), locations):
-            report.problems.extend(problems)
-    return report
-
-
-# -- gc ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StaleRun:
     """A run without ``_SUCCESS`` that has not finished within the threshold."""
@@ -252,5 +156,4 @@ def collect_stale_runs(base_dir: str | os.PathLike[str] = "runs",
     return out
 
 
-__all__ = ["Problem", "StaleRun", "VerifyReport", "collect_stale_runs", "parse_age",
-           "verify_run", "verify_runs"]
+__all__ = ["StaleRun", "collect_stale_runs", "parse_age"]

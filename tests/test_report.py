@@ -46,7 +46,7 @@ def _self_contained(page: str) -> None:
 def test_full_run_report(runs: dict[str, Any]) -> None:
     full = runs["full"]
     path = write_report(full.run_id, runs["root"] / "out" / "full.html",
-                        base_dir=runs["root"] / "runs", db=runs["root"] / "catalog.duckdb")
+                        base_dir=runs["root"] / "runs", catalog=runs["root"] / "catalog.duckdb")
     page = path.read_text(encoding="utf-8")
     _self_contained(page)
     assert full.run_id in page

@@ -56,3 +56,7 @@ class StorageError(QuantbotError):
 
 class SchemaVersionError(QuantbotError, ValueError):
     """An artifact or manifest written with a schema version this quantbot cannot read."""
+
+
+class AmbiguousRunIdError(QuantbotError, LookupError):
+    """A run-id prefix that matches more than one run (give more characters)."""

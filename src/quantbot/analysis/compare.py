@@ -22,8 +22,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists
-from quantbot.errors import CatalogError, QuantbotError
+from quantbot._compat import legacy_arguments
+from quantbot.artifacts.catalog.connection import CatalogRef
+from quantbot.artifacts.ops.lookup import locate_run, run_uri
+from quantbot.artifacts.store.backends import Storage
+from quantbot.errors import QuantbotError
 
 #: Artifacts whose rows are per-call outcomes that two runs can share, in comparison order.
 COMPARABLE = ("trades", "paths")
@@ -129,27 +132,12 @@ class Comparison:
         return out
 
 
-def locate_run(run_id: str, base_dir: str | os.PathLike[str], db: CatalogRef | None) -> str:
-    """The folder of ``run_id``: through the catalog when it knows the run, else by scanning
-    ``base_dir`` (RunNotFoundError when neither has it)."""
-    from quantbot.artifacts.catalog.query import get_run
-    from quantbot.artifacts.schema.layout import validate_run_id
-    from quantbot.artifacts.store.runs import find_run_directory
-
-    run_id = validate_run_id(run_id)
-    if db is not None and catalog_exists(db):
-        try:
-            found = get_run(db, run_id)
-        except CatalogError:
-            found = None  # an empty or busy catalog: fall back to the folders
-        if found is not None:
-            return found[1]
-    return find_run_directory(base_dir, run_id)
-
-
-def compare_runs(run_a: str, run_b: str, *, base_dir: str | os.PathLike[str] = "runs",
-                 db: CatalogRef | None = None, tolerance_bps: float = 1.0) -> Comparison:
-    """Compare run B against run A (A is the baseline).
+@legacy_arguments()
+def compare_runs(run_a: str, run_b: str, *, catalog: CatalogRef | None = None,
+                 base_dir: str | os.PathLike[str] | Storage = "runs",
+                 tolerance_bps: float = 1.0) -> Comparison:
+    """Compare run B against run A (A is the baseline); each a UUID or an unambiguous
+    prefix, found through ``catalog`` first, else under ``base_dir``.
 
     Raises IncomparableRunsError when the runs share neither trades nor paths, and
     RunNotFoundError / ManifestError for a run that cannot be found or read.
@@ -159,7 +147,8 @@ def compare_runs(run_a: str, run_b: str, *, base_dir: str | os.PathLike[str] = "
 
     if not (tolerance_bps >= 0 and math.isfinite(tolerance_bps)):
         raise QuantbotError(f"tolerance_bps must be a finite number >= 0 (got {tolerance_bps})")
-    dir_a, dir_b = locate_run(run_a, base_dir, db), locate_run(run_b, base_dir, db)
+    dir_a = locate_run(run_a, catalog=catalog, base_dir=base_dir)
+    dir_b = locate_run(run_b, catalog=catalog, base_dir=base_dir)
     man_a, man_b = read_manifest(dir_a), read_manifest(dir_b)
     shared = [t for t in COMPARABLE if t in man_a.artifacts and t in man_b.artifacts]
     if not shared:
@@ -184,14 +173,14 @@ def _have(manifest: Any) -> str:
     return ", ".join(sorted(manifest.artifacts)) or "no artifacts"
 
 
-def _info(manifest: Any, run_dir: str) -> RunInfo:
+def _info(manifest: Any, run_dir: Storage) -> RunInfo:
     return RunInfo(run_id=manifest.run_id, run_type=manifest.run_type, status=manifest.status,
                    created_at=str(manifest.created_at), git_branch=manifest.git_branch,
-                   git_commit=manifest.git_commit, run_dir=str(run_dir),
+                   git_commit=manifest.git_commit, run_dir=run_uri(run_dir),
                    calls=manifest.dataset.calls_count, artifacts=sorted(manifest.artifacts))
 
 
-def _callers(run_dir: str, manifest: Any) -> dict[str, str]:
+def _callers(run_dir: Storage, manifest: Any) -> dict[str, str]:
     """call_id -> caller_name from the run's alerts (empty when it has none)."""
     from quantbot.artifacts.store.reader import read_artifact
 
@@ -218,7 +207,7 @@ def diff_parameters(a: dict[str, Any], b: dict[str, Any]) -> list[ParamDiff]:
     return [ParamDiff(k, fa.get(k), fb.get(k)) for k in keys if fa.get(k) != fb.get(k)]
 
 
-def _summary_pairs(dir_a: str, man_a: Any, dir_b: str, man_b: Any,
+def _summary_pairs(dir_a: Storage, man_a: Any, dir_b: Storage, man_b: Any,
                    read: Any) -> list[SummaryPair]:
     """Summary rows paired by caller_name (policy runs: the single null-caller row); runs
     without a summary get metrics computed from their paths."""
@@ -233,7 +222,7 @@ def _summary_pairs(dir_a: str, man_a: Any, dir_b: str, man_b: Any,
     return pairs
 
 
-def _summary_rows(run_dir: str, manifest: Any, read: Any
+def _summary_rows(run_dir: Storage, manifest: Any, read: Any
                   ) -> dict[str | None, tuple[str | None, dict[str, float | None]]]:
     if "summary" in manifest.artifacts:
         table = read(run_dir, "summary")
@@ -347,4 +336,4 @@ def _compare_paths(ta: pa.Table, tb: pa.Table, tol: float,
 
 __all__ = ["ArtifactComparison", "CallChange", "Comparison", "IncomparableRunsError",
            "ParamDiff", "RunInfo", "SummaryPair", "compare_runs", "diff_parameters",
-           "locate_run", "path_metrics"]
+           "path_metrics"]

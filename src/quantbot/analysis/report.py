@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from quantbot._compat import legacy_arguments
 from quantbot.analysis.stats import pareto_mask
 from quantbot.artifacts.catalog.connection import CatalogRef
+from quantbot.artifacts.ops.lookup import run_uri
+from quantbot.artifacts.store.backends import Storage, open_storage
 from quantbot.errors import QuantbotError
 
 if TYPE_CHECKING:
@@ -243,7 +246,7 @@ def _error_counts(errors: pa.Table) -> list[dict[str, Any]]:
             for k, n in sorted(counts.items())]
 
 
-def render_report(run_dir: str | os.PathLike[str], *, top_n: int = 15) -> str:
+def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15) -> str:
     """The HTML page of the run in ``run_dir`` (see the module docstring)."""
     from quantbot import __version__
     from quantbot.analysis.compare import path_metrics
@@ -294,7 +297,7 @@ def render_report(run_dir: str | os.PathLike[str], *, top_n: int = 15) -> str:
                 ("phases", ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms"
                                      for k, v in timing.items() if k != "total_ms") or None),
                 ("quantbot", (m.get("host") or {}).get("quantbot")),
-                ("run folder", str(run_dir))]
+                ("run folder", run_uri(open_storage(run_dir)))]
     parts.append("<h2>Overview</h2>" + _kv(overview))
     if m.get("error"):
         err = m["error"]
@@ -389,14 +392,16 @@ def _frontier_section(frontier: pa.Table, top_n: int) -> str:
     return out
 
 
+@legacy_arguments()
 def write_report(run_id: str, out: str | os.PathLike[str] | None = None, *,
-                 base_dir: str | os.PathLike[str] = "runs", db: CatalogRef | None = None,
-                 top_n: int = 15) -> Path:
-    """Write the HTML report of ``run_id`` (found through the catalog ``db`` or under
-    ``base_dir``) to ``out`` (default ``report-<run_id>.html`` in the current folder)."""
-    from quantbot.analysis.compare import locate_run
+                 catalog: CatalogRef | None = None,
+                 base_dir: str | os.PathLike[str] | Storage = "runs", top_n: int = 15) -> Path:
+    """Write the HTML report of ``run_id`` (a UUID or an unambiguous prefix, found through
+    ``catalog`` or under ``base_dir``) to ``out`` (default ``report-<run_id>.html`` in the
+    current folder)."""
+    from quantbot.artifacts.ops.lookup import locate_run
 
-    run_dir = locate_run(run_id, base_dir, db)
+    run_dir = locate_run(run_id, catalog=catalog, base_dir=base_dir)
     page = render_report(run_dir, top_n=top_n)
     from quantbot.artifacts.store.runs import read_manifest
 

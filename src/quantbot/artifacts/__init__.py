@@ -13,6 +13,9 @@ _EXPORTS = {
         "DEFAULT_CATALOG", "SyncReport", "catalog_all_runs", "get_artifact_path",
         "get_catalog_stats", "initialize_catalog", "query_runs", "register_run", "run_sql")},
     "RunManifest": "quantbot.artifacts.schema.manifest",
+    **{name: "quantbot.artifacts.handle" for name in ("RunHandle", "Store", "open_store")},
+    "locate_run": "quantbot.artifacts.ops.lookup",
+    "read_artifact": "quantbot.artifacts.store.reader",
     "GitProvenance": "quantbot.artifacts.store.provenance",
     "get_git_provenance": "quantbot.artifacts.store.provenance",
     **{name: "quantbot.artifacts.store.runs" for name in (

@@ -28,7 +28,7 @@ def compare(run_a: str, run_b: str, base_dir: str, duckdb_path: str, tolerance_b
     """Compare RUN_B against RUN_A: parameters that differ, summaries, changed calls."""
     from quantbot.analysis.compare import compare_runs
 
-    result = compare_runs(run_a, run_b, base_dir=base_dir, db=duckdb_path,
+    result = compare_runs(run_a, run_b, catalog=duckdb_path, base_dir=base_dir,
                           tolerance_bps=tolerance_bps)
     if fmt == "json":
         print_json(result.to_dict())
@@ -136,5 +136,5 @@ def report(run_id: str, out: str | None, base_dir: str, duckdb_path: str, top: i
     """Write a self-contained HTML report of one run (tables and embedded plots)."""
     from quantbot.analysis.report import write_report
 
-    path = write_report(run_id, out, base_dir=base_dir, db=duckdb_path, top_n=top)
+    path = write_report(run_id, out, catalog=duckdb_path, base_dir=base_dir, top_n=top)
     click.echo(str(path))

@@ -12,6 +12,7 @@ old content or the new, never a torn file under a final name:
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import os
@@ -197,6 +198,13 @@ class Storage(ABC):
     def uri(self, path: str) -> str:
         """How a path is shown to people and stored in the catalog (re-openable)."""
         return path
+
+    def at(self, path: str) -> Storage:
+        """The same backend and options rooted at ``path`` (e.g. one run's folder), so a
+        configured store travels as one object instead of a URI re-opened later."""
+        child = copy.copy(self)
+        child.root = path
+        return child
 
     @abstractmethod
     def mtime(self, path: str) -> float | None:

@@ -11,7 +11,7 @@ from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.artifacts.schema.convert import conform, with_plain_run_id
 from quantbot.artifacts.schema.migrations import upgrade
 from quantbot.artifacts.schema.versions import ARTIFACT_SCHEMA_VERSION
-from quantbot.artifacts.store.backends import open_storage
+from quantbot.artifacts.store.backends import Storage, open_storage
 from quantbot.artifacts.store.runs import read_manifest
 from quantbot.errors import ManifestError
 
@@ -33,7 +33,7 @@ def decode_artifact(data: bytes, kind: ArtifactType, run_id: str) -> pa.Table:
     return conform(table, kind.spec, run_id)
 
 
-def read_artifact(run_dir: str | os.PathLike[str], artifact_type: str | ArtifactType) -> pa.Table:
+def read_artifact(run_dir: str | os.PathLike[str] | Storage, artifact_type: str | ArtifactType) -> pa.Table:
     """One artifact of a run as a pyarrow Table at the current schema version.
 
     The bytes are checked against the manifest's sha256 first: a changed or truncated file

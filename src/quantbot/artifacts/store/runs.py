@@ -26,7 +26,7 @@ class RunLocation:
     path: str
 
 
-def read_manifest(run_dir: str | os.PathLike[str]) -> RunManifest:
+def read_manifest(run_dir: str | os.PathLike[str] | Storage) -> RunManifest:
     """The validated manifest of a run directory (ManifestError if missing or invalid)."""
     storage = open_storage(run_dir)
     path = storage.join(storage.root, MANIFEST_NAME)
@@ -37,7 +37,7 @@ def read_manifest(run_dir: str | os.PathLike[str]) -> RunManifest:
     return parse_manifest(raw, path)
 
 
-def is_complete(run_dir: str | os.PathLike[str]) -> bool:
+def is_complete(run_dir: str | os.PathLike[str] | Storage) -> bool:
     """A run is complete iff its ``_SUCCESS`` marker exists."""
     storage = open_storage(run_dir)
     return storage.exists(storage.join(storage.root, SUCCESS_MARKER))

@@ -190,3 +190,38 @@ def test_consolidated_tables_and_views_are_listed_and_exist(tmp_path: Path) -> N
         for name in (data_table(kind), view_name(kind)):
             assert f"`{name}`" in text, name
             assert name in names, name
+
+
+ROOT = DOC.parent.parent
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors of a markdown file (duplicates numbered -1, -2, ...)."""
+    seen: dict[str, int] = {}
+    out: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^#{1,6} (.*)$", line)
+        if not m:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+@pytest.mark.parametrize("doc", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))],
+                         ids=lambda p: p.name)
+def test_doc_links_stay_inside_the_repository(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    assert "shared/design" not in text, f"{doc.name}: refers to a file outside the repository"
+    for target in _LINK.findall(text):
+        if re.match(r"^[a-z]+://|^mailto:", target):
+            continue
+        file_part, _, anchor = target.partition("#")
+        dest = (doc.parent / file_part).resolve() if file_part else doc
+        assert dest.is_relative_to(ROOT), f"{doc.name}: link {target} leaves the repository"
+        assert dest.exists(), f"{doc.name}: link {target} points to a missing file"
+        if anchor and dest.suffix == ".md":
+            assert anchor in _anchors(dest), f"{doc.name}: link {target}: no such heading"

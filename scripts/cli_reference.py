@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(diff(current, text), file=sys.stderr)
         print(f"docs/cli.md is stale; regenerate it with: {FIX_COMMAND}", file=sys.stderr)
         return 1
-    sys.stdout.write(text)
+    sys.stdout.buffer.write(text.encode("utf-8"))  # UTF-8 whatever the locale says
     return 0
 
 

@@ -29,7 +29,7 @@ def _load_script():
 def _generate(extra_env: dict[str, str] | None = None) -> str:
     env = {**os.environ, **(extra_env or {})}
     proc = subprocess.run([sys.executable, str(SCRIPT)], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          encoding="utf-8", timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -47,7 +47,8 @@ def test_reference_does_not_depend_on_environment_or_terminal() -> None:
     plain = _generate()
     hostile = _generate({"COLUMNS": "40", "LINES": "10", "QUANTBOT_CATALOG": "/elsewhere.duckdb",
                          "QUANTBOT_BASE_DIR": "s3://bucket/runs", "QUANTBOT_S3_ENDPOINT": "http://x",
-                         "AWS_ENDPOINT_URL": "http://y"})
+                         "AWS_ENDPOINT_URL": "http://y", "LC_ALL": "C", "LANG": "C",
+                         "PYTHONIOENCODING": "ascii"})
     assert hostile == plain
     assert "/elsewhere.duckdb" not in plain and "s3://bucket/runs" not in plain
 

@@ -56,3 +56,12 @@ class StorageError(QuantbotError):
 
 class SchemaVersionError(QuantbotError, ValueError):
     """An artifact or manifest written with a schema version this quantbot cannot read."""
+
+
+class SqlError(QuantbotError, ValueError):
+    """User SQL that fails, or that the read-only guard refuses (not one SELECT, a file outside
+    ``--allow-read``, a write, a setting)."""
+
+
+class SqlTimeoutError(SqlError):
+    """User SQL that ran longer than its statement timeout (``--timeout``) and was interrupted."""

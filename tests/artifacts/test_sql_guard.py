@@ -81,6 +81,7 @@ def test_files_outside_the_catalog_are_unreadable(synced, reader):
     "PRAGMA threads = 1", "SELECT 1; SELECT 2", "SELECT 1; DROP TABLE backtest_runs_catalog",
     "INSTALL httpfs", "LOAD httpfs", "CREATE TEMP TABLE z AS SELECT 1", "CHECKPOINT",
     "CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's')", "DETACH backtest_catalog",
+    "SELECT * FROM query('COPY (SELECT 1) TO ''x.csv''')",
 ])
 def test_settings_several_statements_and_extensions_are_refused(synced, statement):
     _, catalog, _ = synced

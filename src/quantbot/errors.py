@@ -60,3 +60,12 @@ class SchemaVersionError(QuantbotError, ValueError):
 
 class AmbiguousRunIdError(QuantbotError, LookupError):
     """A run-id prefix that matches more than one run (give more characters)."""
+
+
+class SqlError(QuantbotError, ValueError):
+    """User SQL that fails, or that the read-only guard refuses (not one SELECT, a file outside
+    ``--allow-read``, a write, a setting)."""
+
+
+class SqlTimeoutError(SqlError):
+    """User SQL that ran longer than its statement timeout (``--timeout``) and was interrupted."""

@@ -139,11 +139,22 @@ def show(run_id: str, duckdb_path: str, base_dir: str, fmt: str) -> None:
 @format_option("table", "json", "csv")
 @click.option("--max-rows", type=click.IntRange(min=1), default=100, show_default=True,
               help="Rows printed in table format (json/csv print all).")
-def sql(query: str, duckdb_path: str, fmt: str, max_rows: int) -> None:
-    """Run SQL against the catalog and its cross-run views (all_trades, all_paths, ...)."""
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="Interrupt the statement after this long (default 5). Above 5 s it runs on "
+                   "a snapshot copy of the catalog, so catalog-sync is never held up.")
+@click.option("--allow-read", "allow_read", multiple=True, metavar="PATH",
+              type=click.Path(exists=True),
+              help="A file or directory the statement may read (repeatable); every other "
+                   "file is unreadable and nothing is ever writable.")
+@lock_timeout_option
+def sql(query: str, duckdb_path: str, fmt: str, max_rows: int, timeout: float | None,
+        allow_read: tuple[str, ...], lock_timeout: float | None) -> None:
+    """Run one read-only SELECT against the catalog and its cross-run views (all_trades, ...)."""
     from quantbot.artifacts.catalog import run_sql
 
-    table = run_sql(duckdb_path, query)
+    limit = {} if timeout is None else {"timeout": timeout}
+    table = run_sql(duckdb_path, query, allow_read=allow_read, lock_timeout=lock_timeout, **limit)
     rows = table.slice(0, max_rows).to_pylist() if fmt == "table" else table.to_pylist()
     print_rows(rows, fmt)
     if fmt == "table" and table.num_rows > max_rows:

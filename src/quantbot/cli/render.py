@@ -1,13 +1,43 @@
-"""Uniform output for every command: a readable table, JSON for scripts, or CSV."""
+"""Uniform output for every command: a readable table, JSON for scripts, or CSV.
+
+Cells come from user data (caller names, SQL results), so each format defends its reader:
+the table shows control characters as visible escapes (an ESC never reaches the terminal,
+a newline never breaks a row), CSV neutralises spreadsheet formulas (OWASP CSV injection:
+a text cell starting with = + - @ TAB or CR gets a leading '), JSON is exact (json escapes).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from typing import Any
 
 import click
+
+# C0 controls, DEL, C1 controls, Unicode line/paragraph separators, bidi overrides/isolates.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _visible(char: re.Match[str]) -> str:
+    c = char.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) <= 0xFF else f"\\u{ord(c):04x}")
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control character written as a visible escape (``\\x1b``, ``\\n``)."""
+    return _CONTROL.sub(_visible, text)
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading '; numbers stay as is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def _cell(value: Any) -> str:
@@ -15,18 +45,19 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    return escape_control(str(value))
 
 
 def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
     """An aligned plain-text table (no colour codes, so it pipes and diffs cleanly)."""
     if title:
-        click.echo(title)
+        click.echo(escape_control(title))
     if not rows:
         click.echo("(no rows)")
         return
-    cols = list(rows[0])
-    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    keys = list(rows[0])
+    cols = [escape_control(str(k)) for k in keys]
+    cells = [[_cell(r.get(k)) for k in keys] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
     click.echo("  ".join("-" * w for w in widths))
@@ -37,9 +68,10 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
 def print_csv(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    keys = list(rows[0])
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([csv_safe(str(k)) for k in keys])
+    writer.writerows([("" if (v := r.get(k)) is None else csv_safe(v)) for k in keys] for r in rows)
 
 
 def _strict(value: Any) -> Any:

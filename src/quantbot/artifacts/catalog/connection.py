@@ -29,12 +29,13 @@ def lock_timeout_default() -> float:
     return float(os.environ.get("QUANTBOT_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT_S))
 
 
-def _connect(path: str, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+def _connect(path: str, read_only: bool, lock_timeout: float,
+             config: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + lock_timeout
     delay = 0.005
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return duckdb.connect(path, read_only=read_only, config=config or {})
         except duckdb.IOException as err:
             text = str(err)
             if "not a valid DuckDB database" in text:
@@ -59,16 +60,21 @@ def _connect(path: str, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPy
 
 
 @contextmanager
-def open_catalog(db: CatalogRef, *, read_only: bool,
-                 lock_timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection for one short unit of work; an open connection passed in is used as is."""
+def open_catalog(db: CatalogRef, *, read_only: bool, lock_timeout: float | None = None,
+                 config: dict[str, str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection for one short unit of work; an open connection passed in is used as is.
+
+    ``config`` holds DuckDB settings that must be fixed when the database starts (the SQL
+    guard's extension switches); it is ignored for a connection passed in.
+    """
     if isinstance(db, duckdb.DuckDBPyConnection):
         yield db
         return
     path = os.fspath(db)
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = _connect(path, read_only, lock_timeout_default() if lock_timeout is None else lock_timeout)
+    con = _connect(path, read_only, lock_timeout_default() if lock_timeout is None else lock_timeout,
+                   config)
     try:
         yield con
     finally:

@@ -1,12 +1,13 @@
 """Reading the catalog: runs by filter (newest first), artifact paths, stats and raw SQL.
 
 Every user-supplied value reaches SQL as a bound parameter; SQL statements given by the
-user run on a read-only connection, so they cannot change the catalog.
+user run under the read-only guard of sql_guard (one SELECT, no files, a timeout).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ import duckdb
 
 from quantbot.artifacts.catalog.connection import CatalogRef, open_catalog
 from quantbot.artifacts.catalog.schema import ARTIFACTS_TABLE, RUNS_TABLE
+from quantbot.artifacts.catalog.sql_guard import DEFAULT_SQL_TIMEOUT_S, run_guarded
 from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.artifacts.schema.layout import validate_run_id
 from quantbot.artifacts.schema.manifest import RUN_STATUSES, RUN_TYPES, RunManifest
@@ -135,21 +137,17 @@ def get_catalog_stats(db: CatalogRef) -> dict[str, Any]:
     }
 
 
-def run_sql(db: CatalogRef, sql: str, params: list[Any] | None = None) -> pa.Table:
-    """Run one SQL statement against the catalog and its cross-run views (read-only)."""
-    import pyarrow as pa
+def run_sql(db: str | os.PathLike[str], sql: str, params: list[Any] | None = None, *,
+            timeout: float = DEFAULT_SQL_TIMEOUT_S,
+            allow_read: Sequence[str | os.PathLike[str]] = (),
+            lock_timeout: float | None = None) -> pa.Table:
+    """Run one read-only SELECT against the catalog and its cross-run views.
 
-    if not sql.strip():
-        raise QuantbotError("empty SQL statement")
-    with open_catalog(db, read_only=True) as con:
-        try:
-            rel = con.sql(sql, params=params or None)
-            if rel is None:  # a statement without a result
-                return pa.table({})
-            fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # duckdb 2 / duckdb 1
-            return fetch()
-        except duckdb.Error as err:
-            raise QuantbotError(f"SQL error: {str(err).splitlines()[0]}") from None
+    The statement is guarded (sql_guard): no writes, no files outside ``allow_read``, no
+    settings, interrupted after ``timeout`` seconds with SqlTimeoutError.
+    """
+    return run_guarded(db, sql, params, timeout=timeout, allow_read=allow_read,
+                       lock_timeout=lock_timeout)
 
 
 def manifest_summary(manifest: RunManifest) -> dict[str, Any]:

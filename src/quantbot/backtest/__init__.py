@@ -10,8 +10,9 @@ from quantbot._lazy import lazy_exports
 _FLOWS = "quantbot.backtest.flows"
 _EXPORTS = {
     **{name: _FLOWS for name in (
-        "FlowParams", "FlowResult", "RerunReport", "rerun", "run_full", "run_optimization",
-        "run_path_only", "run_policy_backtest")},
+        "FlowParameterError", "FlowParams", "FlowResult", "RerunReport", "rerun",
+        "run_from_manifest", "run_full", "run_optimization", "run_path_only",
+        "run_policy_backtest")},
     "write_sample_data": "quantbot.backtest.data.sample",
     "load_alerts": "quantbot.backtest.data.alerts",
     "load_candles": "quantbot.backtest.data.candles",

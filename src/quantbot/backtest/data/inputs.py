@@ -63,7 +63,7 @@ class InputSpec:
                             "query": None}}
 
     @classmethod
-    def from_manifest(cls, parameters: dict[str, Any]) -> "InputSpec":
+    def from_manifest(cls, parameters: dict[str, Any]) -> InputSpec:
         """The spec a run recorded (``parameters`` of its manifest)."""
         inputs = parameters.get("inputs")
         if not isinstance(inputs, dict) or not {"alerts", "candles"} <= set(inputs):

@@ -55,7 +55,7 @@ class Source:
     from_sql: str
     columns: dict[str, str]  # column name -> DuckDB type name
 
-    def with_varchar(self, names: Sequence[str]) -> "Source":
+    def with_varchar(self, names: Sequence[str]) -> Source:
         """The same source with ``names`` read as text (CSV only: keeps ids like ``007``)."""
         if self.kind != "csv" or not names:
             return self

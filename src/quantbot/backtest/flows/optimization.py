@@ -134,7 +134,7 @@ class OptimizationFlow(Flow):
                         "errors": errors}, headline_metrics(result), n_trades)
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, Any]) -> "OptimizationFlow":
+    def from_parameters(cls, parameters: dict[str, Any]) -> OptimizationFlow:
         if not isinstance(parameters.get("grid"), dict):
             raise FlowParameterError("run manifest has no parameters.grid to rerun from")
         return cls(None, parameters.get("optimizer"), bool(parameters.get("per_caller", True)),

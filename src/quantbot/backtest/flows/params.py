@@ -69,7 +69,7 @@ class FlowParams:
             object.__setattr__(self, name, float(getattr(self, name)))
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, Any]) -> "FlowParams":
+    def from_parameters(cls, parameters: dict[str, Any]) -> FlowParams:
         """The params a manifest's ``parameters`` recorded (absent keys: the defaults)."""
         return cls(**{f.name: parameters[f.name] for f in fields(cls) if f.name in parameters})
 

@@ -55,7 +55,7 @@ class PathOnlyFlow(Flow):
                        metrics, None)
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, Any]) -> "PathOnlyFlow":
+    def from_parameters(cls, parameters: dict[str, Any]) -> PathOnlyFlow:
         return cls()
 
 

@@ -52,7 +52,7 @@ class PolicyFlow(Flow):
                         "errors": prep.error_rows}, metrics, len(trades))
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, Any]) -> "PolicyFlow":
+    def from_parameters(cls, parameters: dict[str, Any]) -> PolicyFlow:
         if "policy" not in parameters:
             raise FlowParameterError("run manifest has no parameters.policy to rerun from")
         return cls(parameters["policy"], parameters.get("policy_id"))

@@ -170,7 +170,7 @@ class Flow:
         raise NotImplementedError
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, Any]) -> "Flow":
+    def from_parameters(cls, parameters: dict[str, Any]) -> Flow:
         raise NotImplementedError
 
 

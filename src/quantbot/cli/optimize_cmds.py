@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
 from quantbot.cli.app import backtest
 from quantbot.cli.options import field_options
 from quantbot.cli.run_cmds import (
@@ -24,20 +25,18 @@ F = Callable[..., Any]
 Callbacks = tuple[Callable[[str], None] | None, Callable[[int, int], None] | None]
 
 
-#: OptimizerConfig fields offered as options (defaults and help from the model's fields).
+#: Optimizer settings offered as options (defaults and help: OPTIMIZER_SETTINGS).
 OPTIMIZER_FIELDS = ("validation", "min_calls", "max_stop_out_rate", "min_p95_drawdown_bps",
                     "max_avg_time_exposed_ms", "return_weight", "tail_capture_weight",
                     "mae_weight", "overfit_min_gap", "overfit_rel_gap")
 
 
 def _optimizer_options(f: F) -> F:
-    from quantbot.backtest.optimize.objective import OptimizerConfig
-
     options = [
         click.option("--grid", "grid_path", type=click.Path(exists=True, dir_okay=False),
                      help="Policy grid JSON file (default: the built-in ~600-policy grid; "
                           "see docs/optimizer.md)."),
-        field_options(OptimizerConfig, OPTIMIZER_FIELDS),
+        field_options(OPTIMIZER_SETTINGS, OPTIMIZER_FIELDS),
         click.option("--no-per-caller", "no_per_caller", is_flag=True,
                      help="Only the pooled evaluation (caller_name '*')."),
         fee_options,

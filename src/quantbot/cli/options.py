@@ -45,29 +45,29 @@ def sync_option(f: F) -> F:
                         help="Register the run in the catalog right away (a failed run too).")(f)
 
 
-def field_options(cls: Any, names: tuple[str, ...]) -> Callable[[F], F]:
-    """Options ``--<name>`` for the fields ``names`` of a dataclass (help in
-    ``metadata['help']``) or a pydantic model (help in ``description``): default and help
-    come from the field, so the CLI and the Python API cannot disagree. A pydantic field
-    whose name ends in ``_ms`` becomes a duration option without the suffix (``48h``)."""
+def field_options(source: Any, names: tuple[str, ...]) -> Callable[[F], F]:
+    """Options ``--<name>`` for the fields ``names`` of a dataclass (default, and help and
+    unit in ``metadata``) or of a mapping name -> setting (``.default``, ``.help``,
+    ``.unit``): default and help come from there, so the CLI and the Python API cannot
+    disagree. A ``_ms`` setting becomes a duration option without the suffix (``48h``)."""
     import dataclasses
 
     from quantbot.durations import format_duration
 
-    if dataclasses.is_dataclass(cls):
+    if dataclasses.is_dataclass(source):
         specs = {f.name: (f.default, f.metadata["help"], f.metadata.get("unit"))
-                 for f in dataclasses.fields(cls)}
+                 for f in dataclasses.fields(source)}
     else:
-        specs = {n: (f.default, f.description, None) for n, f in cls.model_fields.items()}
+        specs = {n: (s.default, s.help, s.unit) for n, s in source.items()}
 
     def deco(f: F) -> F:
         for name in reversed(names):
             default, help_text, unit = specs[name]
             flag, kwargs = name, {}
-            if unit == "duration":
-                kwargs = {"metavar": "DURATION"}
-            elif name.endswith("_ms"):
+            if name.endswith("_ms"):
                 flag, default = name.removesuffix("_ms"), format_duration(default)
+                kwargs = {"metavar": "DURATION"}
+            elif unit == "duration":
                 kwargs = {"metavar": "DURATION"}
             elif default is None:
                 kwargs = {"metavar": "SPEC"}

@@ -83,14 +83,6 @@ def in_memory_table(source: object, what: str) -> pa.Table | None:
                     f"got {type(source).__module__}.{type(source).__name__}")
 
 
-def source_label(source: object, what: str) -> str:
-    """How errors and records name a source: its path, or ``<in-memory ...>``."""
-    table = in_memory_table(source, what)
-    if table is None:
-        return str(Path(source).expanduser())  # type: ignore[arg-type]
-    return f"<in-memory {what}: {table.num_rows} rows>"
-
-
 @contextmanager
 def open_source(source: str | Path | Any, what: str, *, table: str | None = None,
                 query: str | None = None) -> Iterator[Source]:

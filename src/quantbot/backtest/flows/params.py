@@ -3,18 +3,17 @@
 :class:`FlowParams` is what the Python API validates and the manifest records; the CLI
 builds its ``--interval``, ``--horizon``, ``--activity-move-pct``, ``--pre-window``,
 ``--taker-fee-bps`` and ``--slippage-bps`` options from these fields' metadata
-(:func:`quantbot.cli.options.dataclass_options`), so a default or a help text is written
+(:func:`quantbot.cli.options.field_options`), so a default or a help text is written
 once. The optimizer's settings live the same way in
-:class:`~quantbot.backtest.optimize.objective.OptimizerConfig` (pydantic ``Field``
-descriptions).
+:data:`~quantbot.backtest.optimize.settings.OPTIMIZER_SETTINGS`. This module imports
+nothing heavy (no numpy): the CLI reads it to build its options.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
-
-import numpy as np
 
 from quantbot.durations import SUPPORTED_INTERVALS, format_duration, parse_duration, parse_interval
 from quantbot.errors import QuantbotError
@@ -59,7 +58,7 @@ class FlowParams:
                                      f"{self.activity_move_pct!r})")
         for name in FEE_FIELDS:
             value = float(getattr(self, name))
-            if not (np.isfinite(value) and value >= 0.0):
+            if not (math.isfinite(value) and value >= 0.0):
                 raise FlowParameterError(f"{name} must be >= 0 bps (got {value!r})")
         # Normalised text, so '1440m' and '24h' record (and hash) the same.
         object.__setattr__(self, "horizon", format_duration(horizon_ms))

@@ -32,7 +32,6 @@ from quantbot.durations import parse_duration
 from quantbot.errors import QuantbotError
 
 
-
 def _field(name: str, **constraints: Any) -> Any:
     setting = OPTIMIZER_SETTINGS[name]
     return Field(setting.default, description=setting.help, **constraints)

@@ -1,36 +1,74 @@
-"""Durations and candle intervals written the way users type them (``90s``, ``15m``, ``6h``).
+"""Durations written the way users type them (``90s``, ``15m``, ``6h``, ``2w``): the one grammar.
 
-Everything inside quantbot is integer epoch milliseconds; these helpers are the only place
-where the text form is parsed or produced, so configs, manifests and CLI flags agree.
+A duration is a number and one unit: ``ms``, ``s``, ``m``, ``h``, ``d``, ``w``. Two readings
+of that grammar exist, because their users need different things:
+
+- :func:`parse_duration` (flow parameters, policies, optimizer constraints): a *whole*
+  number of ``ms s m h d``, as integer epoch milliseconds, the unit of everything inside
+  quantbot. Fractions (``1.5h``) and compound forms (``1h30m``) are rejected on purpose
+  (write ``90m``): a manifest must record one exact value.
+- :func:`parse_age` (``gc --older-than``): a whole or decimal number of ``s m h d w``, as a
+  ``timedelta`` (``90s 30m 24h 7d 2w``, ``1.5d``): an age threshold is a human cut-off.
+
+:func:`format_duration` is the inverse of :func:`parse_duration`, so configs, manifests and
+CLI flags agree.
 """
 
 from __future__ import annotations
 
 import numbers
 import re
+from datetime import timedelta
 
 from quantbot.errors import DataError
 
-_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
+            "w": 7 * 86_400_000}
+_GRAMMAR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_UNITS = ("ms", "s", "m", "h", "d")
+_AGE_UNITS = ("s", "m", "h", "d", "w")
 
 SUPPORTED_INTERVALS: tuple[str, ...] = ("1s", "15s", "1m", "5m", "15m", "1h", "4h", "1d")
 """Candle intervals the engine accepts; anything else is almost always a typo."""
 
 
+def _match(text: object, units: tuple[str, ...], whole: bool) -> tuple[str, str] | None:
+    match = _GRAMMAR.match(text) if isinstance(text, str) else None
+    if match is None or match.group(2) not in units or (whole and "." in match.group(1)):
+        return None
+    return match.group(1), match.group(2)
+
+
 def parse_duration(text: str) -> int:
     """``'90s'`` → 90000: a whole number and one unit (ms, s, m, h, d), in ms.
 
-    Compound forms (``1h30m``) and fractions (``1.5h``) are rejected on purpose: write
-    ``90m``. Zero is allowed (e.g. an empty pre-alert window).
+    Zero is allowed (e.g. an empty pre-alert window).
     """
-    match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None:
+    found = _match(text, _DURATION_UNITS, whole=True)
+    if found is None:
         raise DataError(
             f"invalid duration {text!r}: expected a whole number and a unit "
             "(ms, s, m, h, d), e.g. '90s', '15m', '6h', '5d'"
         )
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    return int(found[0]) * _UNIT_MS[found[1]]
+
+
+def parse_age(text: str | timedelta) -> timedelta:
+    """``'90s' '30m' '24h' '7d' '2w'`` (decimals allowed: ``'1.5d'``) as a timedelta.
+
+    A timedelta is returned as is. Errors are :class:`~quantbot.errors.DataError` starting
+    with ``invalid age``.
+    """
+    if isinstance(text, timedelta):
+        return text
+    found = _match(str(text), _AGE_UNITS, whole=False)
+    if found is None:
+        raise DataError(f"invalid age {text!r}: expected a number and a unit s, m, h, d or w "
+                        "(e.g. 24h)")
+    try:
+        return timedelta(milliseconds=float(found[0]) * _UNIT_MS[found[1]])
+    except OverflowError:
+        raise DataError(f"invalid age {text!r}: too large") from None
 
 
 def parse_interval(text: str) -> int:

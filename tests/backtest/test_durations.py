@@ -1,7 +1,15 @@
+from datetime import timedelta
+
 import numpy as np
 import pytest
 
-from quantbot.durations import SUPPORTED_INTERVALS, format_duration, parse_duration, parse_interval
+from quantbot.durations import (
+    SUPPORTED_INTERVALS,
+    format_duration,
+    parse_age,
+    parse_duration,
+    parse_interval,
+)
 from quantbot.errors import DataError
 
 
@@ -36,3 +44,22 @@ def test_format_duration(ms, text):
 def test_format_duration_rejects(bad):
     with pytest.raises(DataError):
         format_duration(bad)
+
+
+@pytest.mark.parametrize("text, delta", [
+    ("90s", timedelta(seconds=90)), ("30m", timedelta(minutes=30)), ("24h", timedelta(hours=24)),
+    ("7d", timedelta(days=7)), ("2w", timedelta(days=14)), ("1.5d", timedelta(hours=36)),
+    (timedelta(hours=1), timedelta(hours=1))])
+def test_parse_age_accepts_gc_forms(text, delta):
+    assert parse_age(text) == delta
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "24", "5ms", "1h30m", "-1d", ""])
+def test_parse_age_rejects(text):
+    with pytest.raises(DataError, match="^invalid age"):
+        parse_age(text)
+
+
+def test_parse_age_too_large():
+    with pytest.raises(DataError, match="too large"):
+        parse_age("99999999999w")

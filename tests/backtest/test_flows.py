@@ -249,10 +249,12 @@ def test_rerun_identical_then_detects_changed_input(sample, tmp_path):
     assert any("candles" in w for w in changed.warnings)
 
 
-def test_run_from_manifest_rejects_other_run_types(sample):
-    with pytest.raises(FlowParameterError, match="only path-only and policy"):
-        run_from_manifest("optimization", {"inputs": {"alerts": {"path": str(sample[0])},
-                                                      "candles": {"path": str(sample[1])}}})
+def test_run_from_manifest_rejects_unknown_run_types_and_missing_grid(sample):
+    inputs = {"inputs": {"alerts": {"path": str(sample[0])}, "candles": {"path": str(sample[1])}}}
+    with pytest.raises(FlowParameterError, match="cannot rerun run type 'backfill'"):
+        run_from_manifest("backfill", inputs)
+    with pytest.raises(FlowParameterError, match="no parameters.grid"):
+        run_from_manifest("optimization", inputs)
 
 
 def test_find_run_directory_for_flow_result(path_run):

@@ -44,8 +44,8 @@ def demo(base_dir: str, duckdb_path: str, data_dir: str) -> None:
     """Sample data -> path-only run -> 3 policy runs -> catalog-sync -> cross-run SQL."""
     from quantbot.artifacts import catalog_all_runs, query_runs, run_sql
     from quantbot.artifacts.catalog.query import manifest_summary
+    from quantbot.backtest import run_path_only, run_policy_backtest
     from quantbot.backtest.data.sample import write_sample_data
-    from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
     from quantbot.cli.render import print_rows
     from quantbot.cli.run_cmds import report_lines
 

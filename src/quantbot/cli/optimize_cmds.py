@@ -9,11 +9,26 @@ from typing import Any
 
 import click
 
+from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
 from quantbot.cli.app import backtest
-from quantbot.cli.run_cmds import finish, flow_kwargs, input_options, run_group
+from quantbot.cli.options import field_options
+from quantbot.cli.run_cmds import (
+    fee_options,
+    finish,
+    flow_kwargs,
+    input_options,
+    run_group,
+    writing_run,
+)
 
 F = Callable[..., Any]
 Callbacks = tuple[Callable[[str], None] | None, Callable[[int, int], None] | None]
+
+
+#: Optimizer settings offered as options (defaults and help: OPTIMIZER_SETTINGS).
+OPTIMIZER_FIELDS = ("validation", "min_calls", "max_stop_out_rate", "min_p95_drawdown_bps",
+                    "max_avg_time_exposed_ms", "return_weight", "tail_capture_weight",
+                    "mae_weight", "overfit_min_gap", "overfit_rel_gap")
 
 
 def _optimizer_options(f: F) -> F:
@@ -21,35 +36,10 @@ def _optimizer_options(f: F) -> F:
         click.option("--grid", "grid_path", type=click.Path(exists=True, dir_okay=False),
                      help="Policy grid JSON file (default: the built-in ~600-policy grid; "
                           "see docs/optimizer.md)."),
-        click.option("--validation", metavar="SPEC",
-                     help="Out-of-sample split: time[:F], caller[:F[:SEED]] or "
-                          "random:SEED[:F] (F = training fraction, default 0.8)."),
-        click.option("--min-calls", type=int, default=None,
-                     help="Callers with fewer eligible training calls are skipped "
-                          "(default 10)."),
-        click.option("--max-stop-out-rate", type=float, default=None,
-                     help="Constraint: stop_out_rate <= this (default 0.30)."),
-        click.option("--min-p95-drawdown-bps", type=float, default=None,
-                     help="Constraint: p95_drawdown_bps >= this (default -3000)."),
-        click.option("--max-avg-time-exposed", metavar="DURATION", default=None,
-                     help="Constraint: avg_time_exposed <= this (default 48h)."),
-        click.option("--return-weight", type=float, default=None,
-                     help="Objective weight of median_return_bps (default 1)."),
-        click.option("--tail-capture-weight", type=float, default=None,
-                     help="Objective weight of avg_tail_capture (default 200)."),
-        click.option("--mae-weight", type=float, default=None,
-                     help="Objective penalty per bps of |median MAE| (default 0.01)."),
-        click.option("--overfit-min-gap", type=float, default=None,
-                     help="Overfit when the validation score is more than max(this, "
-                          "rel-gap x |train score|) below the train score (default 100)."),
-        click.option("--overfit-rel-gap", type=float, default=None,
-                     help="See --overfit-min-gap (default 0.5)."),
+        field_options(OPTIMIZER_SETTINGS, OPTIMIZER_FIELDS),
         click.option("--no-per-caller", "no_per_caller", is_flag=True,
                      help="Only the pooled evaluation (caller_name '*')."),
-        click.option("--taker-fee-bps", type=float, default=30.0, show_default=True,
-                     help="Taker fee per side, bps."),
-        click.option("--slippage-bps", type=float, default=10.0, show_default=True,
-                     help="Slippage per side, bps."),
+        fee_options,
     ]
     for option in reversed(options):
         f = option(f)
@@ -78,27 +68,17 @@ def _optimizer_progress() -> Iterator[Callbacks]:
         yield phase, policies
 
 
-def _config(kw: dict[str, Any]) -> Any:
+def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
     from quantbot.backtest.optimize.objective import make_config
 
-    return make_config(
-        validation=kw.pop("validation"), min_calls=kw.pop("min_calls"),
-        max_stop_out_rate=kw.pop("max_stop_out_rate"),
-        min_p95_drawdown_bps=kw.pop("min_p95_drawdown_bps"),
-        max_avg_time_exposed_ms=kw.pop("max_avg_time_exposed"),
-        return_weight=kw.pop("return_weight"), tail_capture_weight=kw.pop("tail_capture_weight"),
-        mae_weight=kw.pop("mae_weight"), overfit_min_gap=kw.pop("overfit_min_gap"),
-        overfit_rel_gap=kw.pop("overfit_rel_gap"))
-
-
-def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
-    config = _config(kw)
-    with _optimizer_progress() as (phase, policies):
+    config = make_config(**{name: kw.pop(name) for name in OPTIMIZER_FIELDS})
+    with _optimizer_progress() as (phase, policies), writing_run(kw) as start:
         result = flow(kw["alerts"], kw["candles"], grid=kw["grid_path"], config=config,
                       taker_fee_bps=kw["taker_fee_bps"], slippage_bps=kw["slippage_bps"],
                       per_caller=not kw["no_per_caller"], progress=phase,
-                      policy_progress=policies, **flow_kwargs(kw))
-    finish(result, kw)
+                      policy_progress=policies, run_id=start.run_id,
+                      around_run=start.around_run, **flow_kwargs(kw))
+    finish(result, kw, start.cataloged)
     if kw["fmt"] == "json":
         return
     m = result.metrics

@@ -37,3 +37,43 @@ def lock_timeout_option(f: F) -> F:
         "--lock-timeout", type=float, default=None,
         help="Seconds to wait for a catalog locked by another process (default 10, "
              "env QUANTBOT_LOCK_TIMEOUT).")(f)
+
+
+def sync_option(f: F) -> F:
+    """``--sync``: the same on every command that writes a run (see ``run_cmds.writing_run``)."""
+    return click.option("--sync", is_flag=True,
+                        help="Register the run in the catalog right away (a failed run too).")(f)
+
+
+def field_options(source: Any, names: tuple[str, ...]) -> Callable[[F], F]:
+    """Options ``--<name>`` for the fields ``names`` of a dataclass (default, and help and
+    unit in ``metadata``) or of a mapping name -> setting (``.default``, ``.help``,
+    ``.unit``): default and help come from there, so the CLI and the Python API cannot
+    disagree. A ``_ms`` setting becomes a duration option without the suffix (``48h``)."""
+    import dataclasses
+
+    from quantbot.durations import format_duration
+
+    if dataclasses.is_dataclass(source):
+        specs = {f.name: (f.default, f.metadata["help"], f.metadata.get("unit"))
+                 for f in dataclasses.fields(source)}
+    else:
+        specs = {n: (s.default, s.help, s.unit) for n, s in source.items()}
+
+    def deco(f: F) -> F:
+        for name in reversed(names):
+            default, help_text, unit = specs[name]
+            flag, kwargs = name, {}
+            if name.endswith("_ms"):
+                flag, default = name.removesuffix("_ms"), format_duration(default)
+                kwargs = {"metavar": "DURATION"}
+            elif unit == "duration":
+                kwargs = {"metavar": "DURATION"}
+            elif default is None:
+                kwargs = {"metavar": "SPEC"}
+            elif isinstance(default, (int, float)) and not isinstance(default, bool):
+                kwargs = {"type": type(default)}
+            f = click.option(f"--{flag.replace('_', '-')}", name, default=default,
+                             show_default=default is not None, help=help_text, **kwargs)(f)
+        return f
+    return deco

@@ -1,24 +1,53 @@
 """run path-only, run policy, rerun and sample-data: the commands that produce runs.
 
-``run_group``, ``input_options``, ``flow_kwargs`` and ``report_lines`` are shared with the
-optimizer's commands (``optimize_cmds``), so every flow takes the same flags and reports
-the same way.
+Shared with the optimizer's commands (``optimize_cmds``), so every command that writes a run
+takes the same flags, writes it the same way and reports the same way:
+
+- ``input_options``: the sources, date filters and :class:`FlowParams` options (defaults
+  and help from the dataclass fields); ``fee_options``; ``run_options`` (``--base-dir``,
+  ``--duckdb``, ``--sync``, ``--no-durable``);
+- ``writing_run``: the one code path of every command that writes a run: a fresh run id,
+  the process's stdout/stderr teed into the run's ``logs/stdout.txt`` and
+  ``logs/stderr.txt`` while it runs (the CLI owns its streams; the Python API never does
+  this), and with ``--sync`` the run registered in the catalog, a failed run too;
+- ``finish`` / ``report_lines``: the JSON object or the short report.
 """
 
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from quantbot.backtest.flows.params import FEE_FIELDS, FlowParams
 from quantbot.cli.app import backtest
-from quantbot.cli.options import base_dir_option, duckdb_option, format_option
+from quantbot.cli.options import (
+    base_dir_option,
+    duckdb_option,
+    field_options,
+    format_option,
+    sync_option,
+)
 from quantbot.cli.render import print_json
 
 F = Callable[..., Any]
+
+fee_options = field_options(FlowParams, FEE_FIELDS)
+
+
+def run_options(f: F) -> F:
+    """Where the run goes and how: shared by every command that writes a run."""
+    options = [base_dir_option, duckdb_option, sync_option,
+               click.option("--no-durable", "no_durable", is_flag=True,
+                            help="Skip fsync (scratch runs: faster, may be lost on power loss).")]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def input_options(f: F) -> F:
@@ -35,23 +64,12 @@ def input_options(f: F) -> F:
         click.option("--candles-table", metavar="TABLE", help="Table of the --candles database."),
         click.option("--ts-unit", type=click.Choice(["s", "ms"]), default=None,
                      help="Unit of integer candle timestamps (default: inferred per value)."),
-        click.option("--interval", default="1m", show_default=True,
-                     help="Candle interval: 1s, 15s, 1m, 5m, 15m, 1h, 4h, 1d."),
-        click.option("--horizon", default="24h", show_default=True,
-                     help="Window after entry; a whole number of intervals (90s, 15m, 6h, 5d)."),
         click.option("--from", "date_from", metavar="DATE",
                      help="Only alerts at or after this ISO date/datetime (UTC)."),
         click.option("--to", "date_to", metavar="DATE",
                      help="Only alerts at or before this (a bare date includes that day)."),
-        click.option("--activity-move-pct", type=float, default=0.10, show_default=True,
-                     help="Move (a fraction) that counts as activity in alert_to_activity_ms."),
-        click.option("--pre-window", default="1h", show_default=True,
-                     help="Pre-alert window of the features."),
-        base_dir_option,
-        duckdb_option,
-        click.option("--sync", is_flag=True, help="Register the run in the catalog right away."),
-        click.option("--no-durable", "no_durable", is_flag=True,
-                     help="Skip fsync (scratch runs: faster, may be lost on power loss)."),
+        field_options(FlowParams, ("interval", "horizon", "activity_move_pct", "pre_window")),
+        run_options,
         format_option("table", "json"),
     ]
     for option in reversed(options):
@@ -72,9 +90,66 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
 
 
 def flow_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    """The Python API's keyword arguments from the common options."""
     keys = ("alerts_query", "alerts_table", "candles_table", "ts_unit", "date_from", "date_to",
             "interval", "horizon", "activity_move_pct", "pre_window", "base_dir")
     return {k: kw[k] for k in keys} | {"durable": not kw["no_durable"]}
+
+
+@dataclass
+class RunStart:
+    """What ``writing_run`` hands the flow: the new run's id and its ``around_run`` hook."""
+
+    run_id: str
+    announce: bool  # print "started ..." (table format): the first line of logs/stdout.txt
+    cataloged: bool = False
+
+    @contextmanager
+    def around_run(self, run: Any) -> Iterator[None]:
+        from quantbot.artifacts.store.backends import LocalStorage
+
+        if not isinstance(run.storage, LocalStorage):  # the tee writes local files
+            yield
+            return
+        with run.capture_output():
+            if self.announce:
+                click.echo(f"started {run.manifest.run_type} run {run.run_id}")
+            yield
+
+
+@contextmanager
+def writing_run(kw: dict[str, Any]) -> Iterator[RunStart]:
+    """The one code path of a command that writes a run (see the module docstring)."""
+    start = RunStart(str(uuid.uuid4()), announce=kw["fmt"] != "json")
+    try:
+        yield start
+    except Exception:
+        if kw["sync"]:
+            try:
+                _register(kw, start.run_id)
+            except Exception:  # noqa: BLE001 - the flow's error is the one to report
+                pass  # e.g. rejected before its directory existed: nothing to catalog
+        raise
+    if kw["sync"]:
+        _register(kw, start.run_id)
+        start.cataloged = True
+
+
+def _register(kw: dict[str, Any], run_id: str) -> None:
+    from quantbot.artifacts import find_run_directory, register_run
+
+    register_run(kw["duckdb_path"], find_run_directory(kw["base_dir"], run_id))
+
+
+def flow_command(kw: dict[str, Any], flow: Callable[..., Any], *args: Any, **extra: Any) -> Any:
+    """Run ``flow(alerts, candles, *args, **extra, **common options)`` through
+    ``writing_run``, print its report; returns the FlowResult."""
+    with _progress(True) as progress, writing_run(kw) as start:
+        result = flow(kw["alerts"], kw["candles"], *args, progress=progress,
+                      run_id=start.run_id, around_run=start.around_run, **extra,
+                      **flow_kwargs(kw))
+    finish(result, kw, start.cataloged)
+    return result
 
 
 @backtest.group("run")
@@ -86,12 +161,9 @@ def run_group() -> None:
 @input_options
 def run_path_only_cmd(**kw: Any) -> None:
     """Truth layer: what the price did after each call (paths, features, errors)."""
-    from quantbot.backtest.flows.base import run_path_only
+    from quantbot.backtest.flows.path_only import run_path_only
 
-    with _progress(True) as progress, _sync_failed_run(kw) as run_id:
-        result = run_path_only(kw["alerts"], kw["candles"], progress=progress, run_id=run_id,
-                               **flow_kwargs(kw))
-    finish(result, kw)
+    flow_command(kw, run_path_only)
 
 
 @run_group.command("policy")
@@ -101,56 +173,23 @@ def run_path_only_cmd(**kw: Any) -> None:
 @click.option("--policy-file", type=click.Path(exists=True, dir_okay=False),
               help="File holding the policy JSON.")
 @click.option("--policy-id", help="Id recorded for the policy (default: derived from it).")
-@click.option("--taker-fee-bps", type=float, default=30.0, show_default=True,
-              help="Taker fee per side, bps.")
-@click.option("--slippage-bps", type=float, default=10.0, show_default=True,
-              help="Slippage per side, bps.")
+@fee_options
 def run_policy_cmd(policy_json: str | None, policy_file: str | None, policy_id: str | None,
                    taker_fee_bps: float, slippage_bps: float, **kw: Any) -> None:
     """Simulate one exit policy over every eligible call (trades, summary, errors)."""
-    from quantbot.backtest.flows.base import run_policy_backtest
+    from quantbot.backtest.flows.policy import run_policy_backtest
 
     if (policy_json is None) == (policy_file is None):
         raise click.UsageError("pass exactly one of --policy and --policy-file")
     if policy_file is not None:
         with open(policy_file, encoding="utf-8") as fh:
             policy_json = fh.read()
-    with _progress(True) as progress, _sync_failed_run(kw) as run_id:
-        result = run_policy_backtest(kw["alerts"], kw["candles"], policy_json,
-                                     policy_id=policy_id, taker_fee_bps=taker_fee_bps,
-                                     slippage_bps=slippage_bps, progress=progress,
-                                     run_id=run_id, **flow_kwargs(kw))
-    finish(result, kw)
+    flow_command(kw, run_policy_backtest, policy_json, policy_id=policy_id,
+                 taker_fee_bps=taker_fee_bps, slippage_bps=slippage_bps)
 
 
-@contextmanager
-def _sync_failed_run(kw: dict[str, Any]) -> Iterator[str]:
-    """A fresh run id for the flow; with --sync, a run that fails is cataloged as failed
-    (when it got as far as creating its directory) before the error is reported."""
-    import uuid
-
-    run_id = str(uuid.uuid4())
-    try:
-        yield run_id
-    except Exception:
-        if kw["sync"]:
-            from quantbot.artifacts import find_run_directory, register_run
-
-            try:
-                register_run(kw["duckdb_path"], find_run_directory(kw["base_dir"], run_id))
-            except Exception:  # noqa: BLE001 - the flow's error is the one to report
-                pass  # e.g. rejected before its directory existed: nothing to catalog
-        raise
-
-
-def finish(result: Any, kw: dict[str, Any]) -> None:
-    """Register the run when asked (--sync), then print the JSON object or the report."""
-    cataloged = False
-    if kw["sync"]:
-        from quantbot.artifacts import register_run
-
-        register_run(kw["duckdb_path"], result.run_dir)
-        cataloged = True
+def finish(result: Any, kw: dict[str, Any], cataloged: bool) -> None:
+    """Print the JSON object or the report (``cataloged``: registered by --sync)."""
     if kw["fmt"] == "json":
         print_json({**result.to_dict(), "cataloged": cataloged})
         return
@@ -195,20 +234,21 @@ def report_lines(result: Any) -> None:
 
 @backtest.command("rerun")
 @click.argument("run_id")
-@base_dir_option
-@duckdb_option
-@click.option("--no-durable", "no_durable", is_flag=True, help="Skip fsync for the new run.")
+@run_options
 @format_option("table", "json")
-def rerun_cmd(run_id: str, base_dir: str, duckdb_path: str, no_durable: bool, fmt: str) -> None:
+def rerun_cmd(run_id: str, **kw: Any) -> None:
     """Run RUN_ID again into a new run and check that every artifact is identical."""
     from quantbot.backtest.flows.rerun import rerun
 
-    with _progress(True) as progress:
-        report = rerun(run_id, base_dir, duckdb_path, durable=not no_durable, progress=progress)
+    with _progress(True) as progress, writing_run(kw) as start:
+        report = rerun(run_id, kw["base_dir"], kw["duckdb_path"], durable=not kw["no_durable"],
+                       progress=progress, new_run_id=start.run_id,
+                       around_run=start.around_run)
+    fmt = kw["fmt"]
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "cataloged": start.cataloged})
     else:
         click.echo(f"rerun of {report.original_run_id}: new run {report.rerun.run_id}")
         click.echo(f"  directory  {report.rerun.run_dir}")
@@ -219,6 +259,8 @@ def rerun_cmd(run_id: str, base_dir: str, duckdb_path: str, no_durable: bool, fm
                        + cols)
         click.echo("reproduced: every artifact is identical" if report.identical else
                    f"NOT reproduced: {', '.join(report.differing)} differ")
+        if start.cataloged:
+            click.echo(f"  cataloged  {kw['duckdb_path']}")
     if not report.identical:
         sys.exit(1)  # quantbot.cli.main drops the code of click.exceptions.Exit
 

@@ -2,12 +2,17 @@
 
 :class:`InputSpec` names the sources (a file, folder or DuckDB database, with an optional
 table or query) and the alert filters; it round-trips through the manifest's
-``parameters.inputs`` so that ``rerun`` reads the same data again. :func:`load_inputs`
-loads the alerts, then only the candles those alerts need, and fingerprints both.
+``parameters.inputs`` so that ``rerun`` reads the same data again. The alerts and candles
+are paths, or in-memory frames (pandas/polars DataFrame, pyarrow Table): those are recorded
+with ``kind: "memory"`` and no path, and a run made from them cannot be rerun (nothing on
+disk to reload; :func:`InputSpec.from_manifest` says so). ``load_alert_inputs`` loads the
+alerts, ``load_candle_inputs`` only the candles those alerts need; both fingerprint what
+they loaded.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -18,15 +23,19 @@ import pyarrow as pa
 from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.data.columns import check_ts_unit
 from quantbot.backtest.data.load import SourceRecord, describe_source, load_alerts, load_candles
+from quantbot.backtest.data.sources import IN_MEMORY, in_memory_table
 from quantbot.errors import DataError
+
+Input = str | Path | Any
+"""A path (file, folder, DuckDB database), a pandas/polars DataFrame or a pyarrow Table."""
 
 
 @dataclass(frozen=True)
 class InputSpec:
     """The sources of one backtest and the alert-time filters (ISO dates, inclusive)."""
 
-    alerts: str
-    candles: str
+    alerts: Input
+    candles: Input
     alerts_query: str | None = None
     alerts_table: str | None = None
     candles_table: str | None = None
@@ -35,6 +44,10 @@ class InputSpec:
     date_to: str | date | None = None
 
     def __post_init__(self) -> None:
+        for name in ("alerts", "candles"):
+            value = getattr(self, name)
+            frame = in_memory_table(value, name)  # a wrong type fails here, before any run
+            object.__setattr__(self, name, os.fspath(value) if frame is None else frame)
         check_ts_unit(self.ts_unit)
         if self.alerts_query and self.alerts_table:
             raise DataError("alerts: pass either a query or a table, not both")
@@ -44,36 +57,27 @@ class InputSpec:
     def source_records(self) -> dict[str, dict[str, object]]:
         """``parameters.inputs`` before loading (no rows or fingerprint yet): what a run that
         fails while reading its inputs records."""
-        return {"alerts": {"path": _absolute(self.alerts), "table": self.alerts_table,
+        return {"alerts": {**_where(self.alerts), "table": self.alerts_table,
                            "query": self.alerts_query},
-                "candles": {"path": _absolute(self.candles), "table": self.candles_table,
+                "candles": {**_where(self.candles), "table": self.candles_table,
                             "query": None}}
 
     @classmethod
-    def from_manifest(cls, parameters: dict[str, Any]) -> "InputSpec":
+    def from_manifest(cls, parameters: dict[str, Any]) -> InputSpec:
         """The spec a run recorded (``parameters`` of its manifest)."""
         inputs = parameters.get("inputs")
         if not isinstance(inputs, dict) or not {"alerts", "candles"} <= set(inputs):
             raise DataError("run manifest has no parameters.inputs.alerts/candles to rerun from")
         alerts, candles = inputs["alerts"], inputs["candles"]
+        for name, record in (("alerts", alerts), ("candles", candles)):
+            if record.get("kind") == IN_MEMORY or record.get("path") is None:
+                raise DataError(f"cannot rerun: the run's {name} were passed in memory (a "
+                                "DataFrame or Arrow table), so there is no file to read them "
+                                "again from; run the flow again with the same frames instead")
         return cls(alerts=alerts["path"], candles=candles["path"], alerts_query=alerts.get("query"),
                    alerts_table=alerts.get("table"), candles_table=candles.get("table"),
                    ts_unit=parameters.get("ts_unit"), date_from=parameters.get("date_from"),
                    date_to=parameters.get("date_to"))
-
-
-@dataclass(frozen=True)
-class LoadedInputs:
-    """Alerts (``alerts`` artifact schema, sorted by time), their candles, and what was read."""
-
-    alerts: pa.Table
-    candles: CandleSet
-    alerts_source: SourceRecord
-    candles_source: SourceRecord
-
-    def manifest_inputs(self) -> dict[str, dict[str, object]]:
-        """``parameters.inputs`` of the manifest: path, kind, table, query, rows, fingerprint."""
-        return {"alerts": self.alerts_source.to_dict(), "candles": self.candles_source.to_dict()}
 
 
 def load_alert_inputs(spec: InputSpec) -> tuple[pa.Table, SourceRecord]:
@@ -96,12 +100,14 @@ def load_candle_inputs(spec: InputSpec, alerts: pa.Table, *, interval_ms: int, h
 def check_paths_exist(spec: InputSpec) -> None:
     """Fail fast (before anything is loaded) when an input path does not exist."""
     for what, path in (("alerts", spec.alerts), ("candles", spec.candles)):
-        if not Path(path).expanduser().exists():
+        if isinstance(path, str) and not Path(path).expanduser().exists():
             raise DataError(f"{what} input not found: {path}")
 
 
-def _absolute(path: str) -> str:
-    return str(Path(path).expanduser().resolve())
+def _where(source: Input) -> dict[str, object]:
+    if isinstance(source, pa.Table):
+        return {"path": None, "kind": IN_MEMORY}
+    return {"path": str(Path(source).expanduser().resolve())}
 
 
 def _iso_date(value: object, name: str) -> str | None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from quantbot.backtest.data.alerts import ALERT_COLUMNS, load_alerts
 from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.data.candles import load_candles
-from quantbot.backtest.data.sources import detect_kind
+from quantbot.backtest.data.sources import IN_MEMORY, detect_kind, in_memory_table
 
 __all__ = ["ALERT_COLUMNS", "SourceRecord", "describe_source", "fingerprint_alerts",
            "fingerprint_candles", "load_alerts", "load_candles"]
@@ -29,8 +29,8 @@ class SourceRecord:
     """What a run read, for its manifest: a rerun compares ``fingerprint`` to check it read
     the same data (the file may have been edited in place)."""
 
-    path: str  # absolute
-    kind: str  # csv | parquet | parquet_dataset | duckdb
+    path: str | None  # absolute; None for an in-memory input (kind "memory")
+    kind: str  # csv | parquet | parquet_dataset | duckdb | memory
     table: str | None
     query: str | None
     rows: int  # rows loaded (alerts, or candles in the CandleSet)
@@ -40,14 +40,18 @@ class SourceRecord:
         return asdict(self)
 
 
-def describe_source(source: str | Path, loaded: pa.Table | CandleSet, *, table: str | None = None,
-                    query: str | None = None) -> SourceRecord:
-    """A ``SourceRecord`` for data that ``load_alerts`` / ``load_candles`` returned."""
-    path = Path(source).expanduser().resolve()
+def describe_source(source: str | Path | object, loaded: pa.Table | CandleSet, *,
+                    table: str | None = None, query: str | None = None) -> SourceRecord:
+    """A ``SourceRecord`` for data that ``load_alerts`` / ``load_candles`` returned. The
+    fingerprint is of the loaded content, so an in-memory frame is fingerprinted exactly
+    like the same rows read from a file."""
     if isinstance(loaded, CandleSet):
         rows, fingerprint = loaded.n_rows, fingerprint_candles(loaded)
     else:
         rows, fingerprint = loaded.num_rows, fingerprint_alerts(loaded)
+    if in_memory_table(source, "input") is not None:
+        return SourceRecord(None, IN_MEMORY, table, query, rows, fingerprint)
+    path = Path(source).expanduser().resolve()  # type: ignore[arg-type]
     return SourceRecord(str(path), detect_kind(path), table, query, rows, fingerprint)
 
 

@@ -1,5 +1,6 @@
-"""Input sources (CSV, Parquet file, Parquet folder / Hive dataset, DuckDB database) as DuckDB
-relations, so every format is filtered and typed by the same SQL without loading it whole.
+"""Input sources (CSV, Parquet file, Parquet folder / Hive dataset, DuckDB database, or an
+in-memory pandas/polars DataFrame or pyarrow Table) as DuckDB relations, so every format is
+filtered and typed by the same SQL without loading it whole.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -15,13 +17,15 @@ import pyarrow as pa
 from quantbot.backtest.data.columns import quote
 from quantbot.errors import DataError
 
-SOURCE_KINDS = ("csv", "parquet", "parquet_dataset", "duckdb")
+IN_MEMORY = "memory"
+"""The ``kind`` of a source passed as a DataFrame or Arrow table (it has no path)."""
+_MEMORY_VIEW = "quantbot_input"
 _SUFFIX_KINDS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
                  ".pq": "parquet", ".duckdb": "duckdb", ".db": "duckdb", ".ddb": "duckdb"}
 
 
 def detect_kind(path: Path) -> str:
-    """One of ``SOURCE_KINDS``: by suffix (also ``.csv.gz``), else by the file's magic bytes."""
+    """csv, parquet, parquet_dataset or duckdb: by suffix (also ``.csv.gz``), else by the file's magic bytes."""
     if not path.exists():
         raise DataError(f"input not found: {path}")
     if path.is_dir():
@@ -46,23 +50,47 @@ class Source:
     """A source opened on a DuckDB connection: ``from_sql`` is usable after ``FROM``."""
 
     con: duckdb.DuckDBPyConnection
-    path: Path
+    path: Path | str  # a label for in-memory inputs
     kind: str
     from_sql: str
     columns: dict[str, str]  # column name -> DuckDB type name
 
-    def with_varchar(self, names: Sequence[str]) -> "Source":
+    def with_varchar(self, names: Sequence[str]) -> Source:
         """The same source with ``names`` read as text (CSV only: keeps ids like ``007``)."""
         if self.kind != "csv" or not names:
             return self
+        assert isinstance(self.path, Path)
         types = ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in names)
         return Source(self.con, self.path, self.kind, _csv_sql(self.path, types), self.columns)
 
 
+def in_memory_table(source: object, what: str) -> pa.Table | None:
+    """``source`` as an Arrow table when it is an in-memory frame (pyarrow Table or
+    RecordBatch, polars or pandas DataFrame), None when it is a path; anything else is an
+    error naming ``what`` and the type."""
+    if isinstance(source, (str, Path)) or hasattr(source, "__fspath__"):
+        return None
+    if isinstance(source, pa.Table):
+        return source
+    if isinstance(source, pa.RecordBatch):
+        return pa.Table.from_batches([source])
+    module = type(source).__module__.split(".")[0]
+    if module == "polars" and hasattr(source, "to_arrow"):
+        return source.to_arrow()
+    if module == "pandas" and hasattr(source, "columns"):
+        return pa.Table.from_pandas(source, preserve_index=False)
+    raise DataError(f"{what}: expected a path, a pandas/polars DataFrame or a pyarrow Table, "
+                    f"got {type(source).__module__}.{type(source).__name__}")
+
+
 @contextmanager
-def open_source(source: str | Path, what: str, *, table: str | None = None,
+def open_source(source: str | Path | Any, what: str, *, table: str | None = None,
                 query: str | None = None) -> Iterator[Source]:
     """Open ``source`` (``what`` names it in errors, e.g. 'candles'); closes the connection."""
+    frame = in_memory_table(source, what)
+    if frame is not None:
+        yield from _open_memory(frame, what, table, query)
+        return
     path = Path(source).expanduser()
     kind = detect_kind(path)
     if kind != "duckdb" and (table or query):
@@ -77,6 +105,20 @@ def open_source(source: str | Path, what: str, *, table: str | None = None,
         except duckdb.Error as exc:
             raise DataError(f"{what} source {path}: cannot read it: {_first_line(exc)}") from None
         yield Source(con, path, kind, from_sql, {row[0]: row[1] for row in described})
+    finally:
+        con.close()
+
+
+def _open_memory(frame: pa.Table, what: str, table: str | None,
+                 query: str | None) -> Iterator[Source]:
+    label = f"<in-memory {what}>"
+    if table or query:
+        raise DataError(f"{what} source {label}: table/query apply to DuckDB databases only")
+    con = _connect(Path(label), IN_MEMORY, what)
+    try:
+        con.register(_MEMORY_VIEW, frame)
+        described = con.sql(f"DESCRIBE SELECT * FROM {_MEMORY_VIEW}").fetchall()
+        yield Source(con, label, IN_MEMORY, _MEMORY_VIEW, {row[0]: row[1] for row in described})
     finally:
         con.close()
 

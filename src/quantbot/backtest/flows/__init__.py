@@ -1,12 +1,20 @@
-"""The flows that produce runs: path-only, policy, optimization and full, and rerun."""
+"""The flows that produce runs: path-only, policy, optimization and full, and rerun.
+
+Each is a :class:`~quantbot.backtest.flows.skeleton.Flow` run by the one skeleton
+(:func:`~quantbot.backtest.flows.skeleton.run_flow`); modules: ``params``, ``skeleton``,
+``path_only``, ``policy``, ``optimization`` (and full; + ``optimization_rows``), ``rerun``.
+"""
 
 from quantbot._lazy import lazy_exports
 
+_F = "quantbot.backtest.flows."
 _EXPORTS = {
-    **{name: "quantbot.backtest.flows.base" for name in (
-        "FlowParams", "FlowResult", "run_path_only", "run_policy_backtest")},
-    **{name: "quantbot.backtest.flows.optimization" for name in ("run_full", "run_optimization")},
-    **{name: "quantbot.backtest.flows.rerun" for name in ("RerunReport", "rerun")},
+    **{name: _F + "params" for name in ("FlowParameterError", "FlowParams")},
+    **{name: _F + "skeleton" for name in ("Flow", "FlowOptions", "FlowResult", "run_flow")},
+    "run_path_only": _F + "path_only",
+    "run_policy_backtest": _F + "policy",
+    **{name: _F + "optimization" for name in ("run_full", "run_optimization")},
+    **{name: _F + "rerun" for name in ("RerunReport", "rerun", "run_from_manifest")},
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

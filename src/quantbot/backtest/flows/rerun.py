@@ -1,10 +1,13 @@
 """Run a recorded backtest again and check that it reproduces.
 
 The original's manifest holds every parameter and each input's path and fingerprint, so
-:func:`rerun` calls the same flow into a new run and compares every artifact row by row:
+:func:`rerun` calls the same flow (any run type: path-only, policy, optimization, full; see
+:func:`run_from_manifest`) into a new run and compares every artifact row by row:
 rows are sorted, ``run_id`` and wall-clock columns (``errors.timestamp``) are left out,
-NaN equals NaN. Different input fingerprints (the files changed since) are reported as a
-warning: then differences are expected.
+NaN equals NaN. Different input fingerprints (the files changed since; for optimization
+and full runs also the grid file) are reported as a warning: then differences are expected.
+A run made from in-memory frames cannot be rerun (there is no file to read them from): that
+is a one-line :class:`~quantbot.errors.DataError` saying so.
 """
 
 from __future__ import annotations
@@ -16,7 +19,22 @@ from typing import Any
 
 import pyarrow as pa
 
-from quantbot.backtest.flows.base import FlowResult, Progress, run_from_manifest
+from quantbot.backtest.flows.optimization import FullFlow, OptimizationFlow
+from quantbot.backtest.flows.params import FlowParameterError
+from quantbot.backtest.flows.path_only import PathOnlyFlow
+from quantbot.backtest.flows.policy import PolicyFlow
+from quantbot.backtest.flows.skeleton import (
+    Flow,
+    FlowResult,
+    Progress,
+    RunHook,
+    manifest_options,
+    run_flow,
+)
+
+#: Every run type a flow produces, to the flow that rebuilds it from a manifest.
+FLOWS: dict[str, type[Flow]] = {f.run_type: f for f in (PathOnlyFlow, PolicyFlow,
+                                                        OptimizationFlow, FullFlow)}
 
 #: Columns left out of the comparison per artifact type (besides run_id): wall-clock times.
 VOLATILE_COLUMNS: dict[str, tuple[str, ...]] = {"errors": ("timestamp",)}
@@ -57,6 +75,20 @@ class RerunReport:
                            "excluded": self.rerun.excluded, "trades": self.rerun.trades}}
 
 
+def run_from_manifest(run_type: str, parameters: dict[str, Any], *,
+                      base_dir: str | os.PathLike[str] = "runs", durable: bool = True,
+                      progress: Progress | None = None, run_id: str | None = None,
+                      around_run: RunHook | None = None) -> FlowResult:
+    """Run the flow ``run_type`` again with the parameters a manifest recorded."""
+    if run_type not in FLOWS:
+        raise FlowParameterError(f"cannot rerun run type {run_type!r}: expected one of "
+                                 f"{', '.join(FLOWS)}")
+    flow = FLOWS[run_type].from_parameters(parameters)
+    alerts, candles, options = manifest_options(parameters, flow)
+    return run_flow(flow, alerts, candles, {**options, "base_dir": base_dir, "durable": durable, "progress": progress,
+                     "run_id": run_id, "around_run": around_run})
+
+
 def find_run(run_id: str, base_dir: str | os.PathLike[str], db: str | os.PathLike[str] | None
              ) -> str:
     """The folder of ``run_id``: through the catalog when it knows it, else under base_dir."""
@@ -70,21 +102,24 @@ def find_run(run_id: str, base_dir: str | os.PathLike[str], db: str | os.PathLik
 
 def rerun(run_id: str, base_dir: str | os.PathLike[str] = "runs",
           db: str | os.PathLike[str] | None = None, *, durable: bool = True,
-          progress: Progress | None = None) -> RerunReport:
+          progress: Progress | None = None, new_run_id: str | None = None,
+          around_run: RunHook | None = None) -> RerunReport:
     """Re-run ``run_id`` (found via catalog ``db`` or under ``base_dir``) into a new run in
-    ``base_dir`` and compare the two runs' artifacts."""
+    ``base_dir`` (id ``new_run_id``, default a fresh one) and compare the two runs'
+    artifacts."""
     from quantbot.artifacts import read_manifest
 
     original_dir = find_run(run_id, base_dir, db)
     original = read_manifest(original_dir)
     parameters = original.parameters.model_dump()
     result = run_from_manifest(original.run_type, parameters, base_dir=base_dir,
-                               durable=durable, progress=progress)
+                               durable=durable, progress=progress, run_id=new_run_id,
+                               around_run=around_run)
     new = read_manifest(result.run_dir)
     fingerprints = _fingerprints_match(parameters, new.parameters.model_dump())
-    warnings = [f"input fingerprint of {name} differs from the original run's: the data "
-                "changed since, so differences are expected" for name, same in
-                fingerprints.items() if not same]
+    warnings = [f"{'' if name == 'grid' else 'input '}fingerprint of {name} differs from the "
+                "original run's: the data changed since, so differences are expected"
+                for name, same in fingerprints.items() if not same]
     if original.status != "completed":
         warnings.append(f"the original run is {original.status}, not completed")
     names = sorted(set(original.artifacts) | set(new.artifacts))
@@ -94,11 +129,15 @@ def rerun(run_id: str, base_dir: str | os.PathLike[str] = "runs",
 
 
 def _fingerprints_match(old: dict[str, Any], new: dict[str, Any]) -> dict[str, bool]:
+    """Per input (and the grid of an optimization): the same fingerprint in both runs."""
     out = {}
     for name in ("alerts", "candles"):
         before = (old.get("inputs") or {}).get(name, {}).get("fingerprint")
         after = (new.get("inputs") or {}).get(name, {}).get("fingerprint")
         out[name] = before is not None and before == after
+    if isinstance(old.get("grid"), dict):
+        before = old["grid"].get("sha256")
+        out["grid"] = before is not None and before == (new.get("grid") or {}).get("sha256")
     return out
 
 

@@ -26,11 +26,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
 from quantbot.backtest.optimize.splits import ValidationSplit, parse_validation
 from quantbot.durations import parse_duration
 from quantbot.errors import QuantbotError
 
-HOUR_MS = 3_600_000
+
+def _field(name: str, **constraints: Any) -> Any:
+    setting = OPTIMIZER_SETTINGS[name]
+    return Field(setting.default, description=setting.help, **constraints)
 
 
 class OptimizerConfig(BaseModel):
@@ -38,16 +42,17 @@ class OptimizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_stop_out_rate: float = 0.30
-    min_p95_drawdown_bps: float = -3000.0
-    max_avg_time_exposed_ms: int = 48 * HOUR_MS  # also accepts a duration such as "48h"
-    return_weight: float = 1.0
-    tail_capture_weight: float = 200.0
-    mae_weight: float = 0.01  # per bps of |median max_adverse_excursion_bps|
-    min_calls: int = Field(10, ge=1)  # per caller, eligible calls in the training set
-    validation: ValidationSplit | None = None  # also accepts "time:0.8" etc.
-    overfit_min_gap: float = Field(100.0, ge=0.0)  # score points (≈ bps)
-    overfit_rel_gap: float = Field(0.5, ge=0.0)  # fraction of |train score|
+    # Defaults and descriptions: OPTIMIZER_SETTINGS (also the CLI's option defaults and help).
+    max_stop_out_rate: float = _field("max_stop_out_rate")
+    min_p95_drawdown_bps: float = _field("min_p95_drawdown_bps")
+    max_avg_time_exposed_ms: int = _field("max_avg_time_exposed_ms")  # or a duration: "48h"
+    return_weight: float = _field("return_weight")
+    tail_capture_weight: float = _field("tail_capture_weight")
+    mae_weight: float = _field("mae_weight")  # per bps of |median max_adverse_excursion_bps|
+    min_calls: int = _field("min_calls", ge=1)  # per caller, eligible calls in training
+    validation: ValidationSplit | None = _field("validation")  # also "time:0.8" etc.
+    overfit_min_gap: float = _field("overfit_min_gap", ge=0.0)  # score points (≈ bps)
+    overfit_rel_gap: float = _field("overfit_rel_gap", ge=0.0)  # fraction of |train score|
 
     @field_validator("max_avg_time_exposed_ms", mode="before")
     @classmethod

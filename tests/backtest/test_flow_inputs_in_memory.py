@@ -8,7 +8,7 @@ import pytest
 
 from quantbot.artifacts import read_manifest
 from quantbot.backtest import rerun, run_path_only, run_policy_backtest, write_sample_data
-from quantbot.backtest.flows.rerun import compare_artifact
+from quantbot.artifacts.ops.diff import compare_artifact
 from quantbot.errors import DataError
 
 POLICY = {"kind": "fixed_stop", "stop_pct": 0.2, "take_profit_pct": 1.0}
@@ -40,7 +40,7 @@ def _same_artifacts(a, b) -> None:
     ma, mb = read_manifest(a.run_dir), read_manifest(b.run_dir)
     assert set(ma.artifacts) == set(mb.artifacts)
     for name in ma.artifacts:
-        cmp = compare_artifact(name, a.run_dir, ma.artifacts[name], b.run_dir, mb.artifacts[name])
+        cmp = compare_artifact(name, a.run_dir, ma, b.run_dir, mb)
         assert cmp.identical, (name, cmp)
 
 
@@ -64,7 +64,7 @@ def test_rerun_of_an_in_memory_run_says_why_not(sample, tmp_path):
     alerts, candles = _frames(sample, "arrow")
     result = run_path_only(alerts, candles, base_dir=tmp_path, durable=False)
     with pytest.raises(DataError, match="alerts were passed in memory"):
-        rerun(result.run_id, tmp_path, durable=False)
+        rerun(result.run_id, base_dir=tmp_path, durable=False)
 
 
 def test_unsupported_input_type_is_one_line_error(sample, tmp_path):

@@ -43,7 +43,7 @@ def test_rerun_reproduces_optimization_and_full(flow, grid_kind, sample, tmp_pat
         grid = GRID if grid_kind == "dict" else parse_grid(GRID)
     original = flow(*sample, grid=grid, config=CONFIG, taker_fee_bps=12.0, per_caller=True,
                     base_dir=tmp_path / "runs", durable=False)
-    report = rerun(original.run_id, tmp_path / "runs", durable=False)
+    report = rerun(original.run_id, base_dir=tmp_path / "runs", durable=False)
     _check_reproduced(report, original.run_id)
     artifacts = {a.artifact for a in report.artifacts}
     expected = {"alerts", "frontier", "trades", "summary", "errors"}
@@ -62,6 +62,6 @@ def test_rerun_warns_when_the_grid_file_changed(sample, tmp_path):
                                 durable=False)
     smaller = {"families": {"time_stop": GRID["families"]["time_stop"]}}
     grid_file.write_text(json.dumps(smaller))
-    report = rerun(original.run_id, tmp_path / "runs", durable=False)
+    report = rerun(original.run_id, base_dir=tmp_path / "runs", durable=False)
     assert report.fingerprints_match["grid"] is False and not report.identical
     assert any(w.startswith("fingerprint of grid differs") for w in report.warnings)

@@ -23,7 +23,8 @@ from quantbot.backtest.flows.base import (
     run_path_only,
     run_policy_backtest,
 )
-from quantbot.backtest.flows.rerun import compare_artifact, rerun
+from quantbot.artifacts.ops.diff import compare_artifact
+from quantbot.backtest.flows.rerun import rerun
 from quantbot.errors import DataError, PolicyError
 
 SAMPLE_EXCLUDED = {"no_candles": 2, "too_new": 2, "invalid_price": 2, "missing_range": 2}
@@ -218,8 +219,7 @@ def test_duckdb_query_and_hive_candles_match_parquet(path_run, sample, tmp_path)
                           base_dir=tmp_path / "runs", durable=False)
     a, b = read_manifest(result.run_dir), read_manifest(again.run_dir)
     for kind in ("alerts", "paths", "features", "errors"):
-        cmp = compare_artifact(kind, result.run_dir, a.artifacts[kind], again.run_dir,
-                               b.artifacts[kind])
+        cmp = compare_artifact(kind, result.run_dir, a, again.run_dir, b)
         assert cmp.identical, (kind, cmp)
     inputs = b.parameters.model_dump()["inputs"]
     assert inputs["alerts"]["query"] == "SELECT * FROM calls" and inputs["alerts"]["kind"] == "duckdb"
@@ -233,7 +233,7 @@ def test_rerun_identical_then_detects_changed_input(sample, tmp_path):
     original = run_policy_backtest(alerts, candles, {"kind": "fixed_stop", "stop_pct": 0.2,
                                                      "take_profit_pct": 1.0},
                                    base_dir=base, durable=False)
-    report = rerun(original.run_id, base, durable=False)
+    report = rerun(original.run_id, base_dir=base, durable=False)
     assert report.identical and not report.warnings
     assert report.fingerprints_match == {"alerts": True, "candles": True}
     assert report.rerun.run_id != original.run_id
@@ -243,7 +243,7 @@ def test_rerun_identical_then_detects_changed_input(sample, tmp_path):
     table = table.set_column(table.schema.get_field_index("high"), "high",
                              pc.multiply(table.column("high"), 1.5))
     pq.write_table(table, candles)
-    changed = rerun(original.run_id, base, durable=False)
+    changed = rerun(original.run_id, base_dir=base, durable=False)
     assert not changed.identical and "trades" in changed.differing
     assert changed.fingerprints_match == {"alerts": True, "candles": False}
     assert any("candles" in w for w in changed.warnings)

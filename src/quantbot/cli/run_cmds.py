@@ -241,7 +241,8 @@ def rerun_cmd(run_id: str, **kw: Any) -> None:
     from quantbot.backtest.flows.rerun import rerun
 
     with _progress(True) as progress, writing_run(kw) as start:
-        report = rerun(run_id, kw["base_dir"], kw["duckdb_path"], durable=not kw["no_durable"],
+        report = rerun(run_id, catalog=kw["duckdb_path"], base_dir=kw["base_dir"],
+                       durable=not kw["no_durable"],
                        progress=progress, new_run_id=start.run_id,
                        around_run=start.around_run)
     fmt = kw["fmt"]

@@ -12,13 +12,15 @@ is a one-line :class:`~quantbot.errors.DataError` saying so.
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import pyarrow as pa
-
+from quantbot._compat import legacy_arguments
+from quantbot.artifacts.catalog.connection import CatalogRef
+from quantbot.artifacts.ops.diff import ArtifactComparison, compare_artifacts
+from quantbot.artifacts.ops.lookup import locate_run
+from quantbot.artifacts.store.runs import read_manifest
 from quantbot.backtest.flows.optimization import FullFlow, OptimizationFlow
 from quantbot.backtest.flows.params import FlowParameterError
 from quantbot.backtest.flows.path_only import PathOnlyFlow
@@ -35,19 +37,6 @@ from quantbot.backtest.flows.skeleton import (
 #: Every run type a flow produces, to the flow that rebuilds it from a manifest.
 FLOWS: dict[str, type[Flow]] = {f.run_type: f for f in (PathOnlyFlow, PolicyFlow,
                                                         OptimizationFlow, FullFlow)}
-
-#: Columns left out of the comparison per artifact type (besides run_id): wall-clock times.
-VOLATILE_COLUMNS: dict[str, tuple[str, ...]] = {"errors": ("timestamp",)}
-
-
-@dataclass(frozen=True)
-class ArtifactComparison:
-    artifact: str
-    identical: bool
-    rows_original: int | None  # None: the run has no such artifact
-    rows_rerun: int | None
-    differing_columns: list[str] = field(default_factory=list)
-
 
 @dataclass(frozen=True)
 class RerunReport:
@@ -89,27 +78,15 @@ def run_from_manifest(run_type: str, parameters: dict[str, Any], *,
                      "run_id": run_id, "around_run": around_run})
 
 
-def find_run(run_id: str, base_dir: str | os.PathLike[str], db: str | os.PathLike[str] | None
-             ) -> str:
-    """The folder of ``run_id``: through the catalog when it knows it, else under base_dir."""
-    from quantbot.artifacts import find_run_directory
-    from quantbot.artifacts.ops.describe import describe_run
-
-    if db is None:
-        return find_run_directory(base_dir, run_id)
-    return describe_run(run_id, db, base_dir)["run_dir"]
-
-
-def rerun(run_id: str, base_dir: str | os.PathLike[str] = "runs",
-          db: str | os.PathLike[str] | None = None, *, durable: bool = True,
+@legacy_arguments("run_id", "base_dir", "catalog")
+def rerun(run_id: str, *, catalog: CatalogRef | None = None,
+          base_dir: str | os.PathLike[str] = "runs", durable: bool = True,
           progress: Progress | None = None, new_run_id: str | None = None,
           around_run: RunHook | None = None) -> RerunReport:
-    """Re-run ``run_id`` (found via catalog ``db`` or under ``base_dir``) into a new run in
-    ``base_dir`` (id ``new_run_id``, default a fresh one) and compare the two runs'
-    artifacts."""
-    from quantbot.artifacts import read_manifest
-
-    original_dir = find_run(run_id, base_dir, db)
+    """Re-run ``run_id`` (a UUID or an unambiguous prefix, found through ``catalog`` or
+    under ``base_dir``) into a new run in ``base_dir`` (id ``new_run_id``, default a fresh
+    one) and compare the two runs' artifacts row for row."""
+    original_dir = locate_run(run_id, catalog=catalog, base_dir=base_dir)
     original = read_manifest(original_dir)
     parameters = original.parameters.model_dump()
     result = run_from_manifest(original.run_type, parameters, base_dir=base_dir,
@@ -122,9 +99,7 @@ def rerun(run_id: str, base_dir: str | os.PathLike[str] = "runs",
                 for name, same in fingerprints.items() if not same]
     if original.status != "completed":
         warnings.append(f"the original run is {original.status}, not completed")
-    names = sorted(set(original.artifacts) | set(new.artifacts))
-    comparisons = [compare_artifact(name, original_dir, original.artifacts.get(name),
-                                    result.run_dir, new.artifacts.get(name)) for name in names]
+    comparisons = compare_artifacts(original_dir, original, result.run_dir, new)
     return RerunReport(original.run_id, result, comparisons, fingerprints, warnings)
 
 
@@ -139,41 +114,3 @@ def _fingerprints_match(old: dict[str, Any], new: dict[str, Any]) -> dict[str, b
         before = old["grid"].get("sha256")
         out["grid"] = before is not None and before == (new.get("grid") or {}).get("sha256")
     return out
-
-
-def compare_artifact(name: str, dir_a: str, entry_a: Any, dir_b: str, entry_b: Any
-                     ) -> ArtifactComparison:
-    """Rows of one artifact in two runs, compared as sorted multisets (see module doc)."""
-    if entry_a is None or entry_b is None:
-        return ArtifactComparison(name, False, entry_a.rows if entry_a else None,
-                                  entry_b.rows if entry_b else None)
-    a = _comparable(name, os.path.join(dir_a, *entry_a.path.split("/")))
-    b = _comparable(name, os.path.join(dir_b, *entry_b.path.split("/")))
-    if a.schema != b.schema:
-        cols = sorted(set(a.column_names) ^ set(b.column_names)) or ["(column types)"]
-        return ArtifactComparison(name, False, a.num_rows, b.num_rows, cols)
-    if a.num_rows != b.num_rows:
-        return ArtifactComparison(name, False, a.num_rows, b.num_rows)
-    differing = [] if a.equals(b) else [c for c in a.column_names
-                                        if _values(a.column(c)) != _values(b.column(c))]
-    return ArtifactComparison(name, not differing, a.num_rows, b.num_rows, differing)
-
-
-def _comparable(name: str, path: str) -> pa.Table:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    drop = [c for c in ("run_id", *VOLATILE_COLUMNS.get(name, ())) if c in table.column_names]
-    table = table.drop_columns(drop).replace_schema_metadata(None)
-    if table.num_rows and table.num_columns:
-        sortable = [c for c in table.column_names
-                    if not pa.types.is_nested(table.schema.field(c).type)]
-        order = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in sortable])
-        table = table.take(order)
-    return table.combine_chunks()
-
-
-def _values(column: pa.ChunkedArray) -> list[Any]:
-    """Python values with NaN made comparable (NaN != NaN otherwise)."""
-    return ["NaN" if isinstance(v, float) and math.isnan(v) else v for v in column.to_pylist()]

@@ -56,3 +56,10 @@ class StorageError(QuantbotError):
 
 class SchemaVersionError(QuantbotError, ValueError):
     """An artifact or manifest written with a schema version this quantbot cannot read."""
+
+
+class RunMarkedFailedError(RunStateError):
+    """A writer whose run another process (``gc --apply``) marked failed while it ran.
+
+    The writer stops and writes no ``_SUCCESS``; the failed manifest on disk is kept.
+    """

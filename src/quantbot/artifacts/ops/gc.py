@@ -9,6 +9,7 @@ what commits a run), or no manifest at all. ``--apply`` also removes the run's l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -153,19 +154,23 @@ def _mark_failed(storage: Storage, loc: RunLocation, stale: StaleRun,
     return storage.read_bytes(manifest_path) == written
 
 
-def _remove_tmp_files(storage: Storage, loc: RunLocation, cutoff: datetime) -> int:
-    """Delete the run's ``.tmp-*`` files older than ``cutoff`` (a dead writer's half-written
-    files; object stores have none); how many were removed."""
+def _remove_tmp_files(storage: Storage, loc: RunLocation) -> int:
+    """Delete the ``.tmp-*`` files of a run gc just marked failed; how many there were.
+
+    gc judged the writer dead, so they are half-written files nothing will rename (object
+    stores have none). Should the writer be alive after all, its next step fails anyway:
+    the run is failed.
+    """
     root = storage.local_path(loc.path)
     if root is None:
         return 0
     removed = 0
     for folder, _, names in os.walk(root):
         for name in names:
-            path = os.path.join(folder, name)
-            if name.startswith(TMP_PREFIX) and _mtime(path) <= cutoff:
-                os.unlink(path)
-                removed += 1
+            if name.startswith(TMP_PREFIX):
+                with contextlib.suppress(FileNotFoundError):  # e.g. its writer discarded it
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
     return removed
 
 
@@ -176,8 +181,8 @@ def collect_stale_runs(base_dir: str | os.PathLike[str] = "runs",
 
     Dry run by default; with ``apply=True`` each is marked failed (error type ``StaleRun``,
     or ``UnsealedRun`` for a completed manifest without marker), run.json replaced
-    atomically, so ``catalog-sync`` registers it as a failed run; its ``.tmp-*`` files older
-    than the threshold are removed.
+    atomically, so ``catalog-sync`` registers it as a failed run; its ``.tmp-*`` files are
+    removed.
     """
     threshold = parse_age(older_than)
     now = now or utc_now()
@@ -190,7 +195,7 @@ def collect_stale_runs(base_dir: str | os.PathLike[str] = "runs",
         stale, manifest = found
         if apply:
             marked = _mark_failed(storage, loc, stale, manifest, threshold, now)
-            removed = _remove_tmp_files(storage, loc, now - threshold) if marked else 0
+            removed = _remove_tmp_files(storage, loc) if marked else 0
             stale = StaleRun(**{**asdict(stale), "marked_failed": marked,
                                 "tmp_files_removed": removed})
         out.append(stale)

@@ -69,3 +69,10 @@ class SqlError(QuantbotError, ValueError):
 
 class SqlTimeoutError(SqlError):
     """User SQL that ran longer than its statement timeout (``--timeout``) and was interrupted."""
+
+
+class RunMarkedFailedError(RunStateError):
+    """A writer whose run another process (``gc --apply``) marked failed while it ran.
+
+    The writer stops and writes no ``_SUCCESS``; the failed manifest on disk is kept.
+    """

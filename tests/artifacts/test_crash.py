@@ -1,9 +1,11 @@
-"""Crash safety: a writer SIGKILLed at random instants never leaves a torn file under a
-final name, and the catalog never shows an incomplete run as completed."""
+"""Crash safety: a writer SIGKILLed at random instants, or right before each step of the
+completion protocol, never leaves a torn file under a final name; the catalog never shows
+an incomplete run as completed, and `gc --apply` resolves every unfinished run."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -14,9 +16,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from qbtest import HELPERS_DIR, catalog_fingerprint, make_run, rows, snapshot_tree
+from qbtest import HELPERS_DIR, catalog_fingerprint, make_run, rows, run_cli, snapshot_tree
 
 from quantbot.artifacts import catalog_all_runs, list_run_directories, query_runs, run_sql
+from quantbot.artifacts.ops.verify import verify_runs
 from quantbot.artifacts.schema.manifest import parse_manifest
 
 TRIALS = 50
@@ -138,3 +141,104 @@ def _trials(zyg, base, db, rng, registered_ids, totals):
             assert n_view[0]["n"] == len(cataloged)
             before_dump = catalog_fingerprint(db)
     return trials
+
+
+
+def _step_run(zyg: subprocess.Popen, base: Path, scenario: str, kill_at: int) -> int | None:
+    """Fork one run killed before boundary ``kill_at``; its boundary count if it finished."""
+    zyg.stdin.write(f"go {base} {scenario} {kill_at}\n")
+    zyg.stdin.flush()
+    line = zyg.stdout.readline().split()
+    assert line and line[0] == "started", line
+    zyg.stdin.write(f"reap {line[1]}\n")
+    zyg.stdin.flush()
+    steps = None
+    while (line := zyg.stdout.readline().split())[0] != "reaped":
+        assert line[0] == "steps", line
+        steps = int(line[1])
+    status = int(line[1])
+    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert killed == (steps is None), (status, steps)
+    return steps
+
+
+def _state(run_dir: Path) -> str:
+    if (run_dir / "_SUCCESS").exists():
+        return "complete"
+    manifest = run_dir / "run.json"
+    return parse_manifest(manifest.read_bytes()).status if manifest.exists() else "no run.json"
+
+
+def _kill_at_every_boundary(zyg, tmp_path: Path, base: Path) -> dict[Path, str]:
+    """Each run killed before one boundary; the run folder each kill left -> its state."""
+    left: dict[Path, str] = {}
+    for scenario in ("complete", "fail"):
+        fresh = _step_run(zyg, tmp_path / f"fresh-{scenario}", scenario, 0)  # makes the base
+        before = set(map(Path, list_run_directories(base)))
+        _step_run(zyg, base, scenario, 0)  # base and month exist from here on
+        steady = _step_run(zyg, base, scenario, 0)
+        assert steady > 20 and fresh > steady
+        left.update((d, _state(d)) for d in set(map(Path, list_run_directories(base))) - before)
+        # the boundaries only a first run has: base folder, month folder and their fsyncs
+        for k in range(1, fresh - steady + 1):
+            fresh_base = tmp_path / f"fresh-{scenario}-{k}"
+            assert _step_run(zyg, fresh_base, scenario, k) is None
+            assert list_run_directories(fresh_base) == []  # nothing to resolve
+        for k in range(1, steady + 1):
+            before = set(map(Path, list_run_directories(base)))
+            assert _step_run(zyg, base, scenario, k) is None  # killed before boundary k
+            new = set(map(Path, list_run_directories(base))) - before
+            assert len(new) <= 1
+            left.update((d, _state(d)) for d in new)
+    return left
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_step_boundary(tmp_path):
+    """Kill a durable writer right before each of its disk-changing calls in turn (mkdir,
+    open, write, fsync, replace, unlink), through a complete and a failing run. Every
+    outcome is complete (marker, verify clean) or shown as completed by no command, and the
+    documented resolution (`gc --stale 0s --apply`, then `catalog-sync`) turns it into a
+    failed run with no leftover `.tmp-*` file."""
+    base, db = tmp_path / "runs", tmp_path / "catalog.duckdb"
+    zyg = subprocess.Popen([sys.executable, str(HELPERS_DIR / "crash_writer.py"), "--steps-zygote"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        left = _kill_at_every_boundary(zyg, tmp_path, base)
+    finally:
+        zyg.stdin.close()
+        zyg.wait(timeout=30)
+    states = {s: sum(1 for v in left.values() if v == s) for s in set(left.values())}
+    assert states.get("complete", 0) >= 3  # unkilled, or killed after the marker (its fsync)
+    assert states.get("completed", 0) >= 1  # killed between the final manifest and the marker
+    assert states.get("running", 0) > 10 and states.get("no run.json", 0) >= 1
+    assert states.get("failed", 0) >= 2  # the unkilled failing runs
+    assert set(states) <= {"complete", "completed", "running", "no run.json", "failed"}
+    ids = {d: d.name.split("=", 1)[1] for d in left}
+    unfinished = {ids[d] for d, s in left.items() if s not in ("complete", "failed")}
+    for d, s in left.items():
+        if s == "complete":
+            assert verify_runs(base, ids[d]).ok and not list(d.rglob(".tmp-*"))
+
+    def cli(*args: str) -> dict:
+        proc = run_cli("backtest", *args, "--base-dir", str(base), "--duckdb", str(db),
+                       "--format", "json", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    sync = cli("catalog-sync")
+    assert sync["invalid"] == [] and sync["incomplete"] == len(unfinished)
+    completed = {m.run_id for m in query_runs(db, status="completed", limit=None)}
+    assert completed.isdisjoint(unfinished)
+    assert {ids[d] for d, s in left.items() if s == "complete"} <= completed
+    proc = run_cli("backtest", "gc", "--stale", "0s", "--apply", "--base-dir", str(base),
+                   "--format", "json", cwd=tmp_path)  # the documented resolution
+    assert proc.returncode == 0, proc.stderr
+    assert {r["run_id"] for r in json.loads(proc.stdout)["stale"] if r["marked_failed"]} == unfinished
+    sync = cli("catalog-sync")
+    assert (sync["registered"], sync["incomplete"], sync["invalid"]) == (len(unfinished), 0, [])
+    status = {m.run_id: m.status for m in query_runs(db, limit=None)}
+    assert all(status[ids[d]] == ("completed" if s == "complete" else "failed")
+               for d, s in left.items())
+    assert verify_runs(base).ok, verify_runs(base).problems
+    assert not [p for p in base.rglob(".tmp-*")]

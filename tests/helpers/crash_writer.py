@@ -1,11 +1,17 @@
 """Child process for crash tests: writes runs in a loop until it is SIGKILLed.
 
+``--steps-zygote``: a zygote whose "go <base_dir> <scenario> <k>" forks one small durable
+run that SIGKILLs itself right before its k-th step boundary (see ``write_one_run``).
+
 argv: base_dir. Each run holds a large trades artifact (write_artifact, one shot), a large
 paths artifact through artifact_writer batches, small alerts/errors, manifest updates and,
 every third run, a failure instead of completion. Durable mode (fsync) is used, as in
 production. Prints "ready" once imports are done so the parent can time the kill.
 """
 
+import contextlib
+import os
+import signal
 import sys
 
 import numpy as np
@@ -55,9 +61,59 @@ def zygote() -> None:
     serve_forks(lambda: write_forever(base_dir, data))
 
 
+# The calls that change what is on disk: every step of the completion protocol is one of
+# them, so killing right before each one in turn visits every step boundary.
+BOUNDARIES = frozenset({os.open, os.write, os.fsync, os.replace, os.rename, os.mkdir,
+                        os.unlink, os.link, os.truncate, os.ftruncate})
+
+
+def write_one_run(base_dir: str, scenario: str, kill_at: str) -> None:
+    """One small durable run (``complete`` or ``fail``), SIGKILLed right before its
+    ``kill_at``-th boundary call (counted with ``sys.setprofile``: no hook in the code under
+    test). ``kill_at`` 0 never kills and prints ``steps <N>``, the number of boundaries."""
+    from qbtest import rows
+
+    target, count = int(kill_at), 0
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        nonlocal count
+        if event == "c_call" and arg in BOUNDARIES:
+            count += 1
+            if count == target:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    print(f"started {os.getpid()}", flush=True)
+    sys.setprofile(profile)
+    try:
+        with create_run_directory("policy", base_dir=base_dir, git=False) as run:
+            run.write_artifact("trades", rows("trades", 2))
+            run.update_manifest(timing={"execution_ms": 1.0})
+            if scenario == "fail":
+                raise RuntimeError("planned failure")
+            run.write_artifact("errors", [])
+    except RuntimeError:
+        pass
+    finally:
+        sys.setprofile(None)
+    print(f"steps {count}", flush=True)
+
+
 def main() -> None:
     if sys.argv[1] == "--zygote":
         zygote()
+    elif sys.argv[1] == "--steps-zygote":
+        import shutil
+        import tempfile
+
+        from qbtest import serve_forks
+
+        # One unkilled run first: lazy imports and caches are then paid here, once, not
+        # by every (profiled, hence slow) fork.
+        warm = tempfile.mkdtemp()
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            write_one_run(warm, "complete", "0")
+        shutil.rmtree(warm)
+        serve_forks(write_one_run)
     else:
         write_forever(sys.argv[1])
 

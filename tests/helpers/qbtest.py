@@ -200,15 +200,16 @@ def load_json(text: str) -> Any:
 
 def serve_forks(write_forever: Any) -> None:
     """A zygote's loop on stdin: imports and data are paid once by the caller; each "go"
-    line forks a fresh writer (a real process, killable by pid) running ``write_forever()``;
-    each "reap PID" line waits for it and answers "reaped <wait status>"."""
+    line forks a fresh writer (a real process, killable by pid) running ``write_forever()``
+    (words after "go" are passed to it as arguments); each "reap PID" line waits for it and
+    answers "reaped <wait status>"."""
     for line in sys.stdin:
         cmd = line.split()
         if cmd[0] == "go":
             pid = os.fork()
             if pid == 0:
                 try:
-                    write_forever()
+                    write_forever(*cmd[1:])
                 finally:
                     os._exit(1)
         elif cmd[0] == "reap":

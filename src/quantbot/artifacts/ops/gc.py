@@ -1,8 +1,15 @@
-"""gc: find the runs a crashed process left ``pending``/``running`` and, on request, mark
-them failed so that the catalog registers them as such."""
+"""gc: find the runs a crashed process left unfinished and, on request, mark them failed so
+that the catalog registers them as such.
+
+Unfinished means no ``_SUCCESS`` and a manifest that says ``pending``/``running``, or
+``completed`` (the writer died between its final manifest and the marker: the marker is
+what commits a run), or no manifest at all. ``--apply`` also removes the run's leftover
+``.tmp-*`` files. Every state a crashed writer can leave is thereby resolved.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -23,13 +30,15 @@ from quantbot.artifacts.schema.manifest import (
     parse_manifest,
     validate_manifest,
 )
-from quantbot.artifacts.store.backends import Storage, open_storage
+from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
 from quantbot.artifacts.store.runs import RunLocation, iter_run_locations
 from quantbot.errors import QuantbotError
 
 _AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-STALE_ERROR_TYPE = "StaleRun"
+STALE_ERROR_TYPE = "StaleRun"  # still pending/running after the threshold
+UNSEALED_ERROR_TYPE = "UnsealedRun"  # status completed, but the marker was never written
+_UNFINISHED = ("pending", "running", "completed")
 
 
 @dataclass(frozen=True)
@@ -38,10 +47,11 @@ class StaleRun:
 
     run_id: str
     path: str
-    status: str  # pending | running | no run.json
-    since: str  # ISO: started_at, else created_at, else the folder's mtime
+    status: str  # pending | running | completed (no marker) | no run.json
+    since: str  # ISO: completed_at (completed), started_at, else created_at, else the mtime
     age_hours: float
     marked_failed: bool = False
+    tmp_files_removed: int = 0
 
 
 def parse_age(text: str | timedelta) -> timedelta:
@@ -76,9 +86,10 @@ def _stale_candidate(storage: Storage, loc: RunLocation, now: datetime,
     except QuantbotError:
         return None  # unreadable manifests are for `verify` to report, not for gc to rewrite
     if manifest is not None:
-        if manifest.status not in ("pending", "running"):
+        if manifest.status not in _UNFINISHED:
             return None
-        since = parse_iso(manifest.started_at or manifest.created_at)
+        since = parse_iso(manifest.completed_at if manifest.status == "completed"
+                          and manifest.completed_at else manifest.started_at or manifest.created_at)
         status = manifest.status
     elif storage.local_path(loc.path) is None:
         return None  # an object-store "folder" has no age of its own
@@ -105,16 +116,24 @@ def _infer_run_type(storage: Storage, loc: RunLocation) -> str:
 def _mark_failed(storage: Storage, loc: RunLocation, stale: StaleRun,
                  manifest: RunManifest | None, threshold: timedelta, now: datetime) -> bool:
     manifest_path = storage.join(loc.path, MANIFEST_NAME)
-    message = (f"no _SUCCESS and still {stale.status} {stale.age_hours:g} h after {stale.since} "
-               f"(threshold {threshold}); the process that ran it presumably crashed. "
-               "Marked failed by `quantbot backtest gc`.")
-    error = {"type": STALE_ERROR_TYPE, "message": message, "traceback": None}
+    if stale.status == "completed":
+        message = (f"status completed since {stale.since} but no _SUCCESS after "
+                   f"{stale.age_hours:g} h (threshold {threshold}): the writer stopped between "
+                   "its final manifest and the marker, so the run was never committed. "
+                   "Marked failed by `quantbot backtest gc`.")
+        kind = UNSEALED_ERROR_TYPE
+    else:
+        message = (f"no _SUCCESS and still {stale.status} {stale.age_hours:g} h after "
+                   f"{stale.since} (threshold {threshold}); the process that ran it presumably "
+                   "crashed. Marked failed by `quantbot backtest gc`.")
+        kind = STALE_ERROR_TYPE
+    error = {"type": kind, "message": message, "traceback": None}
     if manifest is not None:
-        # Re-read right before writing: the run may have finished since the listing.
+        # Re-read right before writing: the run may have moved on since the listing.
         if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
             return False
         current = parse_manifest(storage.read_bytes(manifest_path), manifest_path)
-        if current.status not in ("pending", "running"):
+        if current.status != stale.status:
             return False
         data = deep_merge(current.to_dict(), {"status": "failed", "completed_at": iso_utc(now),
                                               "error": error})
@@ -127,18 +146,43 @@ def _mark_failed(storage: Storage, loc: RunLocation, stale: StaleRun,
                 "error": {**error, "message": message + " run.json was missing; run_type is "
                           "inferred from the files present."}}
     new = validate_manifest(data, manifest_path)
-    storage.write_bytes(manifest_path, new.to_json().encode(), durable=True)
+    written = new.to_json().encode()
+    storage.write_bytes(manifest_path, written, durable=True)
     storage.sync_dir(loc.path)
-    return True
+    # A live writer that passed its own check just before our write replaces run.json
+    # once more; then it completes and this run is not ours to report as failed.
+    return storage.read_bytes(manifest_path) == written
+
+
+def _remove_tmp_files(storage: Storage, loc: RunLocation) -> int:
+    """Delete the ``.tmp-*`` files of a run gc just marked failed; how many there were.
+
+    gc judged the writer dead, so they are half-written files nothing will rename (object
+    stores have none). Should the writer be alive after all, its next step fails anyway:
+    the run is failed.
+    """
+    root = storage.local_path(loc.path)
+    if root is None:
+        return 0
+    removed = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.startswith(TMP_PREFIX):
+                with contextlib.suppress(FileNotFoundError):  # e.g. its writer discarded it
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+    return removed
 
 
 def collect_stale_runs(base_dir: str | os.PathLike[str] = "runs",
                        older_than: str | timedelta = "24h", *, apply: bool = False,
                        now: datetime | None = None) -> list[StaleRun]:
-    """Runs left ``pending``/``running`` (no ``_SUCCESS``) for longer than ``older_than``.
+    """Runs without ``_SUCCESS`` left unfinished for longer than ``older_than``.
 
-    Dry run by default; with ``apply=True`` each is marked failed (error type ``StaleRun``),
-    run.json replaced atomically, so ``catalog-sync`` registers it as a failed run.
+    Dry run by default; with ``apply=True`` each is marked failed (error type ``StaleRun``,
+    or ``UnsealedRun`` for a completed manifest without marker), run.json replaced
+    atomically, so ``catalog-sync`` registers it as a failed run; its ``.tmp-*`` files are
+    removed.
     """
     threshold = parse_age(older_than)
     now = now or utc_now()
@@ -150,8 +194,10 @@ def collect_stale_runs(base_dir: str | os.PathLike[str] = "runs",
             continue
         stale, manifest = found
         if apply:
-            stale = StaleRun(**{**asdict(stale), "marked_failed": _mark_failed(
-                storage, loc, stale, manifest, threshold, now)})
+            marked = _mark_failed(storage, loc, stale, manifest, threshold, now)
+            removed = _remove_tmp_files(storage, loc) if marked else 0
+            stale = StaleRun(**{**asdict(stale), "marked_failed": marked,
+                                "tmp_files_removed": removed})
         out.append(stale)
     return out
 

@@ -53,9 +53,13 @@ class VerifyReport:
 def _marker_problems(storage: Storage, loc: RunLocation, m: RunManifest) -> list[str]:
     marker = storage.join(loc.path, SUCCESS_MARKER)
     if not storage.exists(marker):
-        return ["status completed but _SUCCESS is missing"] if m.status == "completed" else []
-    if m.status != "completed":
-        return [f"_SUCCESS present but manifest status is {m.status}"]
+        if m.status != "completed":
+            return []
+        return [("status completed but _SUCCESS is missing: the writer stopped before sealing "
+                 "the run; `quantbot backtest gc --apply` marks it failed")]
+    if m.status != "completed":  # e.g. gc's failed manifest landed just before the marker
+        why = f" ({m.error.type}: {m.error.message.splitlines()[0][:100]})" if m.error else ""
+        return [f"_SUCCESS present but manifest status is {m.status}{why}"]
     text = storage.read_bytes(marker).decode("utf-8", "replace").strip()
     try:
         stamp = parse_iso(text)

@@ -124,26 +124,43 @@ class AtomicFile(AtomicSink):
         return self._size
 
     def _release(self) -> None:
-        if self._fd >= 0:
+        """Write what is pending, stop the hasher, close the descriptor (once)."""
+        if self._fd < 0:
+            return
+        fd = self._fd
+        try:
             self._flush_pending()
+        finally:
+            self._fd = -1
             if self._hasher is not None:
                 self._queue.put(None)
                 self._hasher.join()
-            os.close(self._fd)
-            self._fd = -1
+                self._hasher = None
+            os.close(fd)
 
     def commit(self) -> WrittenFile:
-        """fsync (when durable) and rename into place; returns size and sha256."""
-        self._flush_pending()
-        if self.durable:
-            os.fsync(self._fd)
-        self._release()
-        os.replace(self.tmp, self.final)
+        """fsync (when durable) and rename into place; returns size and sha256.
+
+        Any failure on the way (ENOSPC in the last write or in fsync, a failed rename)
+        removes the temporary file before the error propagates.
+        """
+        try:
+            self._flush_pending()
+            if self.durable:
+                os.fsync(self._fd)
+            self._release()
+            os.replace(self.tmp, self.final)
+        except BaseException:
+            self.discard()
+            raise
         self.result = WrittenFile(self.final, self._size, self._hash.hexdigest())
         return self.result
 
     def discard(self) -> None:
-        self._release()
+        """Drop the content: no final name, no temporary file (also after a failed write)."""
+        self._pending.clear()  # nothing more is written: a full disk must not block cleanup
+        with contextlib.suppress(OSError):
+            self._release()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
 
@@ -160,11 +177,14 @@ class Storage(ABC):
     def exists(self, path: str) -> bool: ...
 
     @abstractmethod
-    def make_dirs(self, path: str) -> None: ...
+    def make_dirs(self, path: str, durable: bool = False) -> None:
+        """Create a folder and its missing parents; ``durable``: each new folder's entry is
+        fsynced in its parent, so a power cut cannot make it (and what is in it) vanish."""
 
     @abstractmethod
-    def create_dir_exclusive(self, path: str) -> None:
-        """Create a folder that must not exist yet (FileExistsError otherwise)."""
+    def create_dir_exclusive(self, path: str, durable: bool = False) -> None:
+        """Create a folder that must not exist yet (FileExistsError otherwise), and its
+        missing parents; ``durable`` as for ``make_dirs``."""
 
     @abstractmethod
     def list_dir(self, path: str) -> list[str]:
@@ -223,12 +243,27 @@ class LocalStorage(Storage):
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
-    def make_dirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+    def make_dirs(self, path: str, durable: bool = False) -> None:
+        if not durable:
+            os.makedirs(path, exist_ok=True)
+            return
+        missing = []
+        head = os.path.abspath(path)
+        while not os.path.isdir(head):
+            missing.append(head)
+            head = os.path.dirname(head)
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another writer made it meanwhile
+                os.mkdir(folder)
+            if not os.path.isdir(folder):
+                raise FileExistsError(f"{folder} exists and is not a folder")
+            self.sync_dir(os.path.dirname(folder))
 
-    def create_dir_exclusive(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    def create_dir_exclusive(self, path: str, durable: bool = False) -> None:
+        self.make_dirs(os.path.dirname(path) or ".", durable)
         os.mkdir(path)
+        if durable:
+            self.sync_dir(os.path.dirname(path) or ".")
 
     def list_dir(self, path: str) -> list[str]:
         try:
@@ -318,10 +353,10 @@ class ObjectStorage(Storage):
     def exists(self, path: str) -> bool:
         return self._info(path).type != pafs.FileType.NotFound
 
-    def make_dirs(self, path: str) -> None:
+    def make_dirs(self, path: str, durable: bool = False) -> None:
         """Nothing to do: prefixes exist through the objects under them."""
 
-    def create_dir_exclusive(self, path: str) -> None:
+    def create_dir_exclusive(self, path: str, durable: bool = False) -> None:
         # Not atomic on object stores; run ids are random UUIDs, so only a caller reusing
         # an id explicitly can race here, and the existence check catches the usual case.
         if self.exists(path):

@@ -1,10 +1,15 @@
 """RunDirectory: the only way a run's files come into being.
 
-The completion protocol (ARCHITECTURE.md): every file is written under a temporary name
-and renamed into place; run.json is replaced atomically on every update; ``_SUCCESS`` is
-written last, after the data and the final manifest are fsynced (when durable), so a
-marker never outlives its data. A crash at any instant leaves either a complete run or an
-incomplete one that the catalog never shows as completed.
+The completion protocol (docs/architecture.md): every file is written under a temporary
+name and renamed into place; run.json is replaced atomically on every update; ``_SUCCESS``
+is written last, after the data, the final manifest and every new folder's entry are
+fsynced (when durable), so a marker never outlives its data. A run is committed only by
+its marker: a crash at any instant leaves a complete run or one the catalog never shows
+as completed, and ``gc --apply`` resolves every such run to a failed one.
+
+Before each run.json update and before the marker, the writer checks that run.json is
+still what it last wrote: a run that gc marked failed meanwhile stops with
+RunMarkedFailedError instead of completing over gc's record.
 """
 
 from __future__ import annotations
@@ -17,15 +22,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from quantbot.artifacts.schema.arrow_schemas import (
-    ARTIFACT_SCHEMA_VERSION,
-    ArtifactSpec,
-    ArtifactType,
-)
-from quantbot.artifacts.schema.convert import conform
+from quantbot.artifacts.schema.arrow_schemas import ArtifactSpec, ArtifactType
 from quantbot.artifacts.schema.layout import (
     LOGS_DIR,
     MANIFEST_NAME,
@@ -43,96 +40,22 @@ from quantbot.artifacts.schema.manifest import (
     RunManifest,
     config_hash,
     deep_merge,
+    parse_manifest,
     validate_manifest,
 )
+from quantbot.artifacts.store.artifact_writer import ArtifactWriter
 from quantbot.artifacts.store.backends import Storage, WrittenFile, open_storage
 from quantbot.artifacts.store.logcapture import capture_fds
 from quantbot.artifacts.store.provenance import get_git_provenance, host_info
-from quantbot.errors import RunExistsError, RunStateError, SchemaMismatchError
+from quantbot.errors import (
+    QuantbotError,
+    RunExistsError,
+    RunMarkedFailedError,
+    RunStateError,
+)
 
 # Fields the RunDirectory owns; update_manifest may not touch them.
 _MANAGED = frozenset({"run_id", "run_type", "status", "created_at", "artifacts", "schema_version"})
-
-
-def _footer_metadata(spec: ArtifactSpec, run_id: str, rows: int) -> dict[str, str]:
-    return {
-        "artifact_type": spec.type.value,
-        "run_id": run_id,
-        "created_at": iso_utc(utc_now()),
-        "rows": str(rows),
-        "schema_version": ARTIFACT_SCHEMA_VERSION,
-    }
-
-
-class ArtifactWriter:
-    """Appends batches to one artifact file without holding all rows in memory.
-
-    The file appears under its final name only when the writer is closed cleanly.
-    """
-
-    def __init__(self, run: RunDirectory, spec: ArtifactSpec, compression: str) -> None:
-        self._run = run
-        self._spec = spec
-        self._compression = compression
-        self._sink = run.storage.open_atomic(run._artifact_abspath(spec), run.durable)
-        self._writer: pq.ParquetWriter | None = None
-        self._schema: pa.Schema | None = None
-        self.rows = 0
-
-    def write(self, data: Any) -> None:
-        table = conform(data, self._spec, self._run.run_id)
-        if self._writer is None:
-            # store_schema=False: run_id is written from a dictionary array but must read
-            # back as a plain string column; key-value metadata is added explicitly.
-            self._schema = table.schema
-            self._writer = pq.ParquetWriter(self._sink, self._schema, compression=self._compression,
-                                            store_schema=False)
-        elif table.schema.names != self._schema.names:
-            raise RunStateError(
-                f"{self._spec.type.value}: batch columns {table.schema.names} differ from the "
-                f"first batch's {self._schema.names}")
-        else:
-            table = self._like_first_batch(table)
-        self._writer.write_table(table)
-        self.rows += table.num_rows
-
-    def _like_first_batch(self, table: pa.Table) -> pa.Table:
-        """Later batches take the first batch's column types (extra columns may differ)."""
-        assert self._schema is not None
-        for i, field in enumerate(self._schema):
-            col = table.column(i)
-            if col.type != field.type:
-                try:
-                    table = table.set_column(i, field, col.cast(field.type, safe=True))
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    raise SchemaMismatchError(
-                        f"{self._spec.type.value}: column {field.name} is {col.type} in this "
-                        f"batch but {field.type} in the first batch") from None
-        return table
-
-    def close(self) -> ArtifactEntry:
-        if self._writer is None:
-            self.write(None)
-        assert self._writer is not None
-        self._writer.add_key_value_metadata(_footer_metadata(self._spec, self._run.run_id, self.rows))
-        self._writer.close()
-        self.entry = self._run._record_artifact(self._spec, self.rows, self._sink.commit())
-        return self.entry
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._sink.discard()
-        self._run._open_writers.pop(self._spec.type, None)
-
-    def __enter__(self) -> ArtifactWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class RunDirectory:
@@ -148,6 +71,7 @@ class RunDirectory:
         self.path = storage.uri(path)  # what people see and re-open (a URI on object stores)
         self.durable = durable
         self._manifest = manifest
+        self._on_disk: bytes | None = None  # run.json as this writer last wrote it
         self._started = time.perf_counter()
         self._open_writers: dict[ArtifactType, ArtifactWriter] = {}
 
@@ -174,8 +98,45 @@ class RunDirectory:
     def _write_manifest(self, manifest: RunManifest, durable: bool = False) -> None:
         manifest.parameters.config_hash = config_hash(manifest.parameters.model_dump())
         data = manifest.to_json().encode()
+        self._ensure_still_ours()
         self.storage.write_bytes(self.storage.join(self._dir, MANIFEST_NAME), data, durable)
         self._manifest = manifest
+        self._on_disk = data
+
+    def _ensure_still_ours(self) -> None:
+        """Stop (RunMarkedFailedError) if another process replaced run.json since this
+        writer last wrote it: ``gc --apply`` marks a run failed by doing exactly that.
+
+        One read of a small file (~2 kB). There is no compare-and-swap on a filesystem:
+        gc can still land between this check and the write that follows; the docs
+        (architecture.md, "The completion protocol") say what that leaves and who reports it.
+        """
+        if self._on_disk is None:
+            return  # create_run_directory's first write: the folder was just made
+        path = self.storage.join(self._dir, MANIFEST_NAME)
+        try:
+            current = self.storage.read_bytes(path)
+        except FileNotFoundError:
+            current = b""
+        if current == self._on_disk:
+            return
+        try:
+            theirs: RunManifest | None = parse_manifest(current, path)
+        except QuantbotError:
+            theirs = None
+        for writer in list(self._open_writers.values()):
+            writer.abort()
+        if theirs is not None and theirs.status == "failed":
+            self._manifest = theirs  # closed for writing; __exit__ keeps gc's record
+            why = f" ({theirs.error.type}: {theirs.error.message})" if theirs.error else ""
+            raise RunMarkedFailedError(
+                f"run {self.run_id} was marked failed by another process while it was "
+                f"running{why}; this writer stops and writes no _SUCCESS")
+        self._manifest = self._manifest.model_copy(update={"status": "failed"})  # memory only
+        state = f"status {theirs.status}" if theirs is not None else "missing or unreadable"
+        raise RunMarkedFailedError(
+            f"{path} was changed by another process while run {self.run_id} was running "
+            f"(now {state}); this writer stops and writes no _SUCCESS")
 
     def update_manifest(self, updates: dict[str, Any] | None = None, **fields: Any) -> RunManifest:
         """Merge ``updates`` (nested dicts merge) into run.json, validate, write atomically."""
@@ -192,7 +153,7 @@ class RunDirectory:
     def _artifact_abspath(self, spec: ArtifactSpec) -> str:
         folder, name = spec.path.split("/")
         abs_folder = self.storage.join(self._dir, folder)
-        self.storage.make_dirs(abs_folder)
+        self.storage.make_dirs(abs_folder, self.durable)
         return self.storage.join(abs_folder, name)
 
     def _reserve(self, artifact_type: str | ArtifactType) -> ArtifactSpec:
@@ -207,8 +168,10 @@ class RunDirectory:
     def _record_artifact(self, spec: ArtifactSpec, rows: int, written: WrittenFile) -> ArtifactEntry:
         entry = ArtifactEntry(rows=rows, path=spec.path, bytes=written.bytes, sha256=written.sha256)
         artifacts = {**self._manifest.artifacts, spec.type.value: entry}
-        self._write_manifest(self._manifest.model_copy(update={"artifacts": artifacts}))
-        self._open_writers.pop(spec.type, None)
+        try:
+            self._write_manifest(self._manifest.model_copy(update={"artifacts": artifacts}))
+        finally:
+            self._open_writers.pop(spec.type, None)
         return entry
 
     def write_artifact(self, artifact_type: str | ArtifactType, data: Any = None,
@@ -237,7 +200,7 @@ class RunDirectory:
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise RunStateError(f"invalid log name {name!r}: a plain file name is required")
         folder = self.storage.join(self._dir, LOGS_DIR)
-        self.storage.make_dirs(folder)
+        self.storage.make_dirs(folder, self.durable)
         self.storage.write_bytes(self.storage.join(folder, name), text.encode(), self.durable)
         return f"{LOGS_DIR}/{name}"
 
@@ -246,7 +209,7 @@ class RunDirectory:
         """Tee the process's stdout/stderr (fd level, so subprocesses too) into logs/."""
         self._check_open()
         folder = self.storage.join(self._dir, LOGS_DIR)
-        self.storage.make_dirs(folder)
+        self.storage.make_dirs(folder, self.durable)
         with capture_fds(self.storage.join(folder, "stdout.txt"),
                          self.storage.join(folder, "stderr.txt"), echo=echo):
             try:
@@ -267,28 +230,55 @@ class RunDirectory:
         self._write_manifest(validate_manifest(data), durable=self.durable)
 
     def mark_success(self) -> None:
-        """Seal the run: final manifest, fsync data and folders, then ``_SUCCESS`` last."""
+        """Seal the run: final manifest, fsync data and folders, then ``_SUCCESS`` last.
+
+        If sealing fails, the failure is recorded instead (where there is room); a run that
+        gc marked failed meanwhile raises RunMarkedFailedError and gets no marker.
+        """
         self._check_open()
         if self._open_writers:
             raise RunStateError(
                 f"artifact writer for {sorted(t.value for t in self._open_writers)[0]} still open")
-        self._finish("completed", {})
-        if self.durable:
-            for entry in self._manifest.artifacts.values():
-                self.storage.sync_dir(self.storage.join(self._dir, entry.path.split("/")[0]))
-            self.storage.sync_dir(self._dir)
-        self.storage.write_bytes(self.storage.join(self._dir, SUCCESS_MARKER),
-                                 (self._manifest.completed_at or "").encode(), self.durable)
+        try:
+            self._finish("completed", {})
+            if self.durable:
+                for entry in self._manifest.artifacts.values():
+                    self.storage.sync_dir(self.storage.join(self._dir, entry.path.split("/")[0]))
+                self.storage.sync_dir(self._dir)
+            self._ensure_still_ours()  # the last chance to notice gc: the marker commits
+            self.storage.write_bytes(self.storage.join(self._dir, SUCCESS_MARKER),
+                                     (self._manifest.completed_at or "").encode(), self.durable)
+        except RunMarkedFailedError:
+            raise
+        except BaseException as exc:
+            self._record_failure(exc)
+            raise
         if self.durable:
             self.storage.sync_dir(self._dir)
 
     def mark_failure(self, exc: BaseException) -> None:
         """Record the error in run.json with status failed; no marker is ever written."""
         self._check_open()
+        self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self._finish("failed", {"error": {"type": type(exc).__name__,
                                           "message": str(exc) or type(exc).__name__,
                                           "traceback": tb}})
+
+    def _record_failure(self, exc: BaseException) -> None:
+        """Record ``exc`` as the run's failure; if even that is impossible (a full disk), say
+        on ``exc`` what is left and which command resolves it. ``exc`` is re-raised by the
+        caller either way."""
+        try:
+            self._fail(exc)
+        except RunMarkedFailedError as err:
+            exc.add_note(str(err))
+        except OSError as err:
+            exc.add_note(f"{self.path}: could not record this failure in {MANIFEST_NAME} ({err}); "
+                         "the run stays unfinished (no _SUCCESS) until "
+                         "`quantbot backtest gc --apply` marks it failed")
 
     def __enter__(self) -> RunDirectory:
         return self
@@ -301,10 +291,10 @@ class RunDirectory:
         for writer in list(self._open_writers.values()):
             writer.abort()  # an unfinished file never appears under its final name
         if exc is not None:
-            self.mark_failure(exc)
+            self._record_failure(exc)
         elif unclosed:
             error = RunStateError(f"artifact writer for {unclosed[0]} was never closed")
-            self.mark_failure(error)
+            self._record_failure(error)
             raise error
         else:
             self.mark_success()
@@ -335,7 +325,7 @@ def create_run_directory(
             raise RunExistsError(f"run {run_id} already exists under {storage.root}/{month}")
     path = storage.join(storage.root, month_partition(created), run_dir_name(run_id))
     try:
-        storage.create_dir_exclusive(path)
+        storage.create_dir_exclusive(path, durable)
     except FileExistsError:
         raise RunExistsError(f"run directory {path} already exists; runs are never overwritten") from None
     prov = get_git_provenance() if git else None

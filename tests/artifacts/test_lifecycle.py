@@ -16,8 +16,9 @@ from qbtest import catalog_dump, make_run, rows, snapshot_tree
 from quantbot.artifacts import catalog_all_runs, create_run_directory
 from quantbot.artifacts.catalog.remove import unregister_runs
 from quantbot.artifacts.ops.archive import ArchiveError, archive_months, restore_archive
-from quantbot.artifacts.ops.gc import collect_stale_runs, parse_age
+from quantbot.artifacts.ops.gc import collect_stale_runs
 from quantbot.artifacts.ops.verify import verify_runs
+from quantbot.durations import parse_age
 from quantbot.errors import QuantbotError, RunExistsError, RunNotFoundError
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,10 +31,9 @@ from quantbot.artifacts.schema.manifest import (
 )
 from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
 from quantbot.artifacts.store.runs import RunLocation, iter_run_locations
+from quantbot.durations import parse_age
 from quantbot.errors import QuantbotError
 
-_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 STALE_ERROR_TYPE = "StaleRun"  # still pending/running after the threshold
 UNSEALED_ERROR_TYPE = "UnsealedRun"  # status completed, but the marker was never written
 _UNFINISHED = ("pending", "running", "completed")
@@ -52,20 +50,6 @@ class StaleRun:
     age_hours: float
     marked_failed: bool = False
     tmp_files_removed: int = 0
-
-
-def parse_age(text: str | timedelta) -> timedelta:
-    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` as a timedelta."""
-    if isinstance(text, timedelta):
-        return text
-    match = _AGE_RE.match(str(text))
-    if not match:
-        raise QuantbotError(f"invalid age {text!r}: expected a number and a unit s, m, h, d or w "
-                            "(e.g. 24h)")
-    try:
-        return timedelta(seconds=float(match.group(1)) * _AGE_UNITS[match.group(2)])
-    except OverflowError:
-        raise QuantbotError(f"invalid age {text!r}: too large") from None
 
 
 def _mtime(path: str) -> datetime:
@@ -202,4 +186,4 @@ def collect_stale_runs(base_dir: str | os.PathLike[str] = "runs",
     return out
 
 
-__all__ = ["StaleRun", "collect_stale_runs", "parse_age"]
+__all__ = ["StaleRun", "collect_stale_runs"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from quantbot import __version__
@@ -17,8 +15,8 @@ from quantbot import __version__
                    "(default: env QUANTBOT_S3_ENDPOINT or AWS_ENDPOINT_URL).")
 def cli(debug: bool, s3_endpoint: str | None) -> None:
     """quantbot: store, catalog and analyse backtest runs."""
-    if s3_endpoint:  # read by quantbot.artifacts.store.backends.open_storage
-        os.environ["QUANTBOT_S3_ENDPOINT"] = s3_endpoint
+    # Read by the --base-dir option of each command (options.StorageParam): the endpoint
+    # travels with the opened storage, never through the process environment.
 
 
 @cli.group()

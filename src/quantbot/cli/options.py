@@ -19,10 +19,29 @@ def duckdb_option(f: F) -> F:
         envvar="QUANTBOT_CATALOG", help="Catalog file (env QUANTBOT_CATALOG).")(f)
 
 
+class StorageParam(click.ParamType):
+    """``--base-dir`` opened once, with the root command's ``--s3-endpoint``: commands get
+    a configured Storage object and pass it on, so no function re-opens a URI string
+    without the endpoint (and nothing is put in ``os.environ``)."""
+
+    name = "path|uri"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from quantbot.artifacts.store.backends import Storage, open_storage
+
+        if isinstance(value, Storage):
+            return value
+        endpoint = ctx.find_root().params.get("s3_endpoint") if ctx is not None else None
+        return open_storage(value, endpoint_url=endpoint)
+
+
 def base_dir_option(f: F) -> F:
     return click.option(
-        "--base-dir", default=DEFAULT_BASE_DIR, show_default=True, envvar="QUANTBOT_BASE_DIR",
-        help="Root of the run directories (env QUANTBOT_BASE_DIR).")(f)
+        "--base-dir", type=StorageParam(), default=DEFAULT_BASE_DIR, show_default=True,
+        envvar="QUANTBOT_BASE_DIR",
+        help="Root of the run directories: a folder or s3://bucket/prefix "
+             "(env QUANTBOT_BASE_DIR).")(f)
 
 
 def format_option(*choices: str) -> Callable[[F], F]:

@@ -82,7 +82,7 @@ def _storage_for(base: Storage, recorded: str) -> Storage:
     root_uri = (base.local_path(base.root) or base.uri(base.root)).rstrip("/")
     if recorded.startswith(root_uri + "/"):
         return base.at(base.join(base.root, *recorded[len(root_uri) + 1:].split("/")))
-    return open_storage(recorded)
+    return open_storage(recorded, endpoint_url=base.s3_endpoint)
 
 
 def locate_run(ref: str, *, catalog: CatalogRef | None = None,

@@ -169,6 +169,9 @@ class Storage(ABC):
     """Paths are plain strings; ``root`` is the folder (or bucket prefix) the storage serves."""
 
     root: str
+    #: The S3 endpoint this storage was opened with: other URIs found through it (a run
+    #: folder the catalog recorded) are opened with the same option.
+    s3_endpoint: str | None = None
 
     @abstractmethod
     def join(self, *parts: str) -> str: ...
@@ -413,7 +416,12 @@ def open_storage(base_dir: str | os.PathLike[str] | Storage, endpoint_url: str |
     """
     if isinstance(base_dir, Storage):
         return base_dir
-    text = os.fspath(base_dir)
+    storage = _open(os.fspath(base_dir), endpoint_url)
+    storage.s3_endpoint = endpoint_url
+    return storage
+
+
+def _open(text: str, endpoint_url: str | None) -> Storage:
     scheme = urlsplit(text).scheme if "://" in text else ""
     if scheme in ("", "file"):
         return LocalStorage(text[len("file://"):] if scheme else text)

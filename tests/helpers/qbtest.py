@@ -167,7 +167,7 @@ def run_cli(*args: str, cwd: Any, env: dict[str, str] | None = None,
     """The installed console script in a real subprocess (QUANTBOT_DEBUG unset)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("QUANTBOT_DEBUG", None)
-    return subprocess.run([QUANTBOT, *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([QUANTBOT, *args], check=False, cwd=cwd, capture_output=True, text=True,
                           env=full_env, timeout=timeout)
 
 
@@ -176,9 +176,10 @@ def run_main(*args: str, cwd: Any,
     """``quantbot.cli.main(args)`` in this process with cwd and env as given, stdin empty.
 
     stdout and stderr are captured separately (click's CliRunner isolation). The working
-    directory and the whole of ``os.environ`` are restored afterwards, so a command that
-    changes either cannot leak into the next test. An exception ``main`` lets through (only
-    with --debug) propagates: a traceback is a subprocess test's business.
+    directory is restored afterwards. A command must not change ``os.environ`` (a library
+    caller's process would keep the change): if it does, the change is undone and the call
+    fails, naming the variables. An exception ``main`` lets through (only with --debug)
+    propagates: a traceback is a subprocess test's business.
     """
     from click.testing import CliRunner
 
@@ -197,13 +198,17 @@ def run_main(*args: str, cwd: Any,
                 sys.stdout.flush()
                 sys.stderr.flush()
             status = code if isinstance(code, int) else 0 if code is None else 1
-            return subprocess.CompletedProcess(list(args), status,
-                                               out.getvalue().decode("utf-8", "replace"),
-                                               err.getvalue().decode("utf-8", "replace"))
+            result = subprocess.CompletedProcess(list(args), status,
+                                                 out.getvalue().decode("utf-8", "replace"),
+                                                 err.getvalue().decode("utf-8", "replace"))
     finally:
         os.chdir(saved_cwd)
+        leaked = sorted(k for k in saved_env.keys() | os.environ.keys()
+                        if saved_env.get(k) != os.environ.get(k))
         os.environ.clear()
         os.environ.update(saved_env)
+    assert not leaked, f"quantbot {' '.join(args)} changed os.environ: {leaked}"
+    return result
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int = 1, contains: str | None = None) -> str:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from qbtest import run_cli, run_main
 
 from quantbot.analysis.compare import IncomparableRunsError, compare_runs, diff_parameters
 from quantbot.backtest.data.sample import write_sample_data
 from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
 
-QUANTBOT = Path(sys.executable).parent / "quantbot"
 FIXED = {"kind": "fixed_stop", "stop_pct": 0.2, "take_profit_pct": 1.0}
 TRAIL = {"kind": "trailing_stop", "activation_pct": 0.3, "trail_pct": 0.2, "hard_stop_pct": 0.3}
 
@@ -107,12 +105,14 @@ def test_diff_parameters_flattens_nested_keys() -> None:
 
 
 def _cli(runs: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(QUANTBOT), "backtest", "compare", *args, "--base-dir", "runs"],
-                          check=False, cwd=runs["root"], capture_output=True, text=True, timeout=60)
+    """``compare`` in-process through quantbot.cli.main."""
+    return run_main("backtest", "compare", *args, "--base-dir", "runs", cwd=runs["root"])
 
 
 def test_cli_table_and_json(runs: dict[str, Any]) -> None:
-    out = _cli(runs, runs["fixed"], runs["trail"], "--max-rows", "3")
+    # once through the installed console script: the entry point works end to end
+    out = run_cli("backtest", "compare", runs["fixed"], runs["trail"], "--max-rows", "3",
+                  "--base-dir", "runs", cwd=runs["root"])
     assert out.returncode == 0, out.stderr
     assert "parameters that differ:" in out.stdout and "policy.kind" in out.stdout
     assert "trades: " in out.stdout and " changed, 0 added, 0 removed" in out.stdout

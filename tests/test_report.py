@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from qbtest import assert_clean_error, run_cli, run_main
 
 from quantbot.analysis.report import write_report
 from quantbot.artifacts import catalog_all_runs
@@ -16,7 +15,6 @@ from quantbot.backtest.data.sample import write_sample_data
 from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
 from quantbot.backtest.flows.optimization import run_full
 
-QUANTBOT = Path(sys.executable).parent / "quantbot"
 GRID = Path(__file__).resolve().parents[1] / "examples" / "small_grid.json"
 
 
@@ -63,8 +61,8 @@ def test_full_run_report(runs: dict[str, Any]) -> None:
 
 def test_policy_report_via_cli_default_name(runs: dict[str, Any]) -> None:
     pol = runs["policy"]
-    out = subprocess.run([str(QUANTBOT), "backtest", "report", pol.run_id, "--base-dir", "runs"],
-                         check=False, cwd=runs["root"], capture_output=True, text=True, timeout=60)
+    # through the installed console script: the entry point works end to end
+    out = run_cli("backtest", "report", pol.run_id, "--base-dir", "runs", cwd=runs["root"])
     assert out.returncode == 0, out.stderr
     path = runs["root"] / f"report-{pol.run_id}.html"
     assert out.stdout.strip() == path.name and path.exists()
@@ -99,8 +97,6 @@ def test_text_is_escaped(runs: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_unknown_run_is_a_one_line_error(runs: dict[str, Any]) -> None:
-    out = subprocess.run([str(QUANTBOT), "backtest", "report",
-                          "00000000-0000-4000-8000-000000000000", "--base-dir", "runs"],
-                         check=False, cwd=runs["root"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and out.stderr.startswith("error: ")
-    assert out.stderr.count("\n") == 1
+    out = run_main("backtest", "report", "00000000-0000-4000-8000-000000000000",
+                   "--base-dir", "runs", cwd=runs["root"])
+    assert_clean_error(out, 1)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import tarfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qbtest import catalog_dump, make_run, rows, snapshot_tree
@@ -278,17 +282,74 @@ def test_run_written_after_archive_goes_to_its_own_month(base_dir: Path) -> None
     assert Path(run.path).parent.name == datetime.now(UTC).strftime("%Y-%m")
 
 
-def test_archive_rolls_back_when_verification_or_catalog_fails(
+_READ_BACK: dict[str, Any] = {}  # the armed archive path -> its corruption, and "hooked"
+
+
+def _on_open(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: rewrite the armed archive on disk the moment it is opened for reading."""
+    if event == "open" and "path" in _READ_BACK and isinstance(args[0], str) \
+            and "r" in (args[1] or "") and os.path.realpath(args[0]) == _READ_BACK["path"]:
+        del _READ_BACK["path"]
+        _READ_BACK.pop("corrupt")(Path(args[0]))
+
+
+@contextmanager
+def _corrupt_when_read_back(archive: Path, corrupt: Callable[[Path], None]) -> Iterator[None]:
+    """Real bytes, real detection: archive_months writes ``archive`` and then reads it back;
+    ``corrupt`` changes it on disk in between. An audit hook cannot be removed, so it is
+    installed once per process and idle unless armed."""
+    if not _READ_BACK.setdefault("hooked", False):
+        sys.addaudithook(_on_open)
+        _READ_BACK["hooked"] = True
+    _READ_BACK.update(path=os.path.realpath(archive), corrupt=corrupt)
+    try:
+        yield
+        assert "path" not in _READ_BACK, f"{archive} was never read back"
+    finally:
+        _READ_BACK.pop("path", None)
+        _READ_BACK.pop("corrupt", None)
+
+
+def _flip_a_byte_of_one_member(archive: Path) -> None:
+    """Still a valid tar.gz; one file's content has a byte flipped (same size)."""
+    with tarfile.open(archive) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar]
+    member, data = next((m, d) for m, d in members if d)
+    members[members.index((member, data))] = (member, data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with tarfile.open(archive, "w:gz") as tar:
+        for m, d in members:
+            tar.addfile(m, None if d is None else io.BytesIO(d))
+
+
+def _cut_in_half(archive: Path) -> None:
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("corrupt, message", [(_flip_a_byte_of_one_member, "does not match the source"),
+                                              (_cut_in_half, "unreadable after writing")])
+def test_archive_read_back_that_differs_deletes_nothing(
+        base_dir: Path, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        corrupt: Callable[[Path], None], message: str) -> None:
+    _old_runs(base_dir, monkeypatch)
+    catalog_all_runs(catalog, base_dir)
+    tree, cat = snapshot_tree(base_dir), catalog_dump(catalog)
+    archive = tmp_path / "archive" / "runs-2024-01.tar.gz"
+    with _corrupt_when_read_back(archive, corrupt), \
+            pytest.raises(ArchiveError, match=f"{message}.*nothing deleted"):
+        archive_months(base_dir, "2024-02", db=catalog)
+    # nothing deleted or unregistered, and the bad archive removed so a retry can succeed
+    assert snapshot_tree(base_dir) == tree and catalog_dump(catalog) == cat
+    assert not archive.exists()
+    assert [m.month for m in archive_months(base_dir, "2024-02", db=catalog)] == ["2024-01"]
+    assert archive.is_file()
+
+
+def test_archive_rolls_back_when_the_catalog_fails(
         base_dir: Path, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _old_runs(base_dir, monkeypatch)
     tree = snapshot_tree(base_dir)
     archive = tmp_path / "archive" / "runs-2024-01.tar.gz"
-    # a read-back that does not match: nothing deleted, the bad archive removed
-    monkeypatch.setattr("quantbot.artifacts.ops.archive._sha256_of", lambda stream: "0" * 64)
-    with pytest.raises(ArchiveError, match="does not match the source"):
-        archive_months(base_dir, "2024-02", db=catalog)
-    monkeypatch.undo()
-    assert snapshot_tree(base_dir) == tree and not archive.exists()
     # a catalog that cannot be written: the month folder comes back, the archive goes
     catalog.parent.mkdir(parents=True)
     catalog.write_bytes(b"not a duckdb file")

@@ -1,5 +1,9 @@
-"""verify, gc, archive and restore through the installed console script (cwd = tmp_path,
-so the default ``runs`` and ``data/backtest_catalog.duckdb`` land in the test's folder)."""
+"""verify, gc, archive and restore with cwd = tmp_path, so the default ``runs`` and
+``data/backtest_catalog.duckdb`` land in the test's folder.
+
+Each command runs once through the installed console script (``run_cli``: the entry point and
+the exit status of a real process); the rest in-process through ``quantbot.cli.main``.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from qbtest import assert_clean_error, assert_usage_error, make_run, run_cli
+from qbtest import assert_clean_error, assert_usage_error, make_run, run_cli, run_main
 
 
 def test_ops_commands_are_listed(tmp_path: Path) -> None:
-    proc = run_cli("backtest", "--help", cwd=tmp_path)
+    proc = run_main("backtest", "--help", cwd=tmp_path)
     assert proc.returncode == 0
     for name in ("catalog-watch", "verify", "gc", "archive", "restore"):
         assert name in proc.stdout
@@ -26,7 +30,7 @@ def test_ops_commands_are_listed(tmp_path: Path) -> None:
 def test_verify_cli(base_dir: Path, tmp_path: Path) -> None:
     make_run(base_dir)
     bad = make_run(base_dir)
-    ok = run_cli("backtest", "verify", "--all", cwd=tmp_path)
+    ok = run_main("backtest", "verify", "--all", cwd=tmp_path)
     assert ok.returncode == 0 and "2 run(s) checked, no problems" in ok.stdout, ok
     trades = Path(bad.path) / "policy" / "trades.parquet"
     trades.write_bytes(trades.read_bytes()[:-1] + b"\0")
@@ -38,14 +42,14 @@ def test_verify_cli(base_dir: Path, tmp_path: Path) -> None:
     assert row.startswith(bad.run_id) and "sha256 does not match" in row
     assert proc.stderr.strip() == "1 problem(s) in 1 of 2 run(s)"
 
-    one = run_cli("backtest", "verify", bad.run_id, "--format", "json", cwd=tmp_path)
+    one = run_main("backtest", "verify", bad.run_id, "--format", "json", cwd=tmp_path)
     assert one.returncode == 1
     report = json.loads(one.stdout)
     assert report["runs_checked"] == 1 and not report["ok"]
     assert report["problems"][0]["path"].endswith("policy/trades.parquet")
 
-    assert_usage_error(run_cli("backtest", "verify", cwd=tmp_path), "RUN_ID or --all")
-    assert_clean_error(run_cli("backtest", "verify", "../etc", cwd=tmp_path), contains="invalid run id")
+    assert_usage_error(run_main("backtest", "verify", cwd=tmp_path), "RUN_ID or --all")
+    assert_clean_error(run_main("backtest", "verify", "../etc", cwd=tmp_path), contains="invalid run id")
 
 
 def test_gc_cli_dry_run_then_apply(base_dir: Path, tmp_path: Path) -> None:
@@ -54,7 +58,7 @@ def test_gc_cli_dry_run_then_apply(base_dir: Path, tmp_path: Path) -> None:
     manifest = Path(running.path) / "run.json"
     before = manifest.read_bytes()
 
-    dry = run_cli("backtest", "gc", "--stale", "0s", cwd=tmp_path)
+    dry = run_main("backtest", "gc", "--stale", "0s", cwd=tmp_path)
     assert dry.returncode == 0, dry
     assert running.run_id in dry.stdout and "would mark failed" in dry.stdout
     assert done.run_id not in dry.stdout and "dry run, nothing changed" in dry.stdout
@@ -66,9 +70,9 @@ def test_gc_cli_dry_run_then_apply(base_dir: Path, tmp_path: Path) -> None:
     assert out["count"] == 1 and out["stale"][0]["marked_failed"] is True
     m = json.loads(manifest.read_text())
     assert m["status"] == "failed" and m["error"]["type"] == "StaleRun"
-    assert "no runs stale" in run_cli("backtest", "gc", "--stale", "0s", cwd=tmp_path).stdout
+    assert "no runs stale" in run_main("backtest", "gc", "--stale", "0s", cwd=tmp_path).stdout
 
-    assert_clean_error(run_cli("backtest", "gc", "--stale", "soon", cwd=tmp_path), contains="invalid age")
+    assert_clean_error(run_main("backtest", "gc", "--stale", "soon", cwd=tmp_path), contains="invalid age")
 
 
 def test_archive_and_restore_cli(base_dir: Path, tmp_path: Path,
@@ -78,9 +82,9 @@ def test_archive_and_restore_cli(base_dir: Path, tmp_path: Path,
     old = [make_run(base_dir), make_run(base_dir, fail=True)]
     monkeypatch.undo()
     make_run(base_dir)
-    assert run_cli("backtest", "catalog-sync", cwd=tmp_path).returncode == 0
+    assert run_main("backtest", "catalog-sync", cwd=tmp_path).returncode == 0
 
-    def count() -> int:  # in-process: the CLI processes have closed the catalog again
+    def count() -> int:  # the CLI has closed the catalog again
         import duckdb
 
         con = duckdb.connect(str(tmp_path / "data" / "backtest_catalog.duckdb"), read_only=True)
@@ -106,9 +110,9 @@ def test_archive_and_restore_cli(base_dir: Path, tmp_path: Path,
     assert {p.name for p in (base_dir / "2024-01").iterdir()} == {f"run_id={r.run_id}" for r in old}
     assert count() == 3
 
-    again = run_cli("backtest", "restore", "archive/runs-2024-01.tar.gz", cwd=tmp_path)
+    again = run_main("backtest", "restore", "archive/runs-2024-01.tar.gz", cwd=tmp_path)
     assert_clean_error(again, contains="never overwritten")
-    assert_clean_error(run_cli("backtest", "archive", "--before", "24-01", cwd=tmp_path),
+    assert_clean_error(run_main("backtest", "archive", "--before", "24-01", cwd=tmp_path),
                        contains="invalid month")
 
 
@@ -205,12 +209,12 @@ def test_unit_and_cron_commands_are_accepted_by_the_cli(tmp_path: Path) -> None:
     def local(args: list[str]) -> list[str]:
         return [a.replace("/var/lib/quantbot", str(tmp_path)) for a in args]
 
-    sync = run_cli(*local(_exec_args(quantbot)), cwd=tmp_path)
+    sync = run_main(*local(_exec_args(quantbot)), cwd=tmp_path)
     assert sync.returncode == 0 and "registered: 0" in sync.stdout, sync
     for name in ("quantbot-catalog-sync.service", "quantbot-catalog-watch.service"):
         unit = _parse_unit(SCRIPTS / name)
         args = local(_exec_args(unit["Service"]["ExecStart"][0]))
-        proc = run_cli(*args, "--help", cwd=tmp_path)
+        proc = run_main(*args, "--help", cwd=tmp_path)
         assert proc.returncode == 0, proc
         env = dict(v.split("=", 1) for v in unit["Service"]["Environment"])
         assert env["QUANTBOT_CATALOG"].endswith("/data/backtest_catalog.duckdb")

@@ -1,4 +1,5 @@
-"""CLI: backtest optimize and backtest run full on the sample data with a small grid."""
+"""CLI: backtest optimize and backtest run full on the sample data with a small grid,
+in-process through ``quantbot.cli.main`` (the console script's error handling included)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
+from qbtest import assert_clean_error, run_main
 
 from quantbot.artifacts import read_manifest
 from quantbot.backtest.data.sample import write_sample_data
-from quantbot.cli import cli, main
 
 GRID = {"families": {
     "fixed_stop": {"kind": "fixed_stop", "product": {"stop_pct": [0.1, 0.3],
@@ -29,16 +29,11 @@ def inputs(tmp_path_factory):
             "--no-durable"]
 
 
-def _invoke(args):
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    return result
-
-
 def test_optimize_json(inputs, tmp_path):
-    res = _invoke(["backtest", "optimize", *inputs, "--base-dir", str(tmp_path),
-                   "--validation", "random:3", "--min-calls", "5", "--format", "json"])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    res = run_main("backtest", "optimize", *inputs, "--base-dir", str(tmp_path),
+                   "--validation", "random:3", "--min-calls", "5", "--format", "json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
     assert out["run_type"] == "optimization" and out["status"] == "completed"
     assert out["metrics"]["policies"] == 6 and "validation_objective_score" in out["metrics"]
     manifest = read_manifest(out["run_dir"])
@@ -50,13 +45,13 @@ def test_optimize_json(inputs, tmp_path):
 
 
 def test_run_full_table_report(inputs, tmp_path):
-    res = _invoke(["backtest", "run", "full", *inputs, "--base-dir", str(tmp_path),
+    res = run_main("backtest", "run", "full", *inputs, "--base-dir", str(tmp_path),
                    "--max-stop-out-rate", "0.5", "--max-avg-time-exposed", "6h",
-                   "--tail-capture-weight", "100", "--mae-weight", "0"])
-    assert res.exit_code == 0, res.output
-    assert "(full, completed)" in res.output and "6 policies" in res.output
-    assert "best (*)" in res.output
-    run_dir = res.output.split("directory")[1].split()[0]
+                   "--tail-capture-weight", "100", "--mae-weight", "0", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "(full, completed)" in res.stdout and "6 policies" in res.stdout
+    assert "best (*)" in res.stdout
+    run_dir = res.stdout.split("directory")[1].split()[0]
     manifest = read_manifest(run_dir)
     assert set(manifest.artifacts) == {"alerts", "paths", "features", "frontier", "trades",
                                        "summary", "errors"}
@@ -70,36 +65,32 @@ def test_run_full_table_report(inputs, tmp_path):
     (["--min-calls", "0"], "optimizer.min_calls"),
     (["--max-avg-time-exposed", "2x"], "invalid duration"),
 ])
-def test_bad_options_are_one_line_errors(inputs, tmp_path, capsys, extra, message):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["backtest", "optimize", *inputs, "--base-dir", str(tmp_path), *extra])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and message in err and len(err.strip().splitlines()) == 1
+def test_bad_options_are_one_line_errors(inputs, tmp_path, extra, message):
+    proc = run_main("backtest", "optimize", *inputs, "--base-dir", str(tmp_path / "runs"), *extra,
+                    cwd=tmp_path)
+    assert message in assert_clean_error(proc, 1)
     assert not list(tmp_path.iterdir())  # nothing was created
 
 
-def test_bad_grid_file_is_one_line_error(inputs, tmp_path, capsys):
+def test_bad_grid_file_is_one_line_error(inputs, tmp_path):
     grid = tmp_path / "bad.json"
     grid.write_text('{"families": {"x": [{"kind": "fixed_stop", "stop_pct": 3}]}}')
     args = [a if a != inputs[5] else str(grid) for a in inputs]
-    with pytest.raises(SystemExit) as exit_info:
-        main(["backtest", "optimize", *args, "--base-dir", str(tmp_path / "runs")])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and "grid.families.x[0]" in err
-    assert len(err.strip().splitlines()) == 1
+    proc = run_main("backtest", "optimize", *args, "--base-dir", str(tmp_path / "runs"),
+                    cwd=tmp_path)
+    assert "grid.families.x[0]" in assert_clean_error(proc, 1)
+    assert not (tmp_path / "runs").exists()
 
 
-def test_ctrl_c_exits_130_and_marks_the_run_failed(inputs, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_exits_130_and_marks_the_run_failed(inputs, tmp_path, monkeypatch):
     import quantbot.backtest.optimize.search as opt
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(opt, "simulate_many", interrupted)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["backtest", "optimize", *inputs, "--base-dir", str(tmp_path)])
-    assert exit_info.value.code == 130
+    proc = run_main("backtest", "optimize", *inputs, "--base-dir", str(tmp_path), cwd=tmp_path)
     # click turns KeyboardInterrupt into Abort; quantbot.cli.main prints one line for it
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert assert_clean_error(proc, 130) == "error: interrupted"
     (run_dir,) = list(tmp_path.glob("*/run_id=*"))
     assert read_manifest(str(run_dir)).status == "failed"

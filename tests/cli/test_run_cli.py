@@ -1,6 +1,7 @@
-"""End to end through the console script: run path-only / run policy / rerun / sample-data.
+"""run path-only / run policy / rerun / sample-data with ``cwd=tmp_path`` on the sample data.
 
-Every test runs ``quantbot`` in a subprocess with ``cwd=tmp_path`` on the sample data.
+Each command runs once through the installed console script (``run_cli``); the rest
+in-process through ``quantbot.cli.main`` (``run_main``), with the same one-line errors.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from qbtest import assert_clean_error, run_cli
+from qbtest import assert_clean_error, assert_usage_error, run_cli, run_main
 
 from quantbot.artifacts import read_manifest
 from quantbot.backtest.data.sample import write_sample_data
@@ -92,12 +93,12 @@ def test_policy_report_and_policy_file(work):
 
 
 def test_rerun_identical_then_changed_input(work):
-    proc = run_cli("backtest", "run", "policy", *INPUTS, "--policy",
-                   '{"kind":"ladder","levels":[{"multiple":2,"fraction":0.5}],"stop_pct":0.3}',
-                   "--format", "json", "--no-durable", cwd=work)
+    proc = run_main("backtest", "run", "policy", *INPUTS, "--policy",
+                    '{"kind":"ladder","levels":[{"multiple":2,"fraction":0.5}],"stop_pct":0.3}',
+                    "--format", "json", "--no-durable", cwd=work)
     assert proc.returncode == 0, proc.stderr
     run_id = json.loads(proc.stdout)["run_id"]
-    as_json = run_cli("backtest", "rerun", run_id, "--format", "json", "--no-durable", cwd=work)
+    as_json = run_main("backtest", "rerun", run_id, "--format", "json", "--no-durable", cwd=work)
     assert as_json.returncode == 0 and not as_json.stderr, as_json.stderr
     report = json.loads(as_json.stdout)
     assert report["identical"] is True and report["differing"] == []
@@ -113,43 +114,24 @@ def test_rerun_identical_then_changed_input(work):
     assert "alerts     identical" in again.stdout and "errors     DIFFERS" in again.stdout
 
 
-def test_bad_input_error_in_a_subprocess(work):
-    proc = run_cli("backtest", "run", "policy", *INPUTS, "--policy", '{"kind": "fixed_stop", ',
-                   cwd=work)
-    assert_clean_error(proc, contains="policy: not valid JSON")
-
-
-def _main(args: list[str], capsys) -> tuple[int, str, str]:
-    """The console script's entry point in-process (same error handling, no interpreter start)."""
-    from quantbot.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
-
-
 @pytest.mark.parametrize("extra, contains", [
+    (("--policy", '{"kind": "fixed_stop", '), "policy: not valid JSON"),
     (("--policy", '{"kind": "fixed_stop", "stop_pct": 2}'), "policy.stop_pct"),
     (("--policy", '{"kind": "fixed_stop"}', "--horizon", "90s"), "whole number of 1m intervals"),
     (("--policy", '{"kind": "fixed_stop"}', "--candles", "nope.parquet"), "not found"),
     (("--policy", '{"kind": "fixed_stop"}', "--candles", "data/sample/alerts.parquet"),
      "missing column 'ts'"),
 ])
-def test_bad_inputs_give_one_line_errors(work, monkeypatch, capsys, extra, contains):
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("QUANTBOT_DEBUG", raising=False)
-    code, out, err = _main(["backtest", "run", "policy", *INPUTS, *extra], capsys)
-    assert code == 1 and "Traceback" not in out + err
-    assert err.count("\n") == 1 and err.startswith("error: ") and contains in err, err
+def test_bad_inputs_give_one_line_errors(work, extra, contains):
+    proc = run_main("backtest", "run", "policy", *INPUTS, *extra, cwd=work)
+    assert contains in assert_clean_error(proc, 1)
 
 
-def test_policy_flags_are_exclusive(work, monkeypatch, capsys):
-    monkeypatch.chdir(work)
-    code, _, err = _main(["backtest", "run", "policy", *INPUTS], capsys)
-    assert code == 2 and "exactly one of --policy and --policy-file" in err
-    code, _, err = _main(["backtest", "run", "path-only", *INPUTS, "--ts-unit", "us"], capsys)
-    assert code == 2 and "--ts-unit" in err
+def test_policy_flags_are_exclusive(work):
+    proc = run_main("backtest", "run", "policy", *INPUTS, cwd=work)
+    assert_usage_error(proc, "exactly one of --policy and --policy-file")
+    proc = run_main("backtest", "run", "path-only", *INPUTS, "--ts-unit", "us", cwd=work)
+    assert_usage_error(proc, "--ts-unit")
 
 
 def test_csv_alerts_and_seconds_candles_with_ts_unit(work):
@@ -164,8 +146,8 @@ def test_csv_alerts_and_seconds_candles_with_ts_unit(work):
     candles.to_csv(work / "candles.csv", index=False)
     base = run_path_only(work / "alerts.csv", work / "data/sample/candles.parquet",
                          base_dir=work / "runs", durable=False)
-    csv = run_cli("backtest", "run", "path-only", "--alerts", "alerts.csv", "--candles",
-                  "candles.csv", "--ts-unit", "s", "--format", "json", "--no-durable", cwd=work)
+    csv = run_main("backtest", "run", "path-only", "--alerts", "alerts.csv", "--candles",
+                   "candles.csv", "--ts-unit", "s", "--format", "json", "--no-durable", cwd=work)
     assert csv.returncode == 0, csv.stderr
     out = json.loads(csv.stdout)
     assert (base.eligible, base.excluded) == (out["eligible"], out["excluded"])
@@ -174,12 +156,10 @@ def test_csv_alerts_and_seconds_candles_with_ts_unit(work):
     assert p["ts_unit"] == "s" and p["inputs"]["candles"]["kind"] == "csv"
 
 
-def test_failed_run_with_sync_is_cataloged_as_failed(work, monkeypatch, capsys):
-    monkeypatch.chdir(work)
-    code, _, err = _main(["backtest", "run", "path-only", "--alerts", "data/sample/alerts.parquet",
-                          "--candles", "data/sample/alerts.parquet", "--sync", "--no-durable"],
-                         capsys)
-    assert code == 1 and err.startswith("error: candles source") and err.count("\n") == 1
+def test_failed_run_with_sync_is_cataloged_as_failed(work):
+    proc = run_main("backtest", "run", "path-only", "--alerts", "data/sample/alerts.parquet",
+                    "--candles", "data/sample/alerts.parquet", "--sync", "--no-durable", cwd=work)
+    assert assert_clean_error(proc, 1).startswith("error: candles source")
     with duckdb.connect(str(work / "data/backtest_catalog.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT run_type, status FROM backtest_runs_catalog").fetchall()
     assert rows == [("path-only", "failed")]

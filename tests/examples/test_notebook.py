@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -41,12 +40,10 @@ def test_analysis_notebook_runs(tmp_path: Path) -> None:
         "store the notebook without outputs"
     client = NotebookClient(nb, km=_kernel_manager(tmp_path), timeout=120,
                             resources={"metadata": {"path": str(work)}})
-    started = time.perf_counter()
     try:
         client.execute()
     except CellExecutionError as err:
         pytest.fail(f"notebook cell failed:\n{str(err)[-3000:]}")
-    elapsed = time.perf_counter() - started
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
@@ -54,4 +51,3 @@ def test_analysis_notebook_runs(tmp_path: Path) -> None:
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "registered 7, invalid 0" in text
     assert "max spread of a caller's 2x hit rate: 0.0" in text
-    assert elapsed < 60, f"notebook took {elapsed:.0f} s"

@@ -1,4 +1,12 @@
-"""Test helpers: valid sample rows for every artifact type, run factories, CLI runner."""
+"""Test helpers: valid sample rows for every artifact type, run factories, CLI runners.
+
+Two ways to run the CLI, same arguments, same result (a ``subprocess.CompletedProcess``):
+``run_main`` calls ``quantbot.cli.main`` in this process (milliseconds; the one-line error
+handling users see is in ``main``, so it is what tests go through), ``run_cli`` starts the
+installed console script (about a second of interpreter and import start-up each). Use
+``run_cli`` only where the real process is the point: its exit status, a traceback, signals,
+a lock held by another process, or proving that a command's entry point works.
+"""
 
 from __future__ import annotations
 
@@ -156,14 +164,54 @@ def catalog_fingerprint(db: Any) -> dict[str, Any]:
 
 def run_cli(*args: str, cwd: Any, env: dict[str, str] | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The installed console script in a real subprocess (QUANTBOT_DEBUG unset)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("QUANTBOT_DEBUG", None)
-    return subprocess.run([QUANTBOT, *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([QUANTBOT, *args], check=False, cwd=cwd, capture_output=True, text=True,
                           env=full_env, timeout=timeout)
 
 
-def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int = 1,
-                       contains: str | None = None) -> str:
+def run_main(*args: str, cwd: Any,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``quantbot.cli.main(args)`` in this process with cwd and env as given, stdin empty.
+
+    stdout and stderr are captured separately (click's CliRunner isolation). The working
+    directory is restored afterwards. A command must not change ``os.environ`` (a library
+    caller's process would keep the change): if it does, the change is undone and the call
+    fails, naming the variables. An exception ``main`` lets through (only with --debug)
+    propagates: a traceback is a subprocess test's business.
+    """
+    from click.testing import CliRunner
+
+    from quantbot.cli import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.chdir(cwd)
+        with CliRunner().isolation(env={"QUANTBOT_DEBUG": None, **(env or {})}) as (out, err, _):
+            try:
+                main(list(args))
+                code: object = 0
+            except SystemExit as exc:  # main always ends in one, like the console script
+                code = exc.code
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            status = code if isinstance(code, int) else 0 if code is None else 1
+            result = subprocess.CompletedProcess(list(args), status,
+                                                 out.getvalue().decode("utf-8", "replace"),
+                                                 err.getvalue().decode("utf-8", "replace"))
+    finally:
+        os.chdir(saved_cwd)
+        leaked = sorted(k for k in saved_env.keys() | os.environ.keys()
+                        if saved_env.get(k) != os.environ.get(k))
+        os.environ.clear()
+        os.environ.update(saved_env)
+    assert not leaked, f"quantbot {' '.join(args)} changed os.environ: {leaked}"
+    return result
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int = 1, contains: str | None = None) -> str:
     """Non-zero exit, exactly one line on stderr starting with 'error:', no traceback."""
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr

@@ -18,14 +18,18 @@ if str(HELPERS) not in sys.path:
     sys.path.insert(0, str(HELPERS))
 
 
+#: Variables others set: pytest per phase, polars' allocator when it is first imported.
+_OWNED_BY_OTHERS = frozenset({"PYTEST_CURRENT_TEST", "_RJEM_MALLOC_CONF"})
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_process_state() -> Iterator[None]:
     """The CLI runs in-process in many tests (qbtest.run_main): a test that leaves os.environ
     or the working directory changed would steer the tests after it, so it fails here (and
     the state is put back). Use monkeypatch.setenv / monkeypatch.chdir for deliberate changes.
     """
-    def env_now() -> dict[str, str]:  # pytest itself rewrites PYTEST_CURRENT_TEST per phase
-        return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    def env_now() -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k not in _OWNED_BY_OTHERS}
 
     env, cwd = env_now(), os.getcwd()
     yield

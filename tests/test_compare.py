@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from qbtest import run_cli, run_main
 
-from quantbot.analysis.compare import IncomparableRunsError, compare_runs, diff_parameters
+from quantbot.analysis.compare import compare_runs, diff_parameters
 from quantbot.backtest.data.sample import write_sample_data
 from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
+from quantbot.errors import IncomparableRunsError
 
 FIXED = {"kind": "fixed_stop", "stop_pct": 0.2, "take_profit_pct": 1.0}
 TRAIL = {"kind": "trailing_stop", "activation_pct": 0.3, "trail_pct": 0.2, "hard_stop_pct": 0.3}

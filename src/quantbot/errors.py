@@ -76,3 +76,32 @@ class RunMarkedFailedError(RunStateError):
 
     The writer stops and writes no ``_SUCCESS``; the failed manifest on disk is kept.
     """
+
+
+class InvalidArgumentError(QuantbotError, ValueError):
+    """An argument outside its domain (a run type, a status, a limit, a date, a tolerance):
+    the caller's mistake, never a state of a run (that is RunStateError)."""
+
+
+class FlowParameterError(InvalidArgumentError):
+    """A flow parameter that does not validate (horizon, interval, activity move, fees)."""
+
+
+class GridError(InvalidArgumentError):
+    """A policy grid file or object that cannot be expanded into valid policies."""
+
+
+class ValidationSpecError(InvalidArgumentError):
+    """A ``--validation`` value that does not parse, or a split that cannot be made."""
+
+
+class OptimizerConfigError(InvalidArgumentError):
+    """An optimizer setting that does not validate (one line naming the setting)."""
+
+
+class ReportError(QuantbotError):
+    """A report that cannot be written (no matplotlib, an unwritable output path)."""
+
+
+class IncomparableRunsError(QuantbotError, ValueError):
+    """Two runs that share no artifact of per-call outcomes (trades or paths)."""

@@ -20,6 +20,7 @@ from quantbot.artifacts import (
     read_manifest,
 )
 from quantbot.errors import (
+    InvalidArgumentError,
     InvalidRunIdError,
     RunExistsError,
     RunStateError,
@@ -169,7 +170,7 @@ def test_existing_run_id_is_refused(base_dir):
 def test_invalid_run_id_and_type(base_dir):
     with pytest.raises(InvalidRunIdError):
         new_run(base_dir, run_id="../escape")
-    with pytest.raises(RunStateError, match="invalid run type"):
+    with pytest.raises(InvalidArgumentError, match="invalid run type"):
         new_run(base_dir, run_type="backtest")
     assert list(base_dir.iterdir()) == []
     assert not (base_dir.parent / "escape").exists()

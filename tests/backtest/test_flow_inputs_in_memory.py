@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot.artifacts import read_manifest
-from quantbot.backtest import rerun, run_path_only, run_policy_backtest, write_sample_data
 from quantbot.artifacts.ops.diff import compare_artifact
+from quantbot.backtest import rerun, run_path_only, run_policy_backtest, write_sample_data
 from quantbot.errors import DataError
 
 POLICY = {"kind": "fixed_stop", "stop_pct": 0.2, "take_profit_pct": 1.0}

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot.artifacts import find_run_directory, is_complete, read_manifest
+from quantbot.artifacts.ops.diff import compare_artifact
 from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, ArtifactType
 from quantbot.backtest.data.sample import write_sample_data
 from quantbot.backtest.flows.base import (
@@ -23,7 +24,6 @@ from quantbot.backtest.flows.base import (
     run_path_only,
     run_policy_backtest,
 )
-from quantbot.artifacts.ops.diff import compare_artifact
 from quantbot.backtest.flows.rerun import rerun
 from quantbot.errors import DataError, PolicyError
 

@@ -12,7 +12,7 @@ import pytest
 from quantbot.artifacts import read_manifest
 from quantbot.backtest.data.sample import write_sample_data
 from quantbot.backtest.flows.optimization import run_full, run_optimization
-from quantbot.backtest.optimize.grid import GridError
+from quantbot.errors import GridError
 
 from .reference import MIN
 from .test_optimize import (

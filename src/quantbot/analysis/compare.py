@@ -26,7 +26,7 @@ from quantbot._compat import legacy_arguments
 from quantbot.artifacts.catalog.connection import CatalogRef
 from quantbot.artifacts.ops.lookup import locate_run, run_uri
 from quantbot.artifacts.store.backends import Storage
-from quantbot.errors import QuantbotError
+from quantbot.errors import IncomparableRunsError, InvalidArgumentError
 
 #: Artifacts whose rows are per-call outcomes that two runs can share, in comparison order.
 COMPARABLE = ("trades", "paths")
@@ -35,10 +35,6 @@ SUMMARY_METRICS = ("trades_count", "calls_processed", "calls_excluded", "avg_ret
                    "median_return_bps", "p25_return_bps", "p75_return_bps", "p90_return_bps",
                    "stop_out_rate", "avg_max_adverse_excursion_bps", "avg_time_exposed_ms",
                    "avg_tail_capture")
-
-
-class IncomparableRunsError(QuantbotError, ValueError):
-    """Two runs that share no artifact of per-call outcomes (trades or paths)."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +142,8 @@ def compare_runs(run_a: str, run_b: str, *, catalog: CatalogRef | None = None,
     from quantbot.artifacts.store.runs import read_manifest
 
     if not (tolerance_bps >= 0 and math.isfinite(tolerance_bps)):
-        raise QuantbotError(f"tolerance_bps must be a finite number >= 0 (got {tolerance_bps})")
+        raise InvalidArgumentError(
+            f"tolerance_bps must be a finite number >= 0 (got {tolerance_bps})")
     dir_a = locate_run(run_a, catalog=catalog, base_dir=base_dir)
     dir_b = locate_run(run_b, catalog=catalog, base_dir=base_dir)
     man_a, man_b = read_manifest(dir_a), read_manifest(dir_b)

@@ -28,7 +28,7 @@ from quantbot.analysis.stats import pareto_mask
 from quantbot.artifacts.catalog.connection import CatalogRef
 from quantbot.artifacts.ops.lookup import run_uri
 from quantbot.artifacts.store.backends import Storage, open_storage
-from quantbot.errors import QuantbotError
+from quantbot.errors import ReportError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -41,10 +41,6 @@ FRONTIER_COLUMNS = ("rank", "policy_id", "meets_constraints", "objective_score",
                     "median_return_bps", "avg_return_bps", "stop_out_rate", "p95_drawdown_bps",
                     "avg_time_exposed_ms", "trades_count", "validation_objective_score",
                     "validation_median_return_bps", "overfit")
-
-
-class ReportError(QuantbotError):
-    """A report that cannot be written (no matplotlib, an unwritable output path)."""
 
 
 # ---------------------------------------------------------------- plots (also for notebooks)

@@ -11,7 +11,8 @@ _F = "quantbot.backtest.flows."
 # Each name from its defining module: ``quantbot.backtest.flows.rerun`` is also a submodule,
 # so going through the ``flows`` package would hand out the module once it is imported.
 _EXPORTS = {
-    **{name: _F + "params" for name in ("FlowParameterError", "FlowParams")},
+    "FlowParams": _F + "params",
+    "FlowParameterError": "quantbot.errors",
     **{name: _F + "skeleton" for name in ("FlowOptions", "FlowResult")},
     "run_path_only": _F + "path_only",
     "run_policy_backtest": _F + "policy",

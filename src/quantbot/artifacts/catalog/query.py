@@ -19,7 +19,7 @@ from quantbot.artifacts.catalog.sql_guard import DEFAULT_SQL_TIMEOUT_S, run_guar
 from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.artifacts.schema.layout import validate_run_id
 from quantbot.artifacts.schema.manifest import RUN_STATUSES, RUN_TYPES, RunManifest
-from quantbot.errors import CatalogError, QuantbotError, RunNotFoundError
+from quantbot.errors import CatalogError, InvalidArgumentError, RunNotFoundError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,7 +38,8 @@ def _bound(value: str | date | datetime, name: str, end: bool) -> datetime:
             return _bound(date.fromisoformat(text), name, end)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise QuantbotError(f"invalid {name} {value!r}: expected YYYY-MM-DD or an ISO datetime") from None
+        raise InvalidArgumentError(
+            f"invalid {name} {value!r}: expected YYYY-MM-DD or an ISO datetime") from None
     if parsed.tzinfo is not None:  # the catalog stores naive UTC
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
@@ -46,7 +47,8 @@ def _bound(value: str | date | datetime, name: str, end: bool) -> datetime:
 
 def _check_choice(value: str | None, choices: tuple[str, ...], name: str) -> None:
     if value is not None and value not in choices:
-        raise QuantbotError(f"invalid {name} {value!r} (expected one of: {', '.join(choices)})")
+        raise InvalidArgumentError(
+            f"invalid {name} {value!r} (expected one of: {', '.join(choices)})")
 
 
 def _run_query(db: CatalogRef, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -82,7 +84,7 @@ def query_runs(db: CatalogRef, run_type: str | None = None, status: str | None =
     top += " ORDER BY created_at DESC, run_id DESC"
     if limit is not None:
         if limit < 0:
-            raise QuantbotError(f"invalid limit {limit}: must be >= 0")
+            raise InvalidArgumentError(f"invalid limit {limit}: must be >= 0")
         top += " LIMIT ?"
         params.append(int(limit))
     sql = (f"WITH top AS ({top}) SELECT c.manifest_json FROM top JOIN {RUNS_TABLE} c "

@@ -48,6 +48,7 @@ from quantbot.artifacts.store.backends import Storage, WrittenFile, open_storage
 from quantbot.artifacts.store.logcapture import capture_fds
 from quantbot.artifacts.store.provenance import get_git_provenance, host_info
 from quantbot.errors import (
+    InvalidArgumentError,
     QuantbotError,
     RunExistsError,
     RunMarkedFailedError,
@@ -316,7 +317,8 @@ def create_run_directory(
     cannot tear them). An existing run directory is an error, never overwritten.
     """
     if run_type not in RUN_TYPES:
-        raise RunStateError(f"invalid run type {run_type!r} (expected one of {', '.join(RUN_TYPES)})")
+        raise InvalidArgumentError(
+            f"invalid run type {run_type!r} (expected one of {', '.join(RUN_TYPES)})")
     run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
     storage = open_storage(base_dir)
     created = utc_now()

@@ -9,7 +9,8 @@ from quantbot._lazy import lazy_exports
 
 _F = "quantbot.backtest.flows."
 _EXPORTS = {
-    **{name: _F + "params" for name in ("FlowParameterError", "FlowParams")},
+    "FlowParams": _F + "params",
+    "FlowParameterError": "quantbot.errors",
     **{name: _F + "skeleton" for name in ("Flow", "FlowOptions", "FlowResult", "run_flow")},
     "run_path_only": _F + "path_only",
     "run_policy_backtest": _F + "policy",

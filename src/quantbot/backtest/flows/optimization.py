@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from quantbot.backtest.data.inputs import Input
-from quantbot.backtest.flows.params import FlowParameterError, FlowParams
+from quantbot.backtest.flows.params import FlowParams
 from quantbot.backtest.flows.path_only import truth_layer
 from quantbot.backtest.flows.skeleton import (
     Flow,
@@ -33,6 +33,7 @@ from quantbot.backtest.flows.skeleton import (
 )
 from quantbot.backtest.optimize.grid import PolicyGrid, default_grid, load_grid, parse_grid
 from quantbot.backtest.optimize.objective import OptimizerConfig, make_config
+from quantbot.errors import FlowParameterError
 
 PolicyProgress = Callable[[int, int], None]
 """Called with (policies done, policies total) after each simulated batch."""

@@ -16,11 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from quantbot.durations import SUPPORTED_INTERVALS, format_duration, parse_duration, parse_interval
-from quantbot.errors import QuantbotError
-
-
-class FlowParameterError(QuantbotError, ValueError):
-    """A flow parameter that does not validate (horizon, interval, activity move, fees)."""
+from quantbot.errors import FlowParameterError
 
 
 def _param(default: Any, help: str, unit: str) -> Any:

@@ -9,7 +9,7 @@ import json
 from typing import Any, Unpack
 
 from quantbot.backtest.data.inputs import Input
-from quantbot.backtest.flows.params import FlowParameterError, FlowParams
+from quantbot.backtest.flows.params import FlowParams
 from quantbot.backtest.flows.skeleton import (
     Flow,
     FlowOptions,
@@ -19,6 +19,7 @@ from quantbot.backtest.flows.skeleton import (
     PreparedInputs,
     run_flow,
 )
+from quantbot.errors import FlowParameterError
 
 
 class PolicyFlow(Flow):

@@ -22,7 +22,6 @@ from quantbot.artifacts.ops.diff import ArtifactComparison, compare_artifacts
 from quantbot.artifacts.ops.lookup import locate_run
 from quantbot.artifacts.store.runs import read_manifest
 from quantbot.backtest.flows.optimization import FullFlow, OptimizationFlow
-from quantbot.backtest.flows.params import FlowParameterError
 from quantbot.backtest.flows.path_only import PathOnlyFlow
 from quantbot.backtest.flows.policy import PolicyFlow
 from quantbot.backtest.flows.skeleton import (
@@ -33,6 +32,7 @@ from quantbot.backtest.flows.skeleton import (
     manifest_options,
     run_flow,
 )
+from quantbot.errors import FlowParameterError
 
 #: Every run type a flow produces, to the flow that rebuilds it from a manifest.
 FLOWS: dict[str, type[Flow]] = {f.run_type: f for f in (PathOnlyFlow, PolicyFlow,

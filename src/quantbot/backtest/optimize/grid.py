@@ -36,14 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from quantbot.backtest.engine.policies import AnyPolicy, canonical_json, parse_policy, policy_id
-from quantbot.errors import PolicyError, QuantbotError
+from quantbot.errors import GridError, PolicyError
 
 DEFAULT_GRID_RESOURCE = "default_grid.json"
 _TOP_KEYS = {"description", "families"}
-
-
-class GridError(QuantbotError, ValueError):
-    """A policy grid file or object that cannot be expanded into valid policies."""
 
 
 @dataclass(frozen=True)

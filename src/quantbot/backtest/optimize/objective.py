@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
 from quantbot.backtest.optimize.splits import ValidationSplit, parse_validation
 from quantbot.durations import parse_duration
-from quantbot.errors import QuantbotError
+from quantbot.errors import OptimizerConfigError
 
 
 def _field(name: str, **constraints: Any) -> Any:
@@ -63,10 +63,6 @@ class OptimizerConfig(BaseModel):
     @classmethod
     def _split(cls, v: Any) -> Any:
         return parse_validation(v) if isinstance(v, str) else v
-
-
-class OptimizerConfigError(QuantbotError, ValueError):
-    """An optimizer setting that does not validate (one line naming the setting)."""
 
 
 def make_config(config: "OptimizerConfig | dict[str, Any] | None" = None,

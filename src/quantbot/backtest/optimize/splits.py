@@ -28,13 +28,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from quantbot.errors import QuantbotError
+from quantbot.errors import ValidationSpecError
 
 DEFAULT_TRAIN_FRACTION = 0.8
-
-
-class ValidationSpecError(QuantbotError, ValueError):
-    """A ``--validation`` value that does not parse, or a split that cannot be made."""
 
 
 class ValidationSplit(BaseModel):

@@ -56,3 +56,14 @@ class StorageError(QuantbotError):
 
 class SchemaVersionError(QuantbotError, ValueError):
     """An artifact or manifest written with a schema version this quantbot cannot read."""
+
+
+class UnsafeFileError(QuantbotError, OSError):
+    """A path in a run tree that is a symbolic link, FIFO, socket, device or folder where a
+    regular file belongs: refused without reading it (it could block a reader forever,
+    never end, or point outside the run)."""
+
+
+class LimitExceededError(QuantbotError, ValueError):
+    """Input over one of the documented size limits (manifest bytes, JSON depth, columns,
+    decoded bytes), refused before it is decoded so that memory stays bounded."""

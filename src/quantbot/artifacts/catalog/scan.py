@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from quantbot.artifacts.store.backends import Storage
-from quantbot.artifacts.store.runs import RunLocation
+from quantbot.artifacts.store.runs import RunLocation, duplicate_reason, run_id_copies
 from quantbot.artifacts.store.validate import InvalidRunError, ScannedRun, classify, load_run
 
 _READ_THREADS = 4
@@ -78,10 +78,17 @@ def _check_all(storage: Storage, locations: list[RunLocation]
 
 
 def scan_runs(storage: Storage, locations: list[RunLocation]) -> ScanResult:
-    """Validate the given run folders; the result keeps the order of ``locations``."""
+    """Validate the given run folders; the result keeps the order of ``locations``.
+
+    A run id found in two month partitions is invalid in both: which copy is the run
+    cannot be told from the files, so neither is registered.
+    """
     result = ScanResult()
+    copies = run_id_copies(storage) if locations else {}
     for loc, (state, payload) in zip(locations, _check_all(storage, locations)):
-        if state == "incomplete":
+        if loc.run_id in copies:
+            result.invalid.append((loc.path, duplicate_reason(loc.run_id, copies[loc.run_id])))
+        elif state == "incomplete":
             result.incomplete.append(loc.path)
         elif state == "invalid":
             result.invalid.append((loc.path, str(payload)))

@@ -10,20 +10,27 @@ which names the offending value. The catalog's scan and ``verify`` both use this
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from quantbot.artifacts.schema.arrow_schemas import ArtifactType
 from quantbot.artifacts.schema.convert import with_plain_run_id
 from quantbot.artifacts.schema.layout import MANIFEST_NAME, SUCCESS_MARKER
-from quantbot.artifacts.schema.manifest import RunManifest, parse_manifest
+from quantbot.artifacts.schema.manifest import MAX_MANIFEST_BYTES, RunManifest, parse_manifest
 from quantbot.artifacts.schema.migrations import check_supported, needs_upgrade
 from quantbot.artifacts.store.backends import Storage
-from quantbot.artifacts.store.reader import decode_artifact, footer_version
+from quantbot.artifacts.store.reader import (
+    MAX_DECODED_BYTES,
+    check_artifact_limits,
+    decode_artifact,
+    footer_version,
+)
 from quantbot.artifacts.store.runs import RunLocation
-from quantbot.errors import QuantbotError
+from quantbot.errors import LimitExceededError, QuantbotError, UnsafeFileError
 
 
 class InvalidRunError(QuantbotError):
@@ -69,15 +76,76 @@ def _footer_is_exact(meta: pq.FileMetaData, kind: ArtifactType, run_id: str) -> 
     return True
 
 
+def _run_ids_are(data: bytes, run_id: str) -> bool:
+    """True when every value of the run_id column is ``run_id``.
+
+    The footer's statistics are only a claim: a forged footer can say min == max == this
+    run while the rows carry another run's id. The column is dictionary-encoded (one value
+    per row group), so reading it with its dictionary kept costs ~4 bytes per row.
+    """
+    table = pq.read_table(pa.BufferReader(data), columns=["run_id"], read_dictionary=["run_id"])
+    for chunk in table.column(0).chunks:
+        if chunk.null_count:
+            return False
+        if not isinstance(chunk, pa.DictionaryArray):
+            chunk = chunk.dictionary_encode()
+        used = chunk.dictionary.take(pc.unique(chunk.indices))
+        if len(chunk) and used.to_pylist() != [run_id]:
+            return False
+    return True
+
+
+def tree_problem(storage: Storage, loc: RunLocation) -> tuple[str, str] | None:
+    """(path, reason) for the first entry of a run's tree that is not a plain folder or a
+    regular file — a symbolic link (run folder, its month folder, anything inside), FIFO,
+    socket or device — or a run "folder" that is a file; None when the tree is clean.
+
+    Uses lstat only (never follows or opens an entry), so it cannot hang. Object stores
+    have no links: nothing to check there.
+    """
+    local = storage.local_path(loc.path)
+    if local is None:
+        return None
+    month = os.path.dirname(local)
+    if os.path.islink(month):
+        return loc.path, f"month folder {month} is a symbolic link"
+    if os.path.islink(local):
+        return loc.path, "the run folder is a symbolic link"
+    if os.path.lexists(local) and not os.path.isdir(local):
+        return loc.path, "is a file, not a run folder"
+    pending = [local]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except FileNotFoundError:  # removed meanwhile (e.g. gc, archive): others report it
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                return entry.path, f"{os.path.relpath(entry.path, local)} is a symbolic link"
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            elif not entry.is_file(follow_symlinks=False):
+                return entry.path, (f"{os.path.relpath(entry.path, local)} is not a regular "
+                                    "file (FIFO, socket or device)")
+    return None
+
+
 def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) -> None:
     manifest = run.manifest
     entry = manifest.artifacts[name]
     kind = ArtifactType.parse(name)
     path = storage.join(run.location.path, *entry.path.split("/"))
+    if entry.bytes > MAX_DECODED_BYTES:  # Parquet never decodes smaller than its file
+        raise InvalidRunError(f"artifact {name}: bytes {entry.bytes} > {MAX_DECODED_BYTES}")
     try:
-        data = storage.read_bytes(path)
+        data = storage.read_bytes(path, entry.bytes)
     except FileNotFoundError:
         raise InvalidRunError(f"artifact {name}: file {entry.path} is missing") from None
+    except LimitExceededError:
+        raise InvalidRunError(f"artifact {name}: more bytes on disk than the manifest's "
+                              f"{entry.bytes}") from None
+    except UnsafeFileError:
+        raise InvalidRunError(f"artifact {name}: {entry.path} is not a regular file") from None
     if len(data) != entry.bytes:
         raise InvalidRunError(
             f"artifact {name}: {len(data)} bytes on disk, manifest says {entry.bytes}")
@@ -85,8 +153,11 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
         raise InvalidRunError(f"artifact {name}: sha256 does not match the manifest")
     try:
         meta = pq.read_metadata(pa.BufferReader(data))
+        check_artifact_limits(data, meta, f"artifact {name}: {entry.path}")
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
+    except LimitExceededError as err:
+        raise InvalidRunError(str(err)) from None
     kv = meta.metadata or {}
     if kv.get(b"artifact_type", name.encode()) != name.encode():
         raise InvalidRunError(f"artifact {name}: file says it is {kv[b'artifact_type'].decode()}")
@@ -99,7 +170,8 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
         raise InvalidRunError(str(err)) from None
     local = storage.local_path(path)
     if (not parse and local is not None and not needs_upgrade(version)
-            and _footer_is_exact(meta, kind, manifest.run_id)):
+            and _footer_is_exact(meta, kind, manifest.run_id)
+            and (not kind.spec.has_run_id or _run_ids_are(data, manifest.run_id))):
         run.files[kind] = local
         return
     try:  # upgrades older files; names the offending column, row and value
@@ -123,8 +195,12 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
     into ``tables`` (otherwise files the footer proves exact are only listed in ``files``).
     """
     manifest_path = storage.join(loc.path, MANIFEST_NAME)
+    problem = tree_problem(storage, loc)
+    if problem is not None:
+        raise InvalidRunError(problem[1])
     try:
-        manifest = parse_manifest(storage.read_bytes(manifest_path), MANIFEST_NAME)
+        manifest = parse_manifest(storage.read_bytes(manifest_path, MAX_MANIFEST_BYTES),
+                                  MANIFEST_NAME)
     except FileNotFoundError:
         raise InvalidRunError(f"{MANIFEST_NAME} is missing") from None
     except QuantbotError as err:
@@ -141,12 +217,16 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
 
 def classify(storage: Storage, loc: RunLocation) -> str:
     """'completed' (marker present), 'failed' (manifest says so), 'incomplete' or 'invalid'."""
+    if tree_problem(storage, loc) is not None:
+        return "invalid"
     if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
         return "completed"
     try:
-        raw = storage.read_bytes(storage.join(loc.path, MANIFEST_NAME))
+        raw = storage.read_bytes(storage.join(loc.path, MANIFEST_NAME), MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         return "incomplete"  # a writer may be creating it right now
+    except QuantbotError:
+        return "invalid"
     try:
         status = parse_manifest(raw).status
     except QuantbotError:

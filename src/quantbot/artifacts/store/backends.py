@@ -240,13 +240,17 @@ class LocalStorage(Storage):
                 kind = "a symbolic link" if os.path.islink(path) else "not a regular file"
                 raise UnsafeFileError(f"{path}: {kind}") from None
             raise
-        with os.fdopen(fd, "rb") as f:
+        try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
                 raise UnsafeFileError(f"{path}: {kind}")
             if max_bytes is not None and st.st_size > max_bytes:
                 raise LimitExceededError(f"{path}: bytes {st.st_size} > {max_bytes}")
+        except BaseException:
+            os.close(fd)
+            raise
+        with os.fdopen(fd, "rb") as f:
             return f.read() if max_bytes is None else f.read(max_bytes)
 
     def open_atomic(self, path: str, durable: bool) -> AtomicFile:

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from qbtest import QUANTBOT, make_run
+
 from .test_hostile_runs import manifest_is_a_fifo, run_child, run_folder_is_a_link
 
 

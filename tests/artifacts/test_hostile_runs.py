@@ -41,7 +41,8 @@ def run_child(base: Path, db: Path, limit_as: int | None = None) -> dict:
                 + code)
     # few malloc arenas: each thread's 64 MB arena reservation would count against RLIMIT_AS
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MALLOC_ARENA_MAX": "2"}
-    proc = subprocess.run([sys.executable, "-c", code, str(base), str(db)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", code, str(base), str(db)], check=False,
+                          capture_output=True,
                           text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
@@ -161,10 +162,23 @@ def huge_manifest(d: Path) -> tuple[str, str]:
     return "run.json", "bytes"
 
 
+def corrupt_run_id_pages(d: Path) -> tuple[str, str]:
+    import pyarrow.parquet as pq
+
+    path = d / "policy" / "trades.parquet"
+    data = bytearray(path.read_bytes())
+    col = pq.read_metadata(path).row_group(0).column(0)
+    start = col.dictionary_page_offset or col.data_page_offset
+    for i in range(start, start + col.total_compressed_size):  # footer intact, pages garbage
+        data[i] ^= 0x5A
+    _replace_artifact(d, "trades", bytes(data), pq.read_metadata(path).num_rows)
+    return "trades", "unreadable Parquet"
+
+
 SABOTAGE: list[Callable[[Path], tuple[str, str]]] = [
     nested_json, year_one_with_offset, year_9999_with_offset, manifest_is_a_folder,
     artifact_is_a_folder, manifest_is_a_fifo, artifact_is_a_fifo, artifact_links_to_dev_zero,
-    artifact_links_outside, run_folder_is_a_link, too_many_columns, decoding_bomb, huge_manifest,
+    artifact_links_outside, run_folder_is_a_link, too_many_columns, decoding_bomb, huge_manifest, corrupt_run_id_pages,
 ]
 
 

@@ -154,7 +154,7 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
     try:
         meta = pq.read_metadata(pa.BufferReader(data))
         check_artifact_limits(data, meta, f"artifact {name}: {entry.path}")
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError) as err:
         raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
     except LimitExceededError as err:
         raise InvalidRunError(str(err)) from None
@@ -169,14 +169,19 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
     except QuantbotError as err:
         raise InvalidRunError(str(err)) from None
     local = storage.local_path(path)
-    if (not parse and local is not None and not needs_upgrade(version)
-            and _footer_is_exact(meta, kind, manifest.run_id)
-            and (not kind.spec.has_run_id or _run_ids_are(data, manifest.run_id))):
+    try:
+        exact = (not parse and local is not None and not needs_upgrade(version)
+                 and _footer_is_exact(meta, kind, manifest.run_id)
+                 and (not kind.spec.has_run_id or _run_ids_are(data, manifest.run_id)))
+    except (pa.ArrowException, OSError) as err:
+        raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
+    if exact:
+        assert local is not None
         run.files[kind] = local
         return
     try:  # upgrades older files; names the offending column, row and value
         table = decode_artifact(data, kind, manifest.run_id)
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError) as err:
         raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
     except QuantbotError as err:
         raise InvalidRunError(f"artifact {name}: {err}") from None

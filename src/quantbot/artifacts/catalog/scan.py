@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 
 from quantbot.artifacts.store.backends import Storage
 from quantbot.artifacts.store.runs import RunLocation, duplicate_reason, run_id_copies
-from quantbot.artifacts.store.validate import InvalidRunError, ScannedRun, classify, load_run
+from quantbot.artifacts.store.validate import (
+    InvalidRunError,
+    ScannedRun,
+    classify,
+    load_run,
+    tree_problem,
+)
 
 _READ_THREADS = 4
 _PROCESS_THRESHOLD = 2_000  # below this, a worker's start-up costs more than it saves
@@ -28,11 +34,14 @@ class ScanResult:
 
 
 def _check(storage: Storage, loc: RunLocation) -> tuple[str, ScannedRun | str | None]:
-    state = classify(storage, loc)
+    unsafe = tree_problem(storage, loc)  # links, FIFOs, files as folders: never opened
+    if unsafe is not None:
+        return "invalid", unsafe[1]
+    state = classify(storage, loc, check_tree=False)
     if state == "incomplete":
         return state, None
-    try:
-        run = load_run(storage, loc, parse=False)  # for an unparsable run.json: the reason
+    try:  # for an unparsable run.json: the reason
+        run = load_run(storage, loc, parse=False, check_tree=False)
     except InvalidRunError as err:
         return "invalid", str(err)
     status = run.manifest.status  # re-read: a writer may have replaced run.json meanwhile

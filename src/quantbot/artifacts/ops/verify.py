@@ -86,7 +86,7 @@ def verify_run(storage: Storage, loc: RunLocation) -> list[Problem]:
     if not storage.exists(manifest_path):
         return [Problem(loc.run_id, manifest_path, "run.json is missing")]
     try:
-        run = load_run(storage, loc, with_data=False)
+        run = load_run(storage, loc, with_data=False, check_tree=False)
     except InvalidRunError as err:
         return [Problem(loc.run_id, manifest_path, str(err))]
     m = run.manifest

@@ -250,8 +250,11 @@ class LocalStorage(Storage):
         except BaseException:
             os.close(fd)
             raise
-        with os.fdopen(fd, "rb") as f:
-            return f.read() if max_bytes is None else f.read(max_bytes)
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            data = f.readall()
+        if max_bytes is not None and len(data) > max_bytes:  # grew since the fstat
+            raise LimitExceededError(f"{path}: bytes {len(data)} > {max_bytes}")
+        return data
 
     def open_atomic(self, path: str, durable: bool) -> AtomicFile:
         return AtomicFile(path, durable)

@@ -76,23 +76,34 @@ def _footer_is_exact(meta: pq.FileMetaData, kind: ArtifactType, run_id: str) -> 
     return True
 
 
-def _run_ids_are(data: bytes, run_id: str) -> bool:
+def _run_ids_are(pf: pq.ParquetFile, run_id: str) -> bool:
     """True when every value of the run_id column is ``run_id``.
 
     The footer's statistics are only a claim: a forged footer can say min == max == this
     run while the rows carry another run's id. The column is dictionary-encoded (one value
-    per row group), so reading it with its dictionary kept costs ~4 bytes per row.
+    per row group) and ``pf`` keeps it so, so reading it costs ~4 bytes per row (~0.15 ms
+    for a 500-row file).
     """
-    table = pq.read_table(pa.BufferReader(data), columns=["run_id"], read_dictionary=["run_id"])
-    for chunk in table.column(0).chunks:
+    for chunk in pf.read(columns=["run_id"], use_threads=False).column(0).chunks:
         if chunk.null_count:
             return False
         if not isinstance(chunk, pa.DictionaryArray):
             chunk = chunk.dictionary_encode()
-        used = chunk.dictionary.take(pc.unique(chunk.indices))
-        if len(chunk) and used.to_pylist() != [run_id]:
+        if len(chunk.dictionary) == 1:  # the writer's layout; indices are bounds-checked
+            if chunk.dictionary[0].as_py() != run_id:
+                return False
+        elif len(chunk) and chunk.dictionary.take(pc.unique(chunk.indices)).to_pylist() != [run_id]:
             return False
     return True
+
+
+def _open_parquet(data: bytes, kind: ArtifactType) -> pq.ParquetFile:
+    """The file with its run_id column kept dictionary-encoded (for ``_run_ids_are``)."""
+    try:
+        return pq.ParquetFile(pa.BufferReader(data), pre_buffer=False,
+                              read_dictionary=["run_id"] if kind.spec.has_run_id else None)
+    except KeyError:  # no run_id column: the schema check rejects the file
+        return pq.ParquetFile(pa.BufferReader(data), pre_buffer=False)
 
 
 def tree_problem(storage: Storage, loc: RunLocation) -> tuple[str, str] | None:
@@ -152,7 +163,8 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
     if hashlib.sha256(data).hexdigest() != entry.sha256:
         raise InvalidRunError(f"artifact {name}: sha256 does not match the manifest")
     try:
-        meta = pq.read_metadata(pa.BufferReader(data))
+        pf = _open_parquet(data, kind)
+        meta = pf.metadata
         check_artifact_limits(data, meta, f"artifact {name}: {entry.path}")
     except (pa.ArrowException, OSError) as err:
         raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
@@ -172,7 +184,7 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
     try:
         exact = (not parse and local is not None and not needs_upgrade(version)
                  and _footer_is_exact(meta, kind, manifest.run_id)
-                 and (not kind.spec.has_run_id or _run_ids_are(data, manifest.run_id)))
+                 and (not kind.spec.has_run_id or _run_ids_are(pf, manifest.run_id)))
     except (pa.ArrowException, OSError) as err:
         raise InvalidRunError(f"artifact {name}: unreadable Parquet ({err})") from None
     if exact:
@@ -193,14 +205,15 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
 
 
 def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
-             parse: bool = True) -> ScannedRun:
+             parse: bool = True, check_tree: bool = True) -> ScannedRun:
     """Validate one run directory (InvalidRunError with the reason if it does not check out).
 
     ``with_data`` checks every artifact (size, sha256, footer); ``parse`` also loads each
     into ``tables`` (otherwise files the footer proves exact are only listed in ``files``).
+    ``check_tree=False`` skips the tree check for a caller that has just made it.
     """
     manifest_path = storage.join(loc.path, MANIFEST_NAME)
-    problem = tree_problem(storage, loc)
+    problem = tree_problem(storage, loc) if check_tree else None
     if problem is not None:
         raise InvalidRunError(problem[1])
     try:
@@ -220,9 +233,9 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
     return run
 
 
-def classify(storage: Storage, loc: RunLocation) -> str:
+def classify(storage: Storage, loc: RunLocation, check_tree: bool = True) -> str:
     """'completed' (marker present), 'failed' (manifest says so), 'incomplete' or 'invalid'."""
-    if tree_problem(storage, loc) is not None:
+    if check_tree and tree_problem(storage, loc) is not None:
         return "invalid"
     if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
         return "completed"

@@ -1,8 +1,10 @@
 """Validating one run folder against what is on disk.
 
 Nothing is trusted from disk: the manifest is validated, every artifact's bytes are
-checked against the manifest's size and sha256, and its footer (artifact type, rows,
-schema) is checked. A file whose footer proves it is exactly what the writer writes can be
+checked against the manifest's size and sha256, and its footer (limits, artifact type,
+rows, schema) is checked. The run's tree is checked with lstat first: links, FIFOs and
+devices are never opened. A file whose footer says it is exactly what the writer writes,
+and whose run_id values (not just their statistics) are all the run's id, can be
 bulk-loaded by DuckDB from its path; anything else is parsed and checked column by column,
 which names the offending value. The catalog's scan and ``verify`` both use this module.
 """
@@ -62,7 +64,8 @@ def _footer_is_exact(meta: pq.FileMetaData, kind: ArtifactType, run_id: str) -> 
     """True when the footer proves the file is exactly what the writer writes.
 
     Schema equality includes nullability (Parquet REQUIRED columns cannot hold nulls);
-    run_id statistics with min == max == the run's id prove every row carries it.
+    run_id statistics with min == max == the run's id are a cheap first filter only (a
+    forged footer can claim them): ``_run_ids_are`` then checks the values.
     """
     spec = kind.spec
     if not meta.schema.to_arrow_schema().remove_metadata().equals(spec.schema):

@@ -105,3 +105,14 @@ class ReportError(QuantbotError):
 
 class IncomparableRunsError(QuantbotError, ValueError):
     """Two runs that share no artifact of per-call outcomes (trades or paths)."""
+
+
+class UnsafeFileError(QuantbotError, OSError):
+    """A path in a run tree that is a symbolic link, FIFO, socket, device or folder where a
+    regular file belongs: refused without reading it (it could block a reader forever,
+    never end, or point outside the run)."""
+
+
+class LimitExceededError(QuantbotError, ValueError):
+    """Input over one of the documented size limits (manifest bytes, JSON depth, columns,
+    decoded bytes), refused before it is decoded so that memory stays bounded."""

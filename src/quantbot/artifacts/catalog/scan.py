@@ -13,8 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from quantbot.artifacts.store.backends import Storage
-from quantbot.artifacts.store.runs import RunLocation
-from quantbot.artifacts.store.validate import InvalidRunError, ScannedRun, classify, load_run
+from quantbot.artifacts.store.runs import RunLocation, duplicate_reason, run_id_copies
+from quantbot.artifacts.store.validate import (
+    InvalidRunError,
+    ScannedRun,
+    classify,
+    load_run,
+    tree_problem,
+)
 
 _READ_THREADS = 4
 _PROCESS_THRESHOLD = 2_000  # below this, a worker's start-up costs more than it saves
@@ -28,11 +34,14 @@ class ScanResult:
 
 
 def _check(storage: Storage, loc: RunLocation) -> tuple[str, ScannedRun | str | None]:
-    state = classify(storage, loc)
+    unsafe = tree_problem(storage, loc)  # links, FIFOs, files as folders: never opened
+    if unsafe is not None:
+        return "invalid", unsafe[1]
+    state = classify(storage, loc, check_tree=False)
     if state == "incomplete":
         return state, None
-    try:
-        run = load_run(storage, loc, parse=False)  # for an unparsable run.json: the reason
+    try:  # for an unparsable run.json: the reason
+        run = load_run(storage, loc, parse=False, check_tree=False)
     except InvalidRunError as err:
         return "invalid", str(err)
     status = run.manifest.status  # re-read: a writer may have replaced run.json meanwhile
@@ -78,10 +87,17 @@ def _check_all(storage: Storage, locations: list[RunLocation]
 
 
 def scan_runs(storage: Storage, locations: list[RunLocation]) -> ScanResult:
-    """Validate the given run folders; the result keeps the order of ``locations``."""
+    """Validate the given run folders; the result keeps the order of ``locations``.
+
+    A run id found in two month partitions is invalid in both: which copy is the run
+    cannot be told from the files, so neither is registered.
+    """
     result = ScanResult()
+    copies = run_id_copies(storage) if locations else {}
     for loc, (state, payload) in zip(locations, _check_all(storage, locations)):
-        if state == "incomplete":
+        if loc.run_id in copies:
+            result.invalid.append((loc.path, duplicate_reason(loc.run_id, copies[loc.run_id])))
+        elif state == "incomplete":
             result.incomplete.append(loc.path)
         elif state == "invalid":
             result.invalid.append((loc.path, str(payload)))

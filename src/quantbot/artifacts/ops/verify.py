@@ -19,10 +19,21 @@ from quantbot.artifacts.schema.layout import (
     parse_iso,
     validate_run_id,
 )
-from quantbot.artifacts.schema.manifest import RunManifest
+from quantbot.artifacts.schema.manifest import RunManifest, config_hash
 from quantbot.artifacts.store.backends import Storage, open_storage
-from quantbot.artifacts.store.runs import RunLocation, find_run_directory, iter_run_locations
-from quantbot.artifacts.store.validate import InvalidRunError, check_artifact, load_run
+from quantbot.artifacts.store.runs import (
+    RunLocation,
+    duplicate_reason,
+    find_run_directory,
+    iter_run_locations,
+    run_id_copies,
+)
+from quantbot.artifacts.store.validate import (
+    InvalidRunError,
+    check_artifact,
+    load_run,
+    tree_problem,
+)
 
 _THREADS = 4
 
@@ -73,15 +84,22 @@ def _marker_problems(storage: Storage, loc: RunLocation, m: RunManifest) -> list
 def verify_run(storage: Storage, loc: RunLocation) -> list[Problem]:
     """Every problem of one run directory ([] when it checks out)."""
     manifest_path = storage.join(loc.path, MANIFEST_NAME)
+    unsafe = tree_problem(storage, loc)  # links, FIFOs, files as folders: never read them
+    if unsafe is not None:
+        return [Problem(loc.run_id, *unsafe)]
     if not storage.exists(manifest_path):
         return [Problem(loc.run_id, manifest_path, "run.json is missing")]
     try:
-        run = load_run(storage, loc, with_data=False)
+        run = load_run(storage, loc, with_data=False, check_tree=False)
     except InvalidRunError as err:
         return [Problem(loc.run_id, manifest_path, str(err))]
     m = run.manifest
     out = [Problem(loc.run_id, storage.join(loc.path, SUCCESS_MARKER), p)
            for p in _marker_problems(storage, loc, m)]
+    recorded = m.parameters.config_hash
+    if recorded is not None and recorded != config_hash(m.parameters.model_dump()):
+        out.append(Problem(loc.run_id, manifest_path, f"parameters.config_hash {recorded} does "
+                           "not match the parameters (edited after the run?)"))
     if m.status == "failed" and m.error is None:
         out.append(Problem(loc.run_id, manifest_path, "status failed but no error recorded"))
     expected_month = month_partition(parse_iso(m.created_at))
@@ -113,10 +131,15 @@ def verify_runs(base_dir: str | os.PathLike[str] = "runs", run_id: str | None = 
         locations = [RunLocation(validate_run_id(run_id), os.path.basename(os.path.dirname(path)),
                                  path)]
     else:
-        locations = iter_run_locations(storage)
+        locations = iter_run_locations(storage, include_unsafe=True)
     report = VerifyReport(runs_checked=len(locations))
+    copies = run_id_copies(storage)
     with ThreadPoolExecutor(_THREADS) as pool:
-        for problems in pool.map(lambda loc: verify_run(storage, loc), locations):
+        for loc, problems in zip(locations, pool.map(lambda loc: verify_run(storage, loc),
+                                                     locations)):
+            if loc.run_id in copies:
+                problems.insert(0, Problem(loc.run_id, loc.path,
+                                           duplicate_reason(loc.run_id, copies[loc.run_id])))
             report.problems.extend(problems)
     return report
 

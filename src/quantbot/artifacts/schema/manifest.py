@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -16,7 +17,15 @@ from quantbot.artifacts.schema.versions import (
     MANIFEST_SCHEMA_VERSION,
     parse_version,
 )
-from quantbot.errors import ManifestError
+from quantbot.errors import LimitExceededError, ManifestError
+
+# Limits checked before a run.json is decoded. A real manifest is a few KB (parameters,
+# timing, seven artifact entries); these leave three orders of magnitude of headroom while
+# keeping a hostile file from costing more than ~0.3 GB of memory or a RecursionError.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # 16 MiB
+MAX_JSON_DEPTH = 64  # nesting of objects/arrays; quantbot writes at most ~5
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 RunType = Literal["path-only", "policy", "optimization", "full"]
 RunStatus = Literal["pending", "running", "completed", "failed"]
@@ -129,6 +138,10 @@ class RunManifest(_Model):
             raise ValueError(f"{v!r} is not an ISO-8601 timestamp") from None
         if ts.tzinfo is None:
             raise ValueError(f"{v!r} has no time zone (write it in UTC with a Z suffix)")
+        try:  # year 1 or 9999 with an offset has no UTC equivalent
+            ts.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{v!r} is out of range in UTC") from None
         return v
 
     @field_validator("run_id")
@@ -190,7 +203,31 @@ def validate_manifest(data: dict[str, Any], where: str = "run.json") -> RunManif
         raise ManifestError(f"{where}: invalid manifest: {_first_error(err)}") from None
 
 
+def json_depth(raw: bytes) -> int:
+    """Deepest nesting of objects/arrays, counted without decoding (strings skipped); the
+    count stops just past MAX_JSON_DEPTH, so a hostile file costs one pass at C speed."""
+    depth = deepest = 0
+    for char in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        depth += 1 if char in b"[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_JSON_DEPTH:
+                break
+    return deepest
+
+
+def check_manifest_limits(raw: bytes, where: str) -> None:
+    """LimitExceededError for a run.json too large or too deeply nested to decode safely."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise LimitExceededError(f"{where}: manifest bytes {len(raw)} > {MAX_MANIFEST_BYTES}")
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise LimitExceededError(f"{where}: JSON depth {depth}+ > {MAX_JSON_DEPTH}")
+
+
 def parse_manifest(text: str | bytes, where: str = "run.json") -> RunManifest:
+    """A validated manifest from run.json's text (limits checked before decoding)."""
+    check_manifest_limits(text.encode() if isinstance(text, str) else text, where)
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import hashlib
 import io
 import os
 import queue
 import secrets
+import stat
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from quantbot.errors import StorageError
+from quantbot.errors import LimitExceededError, StorageError, UnsafeFileError
 
 TMP_PREFIX = ".tmp-"
 _INLINE_HASH_BYTES = 1 << 20  # small files: a thread would cost more than it saves
@@ -194,7 +195,8 @@ class Storage(ABC):
         """Names of the entries of a folder; [] when it does not exist."""
 
     @abstractmethod
-    def read_bytes(self, path: str) -> bytes: ...
+    def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
+        """The file's bytes; LimitExceededError when it is larger than ``max_bytes``."""
 
     @abstractmethod
     def open_atomic(self, path: str, durable: bool) -> AtomicSink:
@@ -274,8 +276,31 @@ class LocalStorage(Storage):
         except (FileNotFoundError, NotADirectoryError):
             return []
 
-    def read_bytes(self, path: str) -> bytes:
-        return Path(path).read_bytes()
+    def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
+        """Only a regular file is read: a symlink, FIFO, socket, device or folder is refused
+        (UnsafeFileError) without blocking, and the size is checked before any byte is read."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.ENXIO, errno.EOPNOTSUPP):  # link; socket
+                kind = "a symbolic link" if os.path.islink(path) else "not a regular file"
+                raise UnsafeFileError(f"{path}: {kind}") from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+                raise UnsafeFileError(f"{path}: {kind}")
+            if max_bytes is not None and st.st_size > max_bytes:
+                raise LimitExceededError(f"{path}: bytes {st.st_size} > {max_bytes}")
+        except BaseException:
+            os.close(fd)
+            raise
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            data = f.readall()
+        if max_bytes is not None and len(data) > max_bytes:  # grew since the fstat
+            raise LimitExceededError(f"{path}: bytes {len(data)} > {max_bytes}")
+        return data
 
     def open_atomic(self, path: str, durable: bool) -> AtomicFile:
         return AtomicFile(path, durable)
@@ -369,9 +394,11 @@ class ObjectStorage(Storage):
         selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
         return [info.base_name for info in self.fs.get_file_info(selector)]
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
         try:
             with self.fs.open_input_file(path) as f:
+                if max_bytes is not None and f.size() > max_bytes:
+                    raise LimitExceededError(f"{path}: bytes {f.size()} > {max_bytes}")
                 return f.read()
         except FileNotFoundError:
             raise

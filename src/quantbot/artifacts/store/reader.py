@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from quantbot.artifacts.schema.artifact_types import ArtifactType
@@ -13,7 +15,73 @@ from quantbot.artifacts.schema.migrations import upgrade
 from quantbot.artifacts.schema.versions import ARTIFACT_SCHEMA_VERSION
 from quantbot.artifacts.store.backends import Storage, open_storage
 from quantbot.artifacts.store.runs import read_manifest
-from quantbot.errors import ManifestError
+from quantbot.errors import LimitExceededError, ManifestError
+
+# Limits checked from the Parquet footer before an artifact is decoded. The largest real
+# artifacts (paths of 100k alerts: ~25 columns, ~60 MB decoded; an optimizer frontier of
+# ~600 policies; features with a few dozen extra columns) stay far below them.
+MAX_ARTIFACT_COLUMNS = 1_024
+MAX_DECODED_BYTES = 1024 ** 3  # 1 GiB: what one artifact may take in memory once decoded
+_FIXED_WIDTH_BOUND = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
+_OFFSET_BYTES = 8  # per string value: Arrow's offsets (large_string at worst)
+
+
+def _decoded_bound(meta: pq.FileMetaData) -> tuple[int, list[int]]:
+    """An upper bound of the decoded size (bytes) read from the footer alone, and the
+    dictionary-encoded string columns whose share of it is only a loose bound.
+
+    A dictionary-encoded string column can expand far beyond its file size (2M copies of
+    one 1 KB string fit in 250 KB), so its bound is rows x dictionary size."""
+    total = 0
+    loose: set[int] = set()
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        for j in range(rg.num_columns):
+            col = rg.column(j)
+            width = _FIXED_WIDTH_BOUND.get(col.physical_type)
+            if width is not None:
+                total += col.num_values * width
+            elif col.has_dictionary_page:
+                total += col.num_values * (col.total_uncompressed_size + _OFFSET_BYTES)
+                loose.add(j)
+            else:  # plain values carry their lengths: uncompressed size bounds the data
+                total += col.total_uncompressed_size + col.num_values * _OFFSET_BYTES
+    return total, sorted(loose)
+
+
+def _decoded_exact(data: bytes, meta: pq.FileMetaData, loose: list[int], bound: int) -> int:
+    """``bound`` with the loose columns' share replaced by their size once decoded, measured
+    on the dictionary-encoded values (indices and dictionary: linear in the file)."""
+    names = [meta.schema.column(j).path for j in loose]
+    pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=names)
+    total = bound
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        for j in loose:
+            col = rg.column(j)
+            total -= col.num_values * (col.total_uncompressed_size + _OFFSET_BYTES)
+        table = pf.read_row_group(i, columns=names)
+        for column in table.columns:
+            for chunk in column.chunks:
+                if not isinstance(chunk, pa.DictionaryArray):
+                    total += chunk.nbytes
+                    continue
+                lengths = pc.binary_length(chunk.dictionary).fill_null(0).to_numpy()
+                counts = np.bincount(chunk.indices.fill_null(0).to_numpy(), minlength=len(lengths))
+                total += int(counts @ lengths) + len(chunk) * _OFFSET_BYTES
+    return total
+
+
+def check_artifact_limits(data: bytes, meta: pq.FileMetaData, where: str) -> None:
+    """LimitExceededError when an artifact has too many columns or would decode to more
+    than MAX_DECODED_BYTES; decided from the footer (and dictionaries) before decoding."""
+    if meta.num_columns > MAX_ARTIFACT_COLUMNS:
+        raise LimitExceededError(f"{where}: columns {meta.num_columns} > {MAX_ARTIFACT_COLUMNS}")
+    bound, loose = _decoded_bound(meta)
+    if bound > MAX_DECODED_BYTES and loose:
+        bound = _decoded_exact(data, meta, loose, bound)
+    if bound > MAX_DECODED_BYTES:
+        raise LimitExceededError(f"{where}: decoded bytes {bound} > {MAX_DECODED_BYTES}")
 
 
 def footer_version(meta: pq.FileMetaData) -> str:
@@ -28,6 +96,7 @@ def decode_artifact(data: bytes, kind: ArtifactType, run_id: str) -> pa.Table:
     (naming column, row and value) for data that does not fit the schema.
     """
     pf = pq.ParquetFile(pa.BufferReader(data))
+    check_artifact_limits(data, pf.metadata, kind.value)
     version = footer_version(pf.metadata)
     table = upgrade(pf.read().replace_schema_metadata(None), kind, version)
     return conform(table, kind.spec, run_id)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 
 from quantbot.artifacts.schema.layout import (
     MANIFEST_NAME,
+    RUN_DIR_PREFIX,
     SUCCESS_MARKER,
     is_month_partition,
     run_id_from_dir_name,
     validate_run_id,
 )
-from quantbot.artifacts.schema.manifest import RunManifest, parse_manifest
+from quantbot.artifacts.schema.manifest import MAX_MANIFEST_BYTES, RunManifest, parse_manifest
 from quantbot.artifacts.store.backends import Storage, open_storage
 from quantbot.errors import ManifestError, RunNotFoundError
 
@@ -31,7 +33,7 @@ def read_manifest(run_dir: str | os.PathLike[str] | Storage) -> RunManifest:
     storage = open_storage(run_dir)
     path = storage.join(storage.root, MANIFEST_NAME)
     try:
-        raw = storage.read_bytes(path)
+        raw = storage.read_bytes(path, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(f"{path}: missing (run directory incomplete or not a run)") from None
     return parse_manifest(raw, path)
@@ -43,18 +45,53 @@ def is_complete(run_dir: str | os.PathLike[str] | Storage) -> bool:
     return storage.exists(storage.join(storage.root, SUCCESS_MARKER))
 
 
-def iter_run_locations(storage: Storage) -> list[RunLocation]:
-    """Every ``YYYY-MM/run_id=<uuid>`` folder under the storage root, oldest month first."""
+def is_real_folder(storage: Storage, path: str) -> bool:
+    """True for a folder that is not a symbolic link (object-store prefixes always are)."""
+    local = storage.local_path(path)
+    if local is None:
+        return True
+    try:
+        return stat.S_ISDIR(os.lstat(local).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def iter_run_locations(storage: Storage, include_unsafe: bool = False) -> list[RunLocation]:
+    """Every ``YYYY-MM/run_id=<uuid>`` folder under the storage root, oldest month first.
+
+    A month or run "folder" that is a symbolic link or a file is left out (gc and archive
+    never follow or touch one) unless ``include_unsafe``: verify lists them to report them.
+    """
     out: list[RunLocation] = []
     for month in sorted(storage.list_dir(storage.root)):
         if not is_month_partition(month):
             continue
         month_dir = storage.join(storage.root, month)
-        for name in sorted(storage.list_dir(month_dir)):
+        month_ok = include_unsafe or is_real_folder(storage, month_dir)
+        for name in sorted(storage.list_dir(month_dir) if month_ok else []):
             run_id = run_id_from_dir_name(name)
-            if run_id is not None:
-                out.append(RunLocation(run_id, month, storage.join(month_dir, name)))
+            path = storage.join(month_dir, name)
+            if run_id is not None and (include_unsafe or is_real_folder(storage, path)):
+                out.append(RunLocation(run_id, month, path))
     return out
+
+
+def run_id_copies(storage: Storage) -> dict[str, list[str]]:
+    """Run id -> its folders, for every id found in more than one month partition (one
+    listing per month: cheap next to validating even one run)."""
+    seen: dict[str, list[str]] = {}
+    for month in sorted(storage.list_dir(storage.root)):
+        if is_month_partition(month):
+            month_dir = storage.join(storage.root, month)
+            for name in storage.list_dir(month_dir):
+                if name.startswith(RUN_DIR_PREFIX):
+                    seen.setdefault(name, []).append(storage.join(month_dir, name))
+    return {name[len(RUN_DIR_PREFIX):]: paths for name, paths in seen.items() if len(paths) > 1}
+
+
+def duplicate_reason(run_id: str, paths: list[str]) -> str:
+    """Why a run id found in several months is refused (every copy named)."""
+    return f"run id {run_id} is in more than one month: {', '.join(paths)}"
 
 
 def list_run_directories(base_dir: str | os.PathLike[str] = "runs") -> list[str]:

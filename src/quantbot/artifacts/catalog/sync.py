@@ -16,13 +16,13 @@ import duckdb
 import pyarrow as pa
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
+from quantbot.artifacts.catalog.consolidate import column_problem, insert_tables
 from quantbot.artifacts.catalog.scan import scan_runs
 from quantbot.artifacts.catalog.schema import (
     ARTIFACTS_TABLE,
     RUNS_COLUMNS,
     RUNS_TABLE,
     TIMING_FIELDS,
-    add_missing_columns,
     data_table,
     ensure_schema,
     table_columns,
@@ -124,12 +124,7 @@ def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[
     table = data_table(kind)
     tables = [r.tables[kind] for r in runs if kind in r.tables and r.tables[kind].num_rows]
     if tables:
-        # One contiguous chunk: DuckDB scans it several times faster than many small ones.
-        data = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
-        add_missing_columns(con, table, data.schema)
-        con.register("_qb_data", data)
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _qb_data")
-        con.unregister("_qb_data")
+        insert_tables(con, kind, tables)
     files = [(r.files[kind], r.manifest.run_id) for r in runs
              if kind in r.files and r.manifest.artifacts[kind.value].rows]
     if not files:
@@ -154,6 +149,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: 
     present = registered_ids_among(con, [r.manifest.run_id for r in runs])
     fresh = [r for r in runs if r.manifest.run_id not in present]
     report.already_present += len(runs) - len(fresh)
+    fresh = [r for r in fresh if not _column_problem(r, report)]
     if not fresh:
         return
     if len(fresh) > 1 and _insert_in_transaction(con, fresh) is None:
@@ -165,6 +161,17 @@ def write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: 
             report.registered += 1
         else:
             report.invalid.append((run.location.path, f"catalog insert failed: {error}"))
+
+
+def _column_problem(run: ScannedRun, report: SyncReport) -> bool:
+    """True (and the run reported invalid) when its columns clash ignoring case: decided by
+    the run's own content, so a rebuild rejects exactly the runs an incremental sync did."""
+    for kind, table in run.tables.items():
+        problem = column_problem(kind, table)
+        if problem is not None:
+            report.invalid.append((run.location.path, problem))
+            return True
+    return False
 
 
 def _insert_in_transaction(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> str | None:

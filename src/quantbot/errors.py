@@ -56,3 +56,8 @@ class StorageError(QuantbotError):
 
 class SchemaVersionError(QuantbotError, ValueError):
     """An artifact or manifest written with a schema version this quantbot cannot read."""
+
+
+class CatalogWriteError(CatalogError):
+    """A catalog file that cannot be written (disk full, read-only file system): the sync
+    stops and names the cause; what was committed before stays intact."""

@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from catalog_compare import catalog_tables
 from qbtest import feature_row, make_run
 
 from quantbot.artifacts import catalog_all_runs, run_sql
@@ -34,30 +34,6 @@ def _features_run(base: Path, extras: dict[str, str], n: int = 2) -> str:
     return make_run(base, artifacts={"features": pa.table(cols)}).run_id
 
 
-def _dump(db: Path) -> dict[str, Any]:
-    """Columns (name, type) and sorted rows of every table, plus each view's exact DESCRIBE.
-
-    Registration timestamps are left out; rows are read with columns in name order, since
-    a table's physical column order is the order in which runs brought them."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        out: dict[str, Any] = {}
-        for (name, kind) in con.execute(
-                "SELECT table_name, table_type FROM information_schema.tables "
-                "WHERE table_schema = 'main' ORDER BY 1").fetchall():
-            described = con.execute(f'DESCRIBE "{name}"').fetchall()
-            if kind == "VIEW":
-                out[name] = described
-                continue
-            cols = sorted(c[0] for c in described if c[0] != "cataloged_at")
-            out[name] = sorted(described)
-            sel = ", ".join(f'"{c}"' for c in cols)
-            out[name + " rows"] = sorted(map(repr, con.execute(f'SELECT {sel} FROM "{name}"').fetchall()))
-        return out
-    finally:
-        con.close()
-
-
 def _rebuild(base: Path, tmp: Path) -> Path:
     fresh = tmp / "rebuilt.duckdb"
     fresh.unlink(missing_ok=True)
@@ -75,7 +51,7 @@ def test_case_variants_share_one_column_spelled_the_same_either_way(tmp_path: Pa
     got = run_sql(db, 'SELECT run_id, "Score" FROM all_features ORDER BY run_id, "Score"')
     assert got.column_names == ["run_id", "Score"]  # the smallest spelling, whichever came first
     assert sorted(got.column("run_id").to_pylist()) == sorted([lower, lower, upper, upper])
-    assert _dump(db) == _dump(_rebuild(base, tmp_path))
+    assert catalog_tables(db) == catalog_tables(_rebuild(base, tmp_path))
 
 
 def test_double_then_text_is_text_in_both_paths(tmp_path: Path):
@@ -89,7 +65,7 @@ def test_double_then_text_is_text_in_both_paths(tmp_path: Path):
     assert types.column(0).to_pylist() == ["VARCHAR"]
     notes = run_sql(db, "SELECT note FROM all_features ORDER BY note").column(0).to_pylist()
     assert notes == ["0.0", "0.25", "s0", "s1"]
-    assert _dump(db) == _dump(_rebuild(base, tmp_path))
+    assert catalog_tables(db) == catalog_tables(_rebuild(base, tmp_path))
 
 
 def test_a_run_with_columns_equal_ignoring_case_is_invalid_in_both_paths(tmp_path: Path):
@@ -120,6 +96,6 @@ def test_incremental_batches_and_rebuild_give_identical_catalogs(runs: list[dict
             _features_run(base, extras)
             if i + 1 in cuts or i + 1 == len(runs):  # sync after each random batch
                 catalog_all_runs(db, base)
-        assert _dump(db) == _dump(_rebuild(base, tmp))
+        assert catalog_tables(db) == catalog_tables(_rebuild(base, tmp))
     finally:
         shutil.rmtree(tmp)

@@ -27,6 +27,7 @@ from quantbot.artifacts.catalog.schema import (
     ensure_schema,
     table_columns,
 )
+from quantbot.artifacts.catalog.transaction import is_storage_failure, storage_errors, transaction
 from quantbot.artifacts.schema.arrow_schemas import ArtifactType
 from quantbot.artifacts.schema.layout import (
     RUN_DIR_PREFIX,
@@ -177,15 +178,15 @@ def _column_problem(run: ScannedRun, report: SyncReport) -> bool:
 def _insert_in_transaction(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> str | None:
     """Insert the runs atomically; the first line of the error if that failed (rolled back).
 
-    Arrow errors count too: two runs' extra columns of clashing types cannot be combined.
+    A failure to write the catalog file is raised: it is not the runs' fault.
     """
     try:
-        con.execute("BEGIN TRANSACTION")
-        _insert_runs(con, runs)
-        con.execute("COMMIT")
+        with transaction(con):
+            _insert_runs(con, runs)
         return None
     except (duckdb.Error, pa.ArrowException) as err:
-        con.execute("ROLLBACK")
+        if is_storage_failure(err):
+            raise
         return str(err).splitlines()[0]
 
 
@@ -197,7 +198,7 @@ def registered_ids_among(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[
 
 def initialize_catalog(db: CatalogRef, lock_timeout: float | None = None) -> None:
     """Create the catalog's tables and views if missing (idempotent)."""
-    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+    with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
         ensure_schema(con)
 
 
@@ -253,7 +254,7 @@ def catalog_all_runs(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs",
     report.incomplete = len(scanned.incomplete)
     report.invalid.extend(scanned.invalid)
     if scanned.runs or not initialized:  # nothing new: the write lock is not even taken
-        with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+        with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
             ensure_schema(con)
             for i in range(0, len(scanned.runs), _BATCH_RUNS):
                 write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
@@ -279,7 +280,7 @@ def register_run(db: CatalogRef, run_dir: str | os.PathLike[str],
     if scanned.invalid:
         raise InvalidRunError(f"{path}: {scanned.invalid[0][1]}")
     report = SyncReport()
-    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+    with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
         ensure_schema(con)
         write_batch(con, scanned.runs, report)
     if report.invalid:

@@ -61,3 +61,8 @@ class SchemaVersionError(QuantbotError, ValueError):
 class CatalogWriteError(CatalogError):
     """A catalog file that cannot be written (disk full, read-only file system): the sync
     stops and names the cause; what was committed before stays intact."""
+
+
+class ArchiveError(QuantbotError):
+    """An archive that cannot be written, verified or restored safely (a refusal changes
+    nothing; a failure is rolled back)."""

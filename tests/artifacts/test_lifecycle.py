@@ -283,7 +283,7 @@ def test_archive_rolls_back_when_verification_or_catalog_fails(
     tree = snapshot_tree(base_dir)
     archive = tmp_path / "archive" / "runs-2024-01.tar.gz"
     # a read-back that does not match: nothing deleted, the bad archive removed
-    monkeypatch.setattr("quantbot.artifacts.ops.archive._sha256_of", lambda stream: "0" * 64)
+    monkeypatch.setattr("quantbot.artifacts.ops.tarball.sha256_of", lambda stream: "0" * 64)
     with pytest.raises(ArchiveError, match="does not match the source"):
         archive_months(base_dir, "2024-02", db=catalog)
     monkeypatch.undo()

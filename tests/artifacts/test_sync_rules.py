@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from catalog_compare import catalog_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from catalog_compare import catalog_tables
 from qbtest import feature_row, make_run
 
 from quantbot.artifacts import catalog_all_runs, run_sql

@@ -26,18 +26,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import secrets
 import shutil
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists
 from quantbot.artifacts.catalog.remove import unregister_runs
 from quantbot.artifacts.catalog.sync import SyncReport, catalog_all_runs
+from quantbot.artifacts.ops.tarball import (
+    CHUNK,
+    pack,
+    sha256_of,
+    verify_archive,
+    walk_files,
+)
 from quantbot.artifacts.schema.layout import (
     is_month_partition,
     month_partition,
@@ -48,14 +53,9 @@ from quantbot.artifacts.schema.layout import (
 from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
 from quantbot.artifacts.store.runs import RunLocation
 from quantbot.artifacts.store.validate import classify
-from quantbot.errors import QuantbotError, RunExistsError
+from quantbot.errors import ArchiveError, QuantbotError, RunExistsError
 
 ARCHIVE_SUFFIX = ".tar.gz"
-_CHUNK = 1 << 20
-
-
-class ArchiveError(QuantbotError):
-    """An archive that cannot be written, verified or restored safely."""
 
 
 @dataclass
@@ -89,26 +89,6 @@ def default_archive_dir(base_dir: str | os.PathLike[str]) -> str:
     return os.path.normpath(os.path.join(os.fspath(base_dir), os.pardir, "archive"))
 
 
-def _sha256_of(stream: IO[bytes]) -> str:
-    digest = hashlib.sha256()
-    while chunk := stream.read(_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-class _HashingReader:
-    """Feeds a file to tarfile while hashing what it reads (one pass over the source)."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self.digest = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        self.digest.update(data)
-        return data
-
-
 def _local(storage: Storage) -> Storage:
     """Archives move whole folders (rename, rmtree): local disk only, for now."""
     if storage.local_path(storage.root) is None:
@@ -119,7 +99,6 @@ def _local(storage: Storage) -> Storage:
 # -- archive ----------------------------------------------------------------------------
 _LEFTOVER = f"{TMP_PREFIX}archived-"  # a month folder renamed away, not yet deleted
 _PARTIAL = f"{TMP_PREFIX}archiving-"  # a tarball being written or not yet committed
-_TAR_BLOCK = 512
 
 
 @dataclass
@@ -176,28 +155,6 @@ def _month_contents(storage: Storage, month: str) -> list[RunLocation]:
     return runs
 
 
-def _walk_files(month_dir: str) -> tuple[list[str], list[str], int]:
-    """Folders and regular files below ``month_dir`` (relative, sorted) and an upper bound
-    on their tar size in bytes; links and special files are refused."""
-    dirs, files, size = [], [], 0
-    for dirpath, dirnames, filenames in os.walk(month_dir):
-        dirnames.sort()
-        for name in dirnames + sorted(filenames):
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, month_dir)
-            if os.path.islink(path):
-                raise ArchiveError(f"{path} is a symbolic link; run folders hold regular files only")
-            if name in dirnames:
-                dirs.append(rel)
-            elif os.path.isfile(path):
-                files.append(rel)
-                size += -(-os.path.getsize(path) // _TAR_BLOCK) * _TAR_BLOCK
-            else:
-                raise ArchiveError(f"{path} is not a regular file")
-            size += 3 * _TAR_BLOCK  # header, and a PAX header for long names
-    return dirs, files, size
-
-
 def _existing_ancestor(path: str) -> str:
     path = os.path.abspath(path)
     while not os.path.exists(path):
@@ -210,7 +167,7 @@ def _plan(storage: Storage, out: Storage, months: list[str]) -> list[_MonthPlan]
     plan = []
     for month in months:
         runs = _month_contents(storage, month)
-        dirs, files, size = _walk_files(storage.join(storage.root, month))
+        dirs, files, size = walk_files(storage.join(storage.root, month))
         target = out.join(out.root, archive_name(month))
         if out.exists(target):
             raise ArchiveError(f"archive {target} already exists; refusing to overwrite it")
@@ -226,45 +183,6 @@ def _plan(storage: Storage, out: Storage, months: list[str]) -> list[_MonthPlan]
     return plan
 
 
-def _pack(month_dir: str, p: _MonthPlan, path: str) -> dict[str, str]:
-    """Write the tarball to ``path`` (fsynced); returns {member name: sha256}."""
-    hashes: dict[str, str] = {}
-    with open(path, "xb") as sink:
-        with tarfile.open(fileobj=sink, mode="w:gz", compresslevel=6,
-                          format=tarfile.PAX_FORMAT) as tar:
-            tar.add(month_dir, arcname=p.month, recursive=False)
-            for rel in p.dirs:
-                tar.add(os.path.join(month_dir, rel), arcname=f"{p.month}/{rel}", recursive=False)
-            for rel in p.files:
-                src_path = os.path.join(month_dir, rel)
-                name = f"{p.month}/{rel.replace(os.sep, '/')}"
-                info = tar.gettarinfo(src_path, arcname=name)
-                with open(src_path, "rb") as src:
-                    reader = _HashingReader(src)
-                    tar.addfile(info, reader)  # type: ignore[arg-type]
-                hashes[name] = reader.digest.hexdigest()
-        sink.flush()
-        os.fsync(sink.fileno())
-    return hashes
-
-
-def _verify_archive(path: str, expected: dict[str, str]) -> None:
-    """Read the archive back: every file present, byte-identical (sha256) to its source."""
-    seen: dict[str, str] = {}
-    try:
-        with tarfile.open(path, mode="r:*") as tar:
-            for member in tar:
-                if member.isfile():
-                    stream = tar.extractfile(member)
-                    assert stream is not None
-                    seen[member.name] = _sha256_of(stream)
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise ArchiveError(f"{path}: archive unreadable after writing ({err}); nothing deleted") from None
-    if seen != expected:
-        diff = sorted(set(seen) ^ set(expected)) or sorted(k for k in seen if seen[k] != expected[k])
-        raise ArchiveError(f"{path}: archive does not match the source ({diff[0]}); nothing deleted")
-
-
 def _archive_month(storage: Storage, out: Storage, p: _MonthPlan, db: CatalogRef | None,
                    lock_timeout: float | None) -> MonthArchive:
     """Steps 2-4 of the module docstring for one month; undone on any failure."""
@@ -273,10 +191,10 @@ def _archive_month(storage: Storage, out: Storage, p: _MonthPlan, db: CatalogRef
     doomed = storage.join(storage.root, f"{_LEFTOVER}{p.month}-{secrets.token_hex(4)}")
     run_ids = [loc.run_id for loc in p.runs]
     try:
-        hashes = _pack(month_dir, p, partial)
-        _verify_archive(partial, hashes)
+        hashes = pack(month_dir, p.month, p.dirs, p.files, partial)
+        verify_archive(partial, hashes)
         with open(partial, "rb") as f:
-            size, digest = os.fstat(f.fileno()).st_size, _sha256_of(f)
+            size, digest = os.fstat(f.fileno()).st_size, sha256_of(f)
         os.rename(month_dir, doomed)  # atomic: scanners and the watcher stop seeing it at once
         try:
             removed = (unregister_runs(db, run_ids, lock_timeout)
@@ -451,7 +369,7 @@ def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], staging: str)
         src = tar.extractfile(m)
         assert src is not None
         with open(target, "xb") as dst:
-            shutil.copyfileobj(src, dst, _CHUNK)
+            shutil.copyfileobj(src, dst, CHUNK)
             dst.flush()
             os.fsync(dst.fileno())
         os.chmod(target, m.mode & 0o777 or 0o644)

@@ -24,7 +24,8 @@ steps = 0
 
 def _profile(frame, event, arg):
     global steps
-    if (event == "c_call" and arg in _C_TARGETS) or (event == "call" and frame.f_code in _PY_TARGETS):
+    if ((event == "c_call" and arg in _C_TARGETS)
+            or (event == "call" and frame.f_code in _PY_TARGETS)):
         steps += 1
         if steps == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)

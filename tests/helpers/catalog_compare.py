@@ -27,7 +27,8 @@ def catalog_tables(db: Path) -> dict[str, Any]:
             cols = sorted(c[0] for c in described if c[0] != "cataloged_at")
             out[name] = sorted(described)
             sel = ", ".join(f'"{c}"' for c in cols)
-            out[name + " rows"] = sorted(map(repr, con.execute(f'SELECT {sel} FROM "{name}"').fetchall()))
+            found = con.execute(f'SELECT {sel} FROM "{name}"').fetchall()
+            out[name + " rows"] = sorted(map(repr, found))
         return out
     finally:
         con.close()

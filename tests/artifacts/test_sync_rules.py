@@ -81,6 +81,20 @@ def test_a_run_with_columns_equal_ignoring_case_is_invalid_in_both_paths(tmp_pat
         assert "Volume_Spike and volume_spike" in reasons[next(p for p in reasons if builtin in p)]
 
 
+def test_many_changes_at_once_rewrite_the_table_to_the_same_result(tmp_path: Path):
+    # > 16 schema changes in one batch take the one-statement rewrite instead of ALTERs
+    base, db = tmp_path / "runs", tmp_path / "cat.duckdb"
+    _features_run(base, {"score": "double", **{f"c{i}": "int32" for i in range(20)}})
+    assert catalog_all_runs(db, base).registered == 1
+    _features_run(base, {"Score": "string", "c0": "int64", **{f"d{i}": "bool" for i in range(20)}})
+    assert catalog_all_runs(db, base).registered == 1
+    got = run_sql(db, "SELECT column_name, data_type FROM information_schema.columns "
+                      "WHERE table_name = 'all_features' AND column_name IN ('Score', 'c0', 'd7')")
+    assert sorted(zip(*got.to_pydict().values(), strict=True)) == [
+        ("Score", "VARCHAR"), ("c0", "BIGINT"), ("d7", "BOOLEAN")]
+    assert catalog_tables(db) == catalog_tables(_rebuild(base, tmp_path))
+
+
 _NAMES = st.sampled_from(["score", "Score", "SCORE", "x", "X", "é", "É"])
 _RUN = st.dictionaries(_NAMES, st.sampled_from(sorted(_TYPES)), max_size=3)
 

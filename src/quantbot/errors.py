@@ -116,3 +116,13 @@ class UnsafeFileError(QuantbotError, OSError):
 class LimitExceededError(QuantbotError, ValueError):
     """Input over one of the documented size limits (manifest bytes, JSON depth, columns,
     decoded bytes), refused before it is decoded so that memory stays bounded."""
+
+
+class CatalogWriteError(CatalogError):
+    """A catalog file that cannot be written (disk full, read-only file system): the sync
+    stops and names the cause; what was committed before stays intact."""
+
+
+class ArchiveError(QuantbotError):
+    """An archive that cannot be written, verified or restored safely (a refusal changes
+    nothing; a failure is rolled back)."""

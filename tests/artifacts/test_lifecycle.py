@@ -286,11 +286,20 @@ _READ_BACK: dict[str, Any] = {}  # the armed archive path -> its corruption, and
 
 
 def _on_open(event: str, args: tuple[Any, ...]) -> None:
-    """Audit hook: rewrite the armed archive on disk the moment it is opened for reading."""
+    """Audit hook: rewrite the armed archive on disk the moment it is opened for reading
+    (archive reads back its temporary tarball, ``.tmp-archiving-<hex>-<final name>``)."""
     if event == "open" and "path" in _READ_BACK and isinstance(args[0], str) \
-            and "r" in (args[1] or "") and os.path.realpath(args[0]) == _READ_BACK["path"]:
+            and "r" in (args[1] or "") and _is_armed(os.path.realpath(args[0])):
         del _READ_BACK["path"]
         _READ_BACK.pop("corrupt")(Path(args[0]))
+
+
+def _is_armed(path: str) -> bool:
+    final = _READ_BACK["path"]
+    folder, name = os.path.split(final)
+    return path == final or (os.path.dirname(path) == folder
+                             and os.path.basename(path).startswith(".tmp-archiving-")
+                             and path.endswith("-" + name))
 
 
 @contextmanager

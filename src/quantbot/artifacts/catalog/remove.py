@@ -16,6 +16,7 @@ from quantbot.artifacts.catalog.schema import (
     data_table,
     ensure_schema,
 )
+from quantbot.artifacts.catalog.transaction import storage_errors, transaction
 from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.artifacts.schema.layout import validate_run_id
 
@@ -29,19 +30,14 @@ def unregister_runs(db: CatalogRef, run_ids: Iterable[str],
     ids = sorted({validate_run_id(r) for r in run_ids})
     if not ids or not catalog_exists(db):
         return 0
-    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+    with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
         ensure_schema(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             (removed,) = con.execute(
                 f"SELECT count(*) FROM {RUNS_TABLE} WHERE run_id IN (SELECT unnest(?))",
                 [ids]).fetchone()
             for table in (RUNS_TABLE, ARTIFACTS_TABLE, *(data_table(t) for t in ArtifactType)):
                 con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?))", [ids])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     return int(removed)
 
 

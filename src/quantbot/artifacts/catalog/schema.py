@@ -111,7 +111,19 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty")
         else:  # a newer schema version added columns: the table grows, old rows read null
             add_missing_columns(con, table, data_schema(t))
-        con.execute(f"CREATE OR REPLACE VIEW {view_name(t)} AS SELECT * FROM {table}")
+        refresh_view(con, t)
+
+
+def refresh_view(con: duckdb.DuckDBPyConnection, artifact_type: ArtifactType) -> None:
+    """(Re)create ``all_<type>`` with its columns in an order that depends only on the set
+    of columns: the artifact's own, then extra columns by name. The table's own order is
+    the order in which runs brought them, which a rebuild need not repeat."""
+    table = data_table(artifact_type)
+    base = data_schema(artifact_type).names
+    extras = sorted((c for c in table_columns(con, table) if c not in base),
+                    key=lambda c: (c.lower(), c))
+    cols = ", ".join(quote_ident(c) for c in [*base, *extras])
+    con.execute(f"CREATE OR REPLACE VIEW {view_name(artifact_type)} AS SELECT {cols} FROM {table}")
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:

@@ -16,17 +16,18 @@ import duckdb
 import pyarrow as pa
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
+from quantbot.artifacts.catalog.consolidate import column_problem, insert_tables
 from quantbot.artifacts.catalog.scan import scan_runs
 from quantbot.artifacts.catalog.schema import (
     ARTIFACTS_TABLE,
     RUNS_COLUMNS,
     RUNS_TABLE,
     TIMING_FIELDS,
-    add_missing_columns,
     data_table,
     ensure_schema,
     table_columns,
 )
+from quantbot.artifacts.catalog.transaction import is_storage_failure, storage_errors, transaction
 from quantbot.artifacts.schema.arrow_schemas import ArtifactType
 from quantbot.artifacts.schema.layout import (
     RUN_DIR_PREFIX,
@@ -124,12 +125,7 @@ def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[
     table = data_table(kind)
     tables = [r.tables[kind] for r in runs if kind in r.tables and r.tables[kind].num_rows]
     if tables:
-        # One contiguous chunk: DuckDB scans it several times faster than many small ones.
-        data = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
-        add_missing_columns(con, table, data.schema)
-        con.register("_qb_data", data)
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _qb_data")
-        con.unregister("_qb_data")
+        insert_tables(con, kind, tables)
     files = [(r.files[kind], r.manifest.run_id) for r in runs
              if kind in r.files and r.manifest.artifacts[kind.value].rows]
     if not files:
@@ -154,6 +150,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: 
     present = registered_ids_among(con, [r.manifest.run_id for r in runs])
     fresh = [r for r in runs if r.manifest.run_id not in present]
     report.already_present += len(runs) - len(fresh)
+    fresh = [r for r in fresh if not _column_problem(r, report)]
     if not fresh:
         return
     if len(fresh) > 1 and _insert_in_transaction(con, fresh) is None:
@@ -167,18 +164,29 @@ def write_batch(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun], report: 
             report.invalid.append((run.location.path, f"catalog insert failed: {error}"))
 
 
+def _column_problem(run: ScannedRun, report: SyncReport) -> bool:
+    """True (and the run reported invalid) when its columns clash ignoring case: decided by
+    the run's own content, so a rebuild rejects exactly the runs an incremental sync did."""
+    for kind, table in run.tables.items():
+        problem = column_problem(kind, table)
+        if problem is not None:
+            report.invalid.append((run.location.path, problem))
+            return True
+    return False
+
+
 def _insert_in_transaction(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> str | None:
     """Insert the runs atomically; the first line of the error if that failed (rolled back).
 
-    Arrow errors count too: two runs' extra columns of clashing types cannot be combined.
+    A failure to write the catalog file is raised: it is not the runs' fault.
     """
     try:
-        con.execute("BEGIN TRANSACTION")
-        _insert_runs(con, runs)
-        con.execute("COMMIT")
+        with transaction(con):
+            _insert_runs(con, runs)
         return None
     except (duckdb.Error, pa.ArrowException) as err:
-        con.execute("ROLLBACK")
+        if is_storage_failure(err):
+            raise
         return str(err).splitlines()[0]
 
 
@@ -190,7 +198,7 @@ def registered_ids_among(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[
 
 def initialize_catalog(db: CatalogRef, lock_timeout: float | None = None) -> None:
     """Create the catalog's tables and views if missing (idempotent)."""
-    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+    with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
         ensure_schema(con)
 
 
@@ -246,7 +254,7 @@ def catalog_all_runs(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs",
     report.incomplete = len(scanned.incomplete)
     report.invalid.extend(scanned.invalid)
     if scanned.runs or not initialized:  # nothing new: the write lock is not even taken
-        with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+        with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
             ensure_schema(con)
             for i in range(0, len(scanned.runs), _BATCH_RUNS):
                 write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
@@ -272,7 +280,7 @@ def register_run(db: CatalogRef, run_dir: str | os.PathLike[str],
     if scanned.invalid:
         raise InvalidRunError(f"{path}: {scanned.invalid[0][1]}")
     report = SyncReport()
-    with open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+    with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
         ensure_schema(con)
         write_batch(con, scanned.runs, report)
     if report.invalid:

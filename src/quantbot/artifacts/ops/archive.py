@@ -1,15 +1,22 @@
 """Archiving old month partitions to one compressed tarball per month, and restoring them.
 
-Order of operations in ``archive_months`` (nothing is deleted before its copy is proven):
+``archive_months`` is all-or-nothing per month, and a SIGKILL at any point loses nothing:
 
-1. every month is checked first (no run still in progress, nothing but run folders, no
-   archive of that name yet), so a refusal changes nothing;
-2. the month is packed into ``runs-YYYY-MM.tar.gz`` written atomically (temporary name,
-   fsync, rename, folder fsync) with each file's sha256 recorded while packing;
-3. the archive is read back and every member's sha256 compared with the source file;
-4. the month folder is renamed away (scanners stop seeing it at once), its runs are removed
-   from the catalog in one transaction (on failure the folder is renamed back and the
-   archive removed), and only then the folder is deleted.
+1. every month is checked first (not a link, no link or special file inside, no run still
+   in progress, nothing but run folders, no archive of that name yet, folders writable,
+   enough free space for the tarballs), so a refusal changes nothing;
+2. the month is packed into ``.tmp-archiving-<hex>-runs-YYYY-MM.tar.gz`` next to the final
+   name (fsync), each file's sha256 recorded while packing, then read back and compared;
+3. the month folder is renamed to ``.tmp-archived-YYYY-MM-<hex>`` (scanners stop seeing it
+   at once) and its runs leave the catalog in one transaction;
+4. only then the tarball gets its final name (atomic rename), and the folder is deleted.
+
+Any failure undoes what was done (folder renamed back, temporary tarball removed) and is
+reported with its cause. After a kill, ``cleanup_archive_leftovers`` (run by the next
+``archive``, and by ``gc``) decides by step 4's rename: a month whose final tarball exists
+was archived, so its leftover folder is deleted; otherwise the folder is put back (its runs
+are found by the next sync) and the temporary tarball removed. An ``flock`` on the base
+folder keeps a cleanup from touching the leftovers of an archive still running.
 
 Python 3.11's stdlib has no zstd, so archives are tar + gzip (Parquet pages are already
 zstd-compressed; a stronger outer codec would buy little).
@@ -18,17 +25,24 @@ zstd-compressed; a stronger outer codec would buy little).
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import fcntl
 import os
 import secrets
 import shutil
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists
 from quantbot.artifacts.catalog.remove import unregister_runs
 from quantbot.artifacts.catalog.sync import SyncReport, catalog_all_runs
+from quantbot.artifacts.ops.tarball import (
+    CHUNK,
+    pack,
+    sha256_of,
+    verify_archive,
+    walk_files,
+)
 from quantbot.artifacts.schema.layout import (
     is_month_partition,
     month_partition,
@@ -39,14 +53,9 @@ from quantbot.artifacts.schema.layout import (
 from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
 from quantbot.artifacts.store.runs import RunLocation
 from quantbot.artifacts.store.validate import classify
-from quantbot.errors import QuantbotError, RunExistsError
+from quantbot.errors import ArchiveError, QuantbotError, RunExistsError
 
 ARCHIVE_SUFFIX = ".tar.gz"
-_CHUNK = 1 << 20
-
-
-class ArchiveError(QuantbotError):
-    """An archive that cannot be written, verified or restored safely."""
 
 
 @dataclass
@@ -80,26 +89,6 @@ def default_archive_dir(base_dir: str | os.PathLike[str]) -> str:
     return os.path.normpath(os.path.join(os.fspath(base_dir), os.pardir, "archive"))
 
 
-def _sha256_of(stream: IO[bytes]) -> str:
-    digest = hashlib.sha256()
-    while chunk := stream.read(_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-class _HashingReader:
-    """Feeds a file to tarfile while hashing what it reads (one pass over the source)."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self.digest = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        self.digest.update(data)
-        return data
-
-
 def _local(storage: Storage) -> Storage:
     """Archives move whole folders (rename, rmtree): local disk only, for now."""
     if storage.local_path(storage.root) is None:
@@ -108,9 +97,44 @@ def _local(storage: Storage) -> Storage:
 
 
 # -- archive ----------------------------------------------------------------------------
+_LEFTOVER = f"{TMP_PREFIX}archived-"  # a month folder renamed away, not yet deleted
+_PARTIAL = f"{TMP_PREFIX}archiving-"  # a tarball being written or not yet committed
+
+
+@dataclass
+class _MonthPlan:
+    """One month, checked: its runs, its files (relative to the month) and the tarball."""
+
+    month: str
+    runs: list[RunLocation]
+    dirs: list[str]
+    files: list[str]
+    target: str
+    max_bytes: int  # an upper bound on the tarball's size (gzip never grows data by >1%)
+
+
+@contextlib.contextmanager
+def _archive_lock(storage: Storage, wait: bool) -> Iterator[bool]:
+    """An exclusive flock on the base folder (released by the kernel if the process dies);
+    yields False when ``wait`` is off and another archive holds it."""
+    fd = os.open(storage.root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _month_contents(storage: Storage, month: str) -> list[RunLocation]:
     """The month's run folders; anything else in it (or a run in progress) is a refusal."""
     month_dir = storage.join(storage.root, month)
+    if os.path.islink(month_dir):
+        raise ArchiveError(f"{month_dir} is a symbolic link; archive packs and deletes real "
+                           "folders only (replace the link by the folder it points to)")
     runs, strays = [], []
     for name in sorted(storage.list_dir(month_dir)):
         run_id = run_id_from_dir_name(name)
@@ -131,63 +155,133 @@ def _month_contents(storage: Storage, month: str) -> list[RunLocation]:
     return runs
 
 
-def _walk_files(month_dir: str) -> tuple[list[str], list[str]]:
-    """Folders and regular files below ``month_dir`` (relative, sorted); links are refused."""
-    dirs, files = [], []
-    for dirpath, dirnames, filenames in os.walk(month_dir):
-        dirnames.sort()
-        for name in dirnames + sorted(filenames):
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, month_dir)
-            if os.path.islink(path):
-                raise ArchiveError(f"{path} is a symbolic link; run folders hold regular files only")
-            if name in dirnames:
-                dirs.append(rel)
-            elif os.path.isfile(path):
-                files.append(rel)
-            else:
-                raise ArchiveError(f"{path} is not a regular file")
-    return dirs, files
+def _existing_ancestor(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
 
 
-def _pack(storage: Storage, month: str, out: Storage, out_path: str) -> tuple[dict[str, str], int, str]:
-    """Write the archive atomically; returns {member name: sha256}, bytes and archive sha256."""
-    month_dir = storage.join(storage.root, month)
-    dirs, files = _walk_files(month_dir)
-    hashes: dict[str, str] = {}
-    with out.open_atomic(out_path, durable=True) as sink, tarfile.open(  # type: ignore[call-overload]
-            fileobj=sink, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
-        tar.add(month_dir, arcname=month, recursive=False)
-        for rel in dirs:
-            tar.add(os.path.join(month_dir, rel), arcname=f"{month}/{rel}", recursive=False)
-        for rel in files:
-            path = os.path.join(month_dir, rel)
-            name = f"{month}/{rel.replace(os.sep, '/')}"
-            info = tar.gettarinfo(path, arcname=name)
-            with open(path, "rb") as src:
-                reader = _HashingReader(src)
-                tar.addfile(info, reader)  # type: ignore[arg-type]
-            hashes[name] = reader.digest.hexdigest()
-    out.sync_dir(os.path.dirname(out_path) or ".")
-    assert sink.result is not None
-    return hashes, sink.result.bytes, sink.result.sha256
+def _plan(storage: Storage, out: Storage, months: list[str]) -> list[_MonthPlan]:
+    """Check every month, the folders and the free space before anything changes."""
+    plan = []
+    for month in months:
+        runs = _month_contents(storage, month)
+        dirs, files, size = walk_files(storage.join(storage.root, month))
+        target = out.join(out.root, archive_name(month))
+        if out.exists(target):
+            raise ArchiveError(f"archive {target} already exists; refusing to overwrite it")
+        plan.append(_MonthPlan(month, runs, dirs, files, target, size + size // 100 + (64 << 10)))
+    out_existing = _existing_ancestor(out.root)  # --out is created only once all checks pass
+    for folder in (storage.root, out_existing):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ArchiveError(f"{folder} is not writable; nothing archived")
+    needed, free = sum(p.max_bytes for p in plan), shutil.disk_usage(out_existing).free
+    if needed > free:
+        raise ArchiveError(f"{out.root} has {free:,} bytes free; the archives may need up to "
+                           f"{needed:,}; nothing archived")
+    return plan
 
 
-def _verify_archive(path: str, expected: dict[str, str]) -> None:
-    """Read the archive back: every file present, byte-identical (sha256) to its source."""
-    seen: dict[str, str] = {}
+def _archive_month(storage: Storage, out: Storage, p: _MonthPlan, db: CatalogRef | None,
+                   lock_timeout: float | None) -> MonthArchive:
+    """Steps 2-4 of the module docstring for one month; undone on any failure."""
+    month_dir = storage.join(storage.root, p.month)
+    partial = out.join(out.root, f"{_PARTIAL}{secrets.token_hex(4)}-{archive_name(p.month)}")
+    doomed = storage.join(storage.root, f"{_LEFTOVER}{p.month}-{secrets.token_hex(4)}")
+    run_ids = [loc.run_id for loc in p.runs]
     try:
-        with tarfile.open(path, mode="r:*") as tar:
-            for member in tar:
-                if member.isfile():
-                    stream = tar.extractfile(member)
-                    assert stream is not None
-                    seen[member.name] = _sha256_of(stream)
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise ArchiveError(f"{path}: archive unreadable after writing ({err}); nothing deleted") from None
-    if seen != expected:
-        diff = sorted(set(seen) ^ set(expected)) or sorted(k for k in seen if seen[k] != expected[k])
-        raise ArchiveError(f"{path}: archive does not match the source ({diff[0]}); nothing deleted")
+        hashes = pack(month_dir, p.month, p.dirs, p.files, partial)
+        verify_archive(partial, hashes)
+        with open(partial, "rb") as f:
+            size, digest = os.fstat(f.fileno()).st_size, sha256_of(f)
+        os.rename(month_dir, doomed)  # atomic: scanners and the watcher stop seeing it at once
+        try:
+            removed = (unregister_runs(db, run_ids, lock_timeout)
+                       if db is not None and catalog_exists(db) else 0)
+        except BaseException:
+            os.rename(doomed, month_dir)
+            raise
+        os.rename(partial, p.target)  # the commit point: the month is archived
+        out.sync_dir(out.root)
+    except OSError as err:
+        _discard(partial)
+        raise ArchiveError(f"month {p.month} not archived ({err}); nothing changed") from None
+    except BaseException:
+        _discard(partial)
+        raise
+    storage.sync_dir(storage.root)
+    try:
+        shutil.rmtree(doomed)
+    except OSError as err:
+        raise ArchiveError(f"month {p.month} archived to {p.target}, but deleting {doomed} failed "
+                           f"({err}); the next archive or gc deletes it") from None
+    return MonthArchive(p.month, p.target, run_ids, len(hashes), size, digest, removed)
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _put_back(storage: Storage, leftover: str, month: str) -> None:
+    """Return a leftover month folder's runs to ``<base>/<month>``."""
+    month_dir = storage.join(storage.root, month)
+    if not os.path.lexists(month_dir):
+        os.rename(leftover, month_dir)
+        return
+    for name in sorted(os.listdir(leftover)):  # the month was recreated meanwhile
+        if os.path.lexists(os.path.join(month_dir, name)):
+            raise ArchiveError(f"{leftover}/{name} also exists in {month_dir}; "
+                               "resolve by hand (nothing was deleted)")
+        os.rename(os.path.join(leftover, name), os.path.join(month_dir, name))
+    os.rmdir(leftover)
+
+
+def _cleanup(storage: Storage, out: Storage, apply: bool) -> list[str]:
+    actions = []
+    for name in sorted(storage.list_dir(storage.root)):
+        month = name[len(_LEFTOVER):len(_LEFTOVER) + 7]
+        if not (name.startswith(_LEFTOVER) and is_month_partition(month)):
+            continue
+        leftover = storage.join(storage.root, name)
+        target = out.join(out.root, archive_name(month))
+        if out.exists(target):
+            actions.append(f"delete {leftover} (month {month} is archived in {target})")
+            if apply:
+                shutil.rmtree(leftover)
+        else:
+            actions.append(f"put {leftover} back to {storage.join(storage.root, month)} "
+                           "(its archive was never completed)")
+            if apply:
+                _put_back(storage, leftover, month)
+    if out.exists(out.root):
+        for name in sorted(out.list_dir(out.root)):
+            if name.startswith(_PARTIAL):
+                actions.append(f"delete {out.join(out.root, name)} (unfinished archive)")
+                if apply:
+                    _discard(out.join(out.root, name))
+    if apply and actions:
+        storage.sync_dir(storage.root)
+    return actions
+
+
+def cleanup_archive_leftovers(base_dir: str | os.PathLike[str] = "runs",
+                              out_dir: str | os.PathLike[str] | None = None,
+                              apply: bool = True) -> list[str]:
+    """Finish what a killed ``archive`` left: one line per action (done, or only planned when
+    ``apply`` is off). Does nothing while another archive of ``base_dir`` is running.
+
+    A ``.tmp-archived-YYYY-MM-*`` folder is deleted when ``runs-YYYY-MM.tar.gz`` exists in
+    ``out_dir`` (default ``<base_dir>/../archive``), else put back; ``.tmp-archiving-*``
+    tarballs are deleted.
+    """
+    storage = _local(open_storage(base_dir))
+    out = _local(open_storage(out_dir if out_dir is not None else default_archive_dir(base_dir)))
+    if not storage.exists(storage.root):
+        return []
+    with _archive_lock(storage, wait=False) as held:
+        return _cleanup(storage, out, apply) if held else []
 
 
 def archive_months(base_dir: str | os.PathLike[str], before: str,
@@ -197,7 +291,8 @@ def archive_months(base_dir: str | os.PathLike[str], before: str,
 
     Each month becomes ``<out_dir>/runs-YYYY-MM.tar.gz`` (default ``<base_dir>/../archive``),
     verified by reading it back before its folder is deleted; its runs leave the catalog
-    ``db`` (when given and present). Only finished months can be archived.
+    ``db`` (when given and present). Only finished months can be archived. Leftovers of a
+    killed archive are cleaned up first.
     """
     if not is_month_partition(before):
         raise ArchiveError(f"invalid month {before!r}: expected YYYY-MM")
@@ -207,44 +302,24 @@ def archive_months(base_dir: str | os.PathLike[str], before: str,
                            "runs may still be written there; only finished months are archived")
     storage = _local(open_storage(base_dir))
     out = _local(open_storage(out_dir if out_dir is not None else default_archive_dir(base_dir)))
-    months = sorted(m for m in storage.list_dir(storage.root) if is_month_partition(m) and m < before)
-    plan: list[tuple[str, list[RunLocation], str]] = []
-    for month in months:  # check everything before changing anything
-        runs = _month_contents(storage, month)
-        target = out.join(out.root, archive_name(month))
-        if out.exists(target):
-            raise ArchiveError(f"archive {target} already exists; refusing to overwrite it")
-        plan.append((month, runs, target))
-    out.make_dirs(out.root)
-    done = []
-    for month, runs, target in plan:
-        hashes, size, digest = _pack(storage, month, out, target)
-        try:
-            _verify_archive(target, hashes)
-        except ArchiveError:
-            os.unlink(target)  # a bad copy must not block the retry
-            raise
-        run_ids = [loc.run_id for loc in runs]
-        unregistered = _remove_month(storage, month, target, run_ids, db, lock_timeout)
-        done.append(MonthArchive(month, target, run_ids, len(hashes), size, digest, unregistered))
-    return done
-
-
-def _remove_month(storage: Storage, month: str, archive: str, run_ids: list[str],
-                  db: CatalogRef | None, lock_timeout: float | None) -> int:
-    month_dir = storage.join(storage.root, month)
-    doomed = storage.join(storage.root, f"{TMP_PREFIX}archived-{month}-{secrets.token_hex(4)}")
-    os.rename(month_dir, doomed)  # atomic: scanners and the watcher stop seeing it at once
-    try:
-        removed = unregister_runs(db, run_ids, lock_timeout) if db is not None and catalog_exists(db) else 0
-    except BaseException:
-        os.rename(doomed, month_dir)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(archive)
-        raise
-    storage.sync_dir(storage.root)
-    shutil.rmtree(doomed)
-    return removed
+    if not storage.exists(storage.root):
+        return []
+    with _archive_lock(storage, wait=True):
+        _cleanup(storage, out, apply=True)
+        months = sorted(m for m in storage.list_dir(storage.root)
+                        if is_month_partition(m) and m < before)
+        plan = _plan(storage, out, months) if months else []
+        if plan:
+            out.make_dirs(out.root)
+        done: list[MonthArchive] = []
+        for p in plan:
+            try:
+                done.append(_archive_month(storage, out, p, db, lock_timeout))
+            except QuantbotError as err:
+                if not done:
+                    raise
+                raise type(err)(f"archived {', '.join(a.month for a in done)}; then: {err}") from None
+        return done
 
 
 # -- restore ----------------------------------------------------------------------------
@@ -294,7 +369,7 @@ def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], staging: str)
         src = tar.extractfile(m)
         assert src is not None
         with open(target, "xb") as dst:
-            shutil.copyfileobj(src, dst, _CHUNK)
+            shutil.copyfileobj(src, dst, CHUNK)
             dst.flush()
             os.fsync(dst.fileno())
         os.chmod(target, m.mode & 0o777 or 0o644)
@@ -350,4 +425,4 @@ def restore_archive(archive: str | os.PathLike[str], base_dir: str | os.PathLike
 
 
 __all__ = ["ArchiveError", "MonthArchive", "RestoreResult", "archive_months", "archive_name",
-           "default_archive_dir", "restore_archive"]
+           "cleanup_archive_leftovers", "default_archive_dir", "restore_archive"]

@@ -62,15 +62,15 @@ def collect_100k(quick: bool) -> list[BenchResult]:
     try:
         clone_runs(base, n)
         t0 = time.perf_counter()
-        catalog_all_runs(db, base)
+        catalog_all_runs(catalog=db, base_dir=base)
         full = time.perf_counter() - t0
         _write_runs((base, 0, 10, 500))
         t0 = time.perf_counter()
-        report = catalog_all_runs(db, base)
+        report = catalog_all_runs(catalog=db, base_dir=base)
         incr = time.perf_counter() - t0
         assert report.registered == 10, report
         t0 = time.perf_counter()
-        catalog_all_runs(db, base)
+        catalog_all_runs(catalog=db, base_dir=base)
         noop = time.perf_counter() - t0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -99,7 +99,7 @@ def collect(quick: bool = False) -> list[BenchResult]:
         print(f"# wrote {n:,} runs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
         t0 = time.perf_counter()
-        report = catalog_all_runs(db, base)
+        report = catalog_all_runs(catalog=db, base_dir=base)
         full = time.perf_counter() - t0
         assert report.registered == n, report
         out.append(BenchResult(f"catalog-sync {n:,} runs from scratch (incl. {n * trades:,} trades)",
@@ -108,7 +108,7 @@ def collect(quick: bool = False) -> list[BenchResult]:
 
         _write_runs((base, n, 10, trades))
         t0 = time.perf_counter()
-        report = catalog_all_runs(db, base)
+        report = catalog_all_runs(catalog=db, base_dir=base)
         incr = time.perf_counter() - t0
         assert report.registered == 10, report
         out.append(BenchResult(f"catalog-sync 10 new runs among {n:,} registered", incr, "<= 0.5 s",

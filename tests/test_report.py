@@ -31,7 +31,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                        "take_profit_pct": 1.0}, **kw),
         "paths": run_path_only(alerts, candles, **kw),
     }
-    catalog_all_runs(root / "catalog.duckdb", root / "runs")
+    catalog_all_runs(catalog=root / "catalog.duckdb", base_dir=root / "runs")
     return out
 
 

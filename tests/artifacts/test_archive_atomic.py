@@ -51,7 +51,7 @@ def test_a_symlinked_month_is_refused_before_anything_changes(base_dir: Path, ca
     _old_runs(real, monkeypatch)
     (real / MONTH).rename(real / "real-month")
     (base_dir / MONTH).symlink_to(real / "real-month")
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     tree, before = snapshot_tree(real), catalog_tables(catalog)
     proc = run_cli("backtest", "archive", "--before", "2024-02", "--base-dir", str(base_dir),
                    "--duckdb", str(catalog), cwd=tmp_path)
@@ -65,10 +65,10 @@ def test_a_link_in_a_later_month_refuses_every_month(base_dir: Path, catalog: Pa
     _old_runs(base_dir, monkeypatch, "2023-12")
     [run] = _old_runs(base_dir, monkeypatch, MONTH, 1)
     (base_dir / MONTH / f"run_id={run}" / "link").symlink_to("/etc/hostname")
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     tree, before = snapshot_tree(base_dir), catalog_tables(catalog)
     with pytest.raises(ArchiveError, match="link.* is a symbolic link"):
-        archive_months(base_dir, "2024-02", db=catalog)
+        archive_months("2024-02", base_dir=base_dir, catalog=catalog)
     assert snapshot_tree(base_dir) == tree and catalog_tables(catalog) == before
     assert not (tmp_path / "archive").exists()
 
@@ -85,7 +85,7 @@ def test_too_little_space_for_the_tarball_is_refused_up_front(base_dir: Path, ca
         big = base_dir / MONTH / f"run_id={ids[0]}" / "logs"
         big.mkdir(exist_ok=True)
         (big / "noise.log").write_bytes(os.urandom(400_000))  # incompressible
-        catalog_all_runs(catalog, base_dir)
+        catalog_all_runs(catalog=catalog, base_dir=base_dir)
         tree, before = snapshot_tree(base_dir), catalog_tables(catalog)
         proc = run_cli("backtest", "archive", "--before", "2024-02", "--base-dir", str(base_dir),
                        "--duckdb", str(catalog), "--out", str(disk / "archive"), cwd=tmp_path)
@@ -123,7 +123,7 @@ def test_sigkill_at_any_step_loses_nothing(base_dir: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch):
     ids = _old_runs(base_dir, monkeypatch)
     catalog = tmp_path / "catalog.duckdb"
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     files = snapshot_tree(base_dir / MONTH)
     pristine = tmp_path / "pristine"
     subprocess.run(["cp", "-a", str(base_dir), str(pristine)], check=True)
@@ -146,7 +146,7 @@ def test_sigkill_at_any_step_loses_nothing(base_dir: Path, tmp_path: Path,
             seen.add(state)
             assert not _leftovers(base_dir, archive_dir), k
             if state == "present":  # still registered, or found again by the next sync
-                catalog_all_runs(catalog, base_dir)
+                catalog_all_runs(catalog=catalog, base_dir=base_dir)
                 con = duckdb.connect(str(catalog), read_only=True)
                 got = {r[0] for r in con.execute("SELECT run_id FROM backtest_runs_catalog").fetchall()}
                 con.close()

@@ -61,7 +61,7 @@ def test_sync_registers_completed_and_failed(base_dir, catalog):
     done = make_run(base_dir)
     failed = make_run(base_dir, fail=True)
     running = make_run(base_dir, complete=False)
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert (report.registered, report.already_present, report.incomplete, report.invalid) == \
         (2, 0, 1, [])
     by_id = {m.run_id: m for m in query_runs(catalog, limit=None)}
@@ -69,16 +69,16 @@ def test_sync_registers_completed_and_failed(base_dir, catalog):
     assert by_id[failed.run_id].status == "failed"
     assert by_id[failed.run_id].error.message == "boom"
     assert running.run_id not in by_id
-    again = catalog_all_runs(catalog, base_dir)
+    again = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert (again.registered, again.already_present, again.incomplete) == (0, 2, 1)
     running.mark_success()
-    third = catalog_all_runs(catalog, base_dir)
+    third = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert (third.registered, third.already_present, third.incomplete) == (1, 2, 0)
 
 
 def test_query_filters(base_dir, catalog):
     runs = fixed_runs(base_dir)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     ids = lambda ms: [m.run_id for m in ms]
     assert ids(query_runs(catalog)) == [r.run_id for r in reversed(runs)]  # newest first
     assert ids(query_runs(catalog, limit=2)) == [runs[3].run_id, runs[2].run_id]
@@ -112,7 +112,7 @@ def test_query_filters(base_dir, catalog):
 ])
 def test_query_bad_filters_are_clean_errors(base_dir, catalog, kw, match):
     make_run(base_dir)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     before = catalog_dump(catalog)
     with pytest.raises(QuantbotError, match=match):
         query_runs(catalog, **kw)
@@ -121,7 +121,7 @@ def test_query_bad_filters_are_clean_errors(base_dir, catalog, kw, match):
 
 def test_get_artifact_path(base_dir, catalog):
     run = make_run(base_dir)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     p = get_artifact_path(catalog, run.run_id, "trades")
     assert p == os.path.join(run.path, "policy", "trades.parquet") and os.path.exists(p)
     assert get_artifact_path(catalog, run.run_id.upper(), "errors").endswith("errors/errors.parquet")
@@ -137,7 +137,7 @@ def test_get_artifact_path(base_dir, catalog):
 
 def test_catalog_stats(base_dir, catalog):
     fixed_runs(base_dir)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     stats = get_catalog_stats(catalog)
     assert stats["total_runs"] == 4
     assert stats["by_status"] == {"completed": 3, "failed": 1}
@@ -163,7 +163,7 @@ def test_register_run(base_dir, catalog):
     with pytest.raises(InvalidRunError, match="not a run directory"):
         register_run(catalog, base_dir)
     assert catalog_dump(catalog) == before
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert (report.registered, report.already_present, report.incomplete) == (0, 2, 1)
 
 
@@ -185,7 +185,7 @@ def test_views_span_registered_runs_with_run_id_from_file(base_dir, catalog):
                                       "features": [{**r, "new_feat": 7} for r in rows("features", 1)]})
     make_run(base_dir, artifacts={"trades": rows("trades", 5)}, complete=False)  # not registered
     failed = make_run(base_dir, artifacts={"trades": rows("trades", 6)}, fail=True)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     counts = {r["run_id"]: r["n"] for r in run_sql(
         catalog, "SELECT run_id, count(*) AS n FROM all_trades GROUP BY 1").to_pylist()}
     assert counts == {a.run_id: 3, b.run_id: 4, failed.run_id: 6}
@@ -207,7 +207,7 @@ def test_views_span_registered_runs_with_run_id_from_file(base_dir, catalog):
 
 def test_run_sql_is_read_only_and_errors_are_clean(base_dir, catalog):
     make_run(base_dir)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     before = catalog_dump(catalog)
     for bad in ("DROP TABLE backtest_runs_catalog", "DELETE FROM backtest_runs_catalog",
                 "SELEC nonsense", "SELECT * FROM no_such_table"):
@@ -226,7 +226,7 @@ def test_missing_catalog_and_empty_catalog(tmp_path, catalog):
     assert query_runs(catalog) == []
     stats = get_catalog_stats(catalog)
     assert stats["total_runs"] == 0 and stats["oldest_run"] is None
-    report = catalog_all_runs(catalog, tmp_path / "no-runs-here")
+    report = catalog_all_runs(catalog=catalog, base_dir=tmp_path / "no-runs-here")
     assert report.registered == 0
 
 
@@ -234,7 +234,7 @@ def test_catalog_accepts_open_connection(base_dir, tmp_path):
     make_run(base_dir)
     con = duckdb.connect(str(tmp_path / "c.duckdb"))
     try:
-        assert catalog_all_runs(con, base_dir).registered == 1
+        assert catalog_all_runs(catalog=con, base_dir=base_dir).registered == 1
         assert len(query_runs(con)) == 1
     finally:
         con.close()
@@ -252,11 +252,11 @@ def _golden_view(catalog):
 def test_drop_catalog_and_resync_gives_identical_answers(base_dir, catalog):
     fixed_runs(base_dir)
     make_run(base_dir, complete=False)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     before = _golden_view(catalog)
     before_dump = catalog_dump(catalog)
     catalog.unlink()
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert (report.registered, report.incomplete) == (4, 1)
     assert _golden_view(catalog) == before
     assert catalog_dump(catalog) == before_dump
@@ -320,7 +320,7 @@ def test_golden_manifest_and_query(base_dir, catalog):
     golden["parameters"]["config_hash"] = config_hash(params)
     on_disk = json.loads(Path(run.path, "run.json").read_text())
     assert normalise_manifest(on_disk) == golden
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert normalise_manifest(query_runs(catalog)[0].to_dict()) == golden
     result = run_sql(catalog, """SELECT policy_id, exit_reason, count(*) AS n,
                                  round(avg(realized_return_bps), 3) AS avg_bps,

@@ -60,14 +60,14 @@ def test_four_writers_and_a_syncing_process(tmp_path):
     sync_out = finish(syncer)
     assert sync_out.startswith("syncs ") and int(sync_out.split()[1]) >= 1, sync_out
     finish(querier)
-    report = catalog_all_runs(db, base)
+    report = catalog_all_runs(catalog=db, base_dir=base)
     assert report.invalid == [] and report.incomplete == 0
     assert report.registered + report.already_present == 100
     check_consistent(db, 100)
     runs = query_runs(db, limit=None)
     assert len(runs) == 100
     assert sum(r.status == "failed" for r in runs) == 4 * 2
-    again = catalog_all_runs(db, base)
+    again = catalog_all_runs(catalog=db, base_dir=base)
     assert (again.registered, again.already_present) == (0, 100)
     check_consistent(db, 100)
 
@@ -82,7 +82,7 @@ def test_two_syncs_at_once_and_a_query_during_sync(tmp_path):
     for s in syncs:
         finish(s)
     finish(querier)
-    report = catalog_all_runs(db, base)
+    report = catalog_all_runs(catalog=db, base_dir=base)
     assert report.registered == 0 and report.already_present == 30
     check_consistent(db, 30)
 
@@ -90,7 +90,7 @@ def test_two_syncs_at_once_and_a_query_during_sync(tmp_path):
 def test_lock_timeout_is_a_clear_catalog_error(tmp_path, base_dir):
     make_run(base_dir)
     db = tmp_path / "cat.duckdb"
-    catalog_all_runs(db, base_dir)
+    catalog_all_runs(catalog=db, base_dir=base_dir)
     before = catalog_fingerprint(db)
     make_run(base_dir)
     holder = duckdb.connect(str(db))  # another process-level writer holds the file lock
@@ -98,7 +98,7 @@ def test_lock_timeout_is_a_clear_catalog_error(tmp_path, base_dir):
         code = ("import sys\n"
                 "from quantbot.artifacts import catalog_all_runs, query_runs\n"
                 "from quantbot.errors import CatalogError\n"
-                "for f in (lambda: catalog_all_runs(sys.argv[1], sys.argv[2]),"
+                "for f in (lambda: catalog_all_runs(catalog=sys.argv[1], base_dir=sys.argv[2]),"
                 " lambda: query_runs(sys.argv[1])):\n"
                 "    try:\n        f()\n        print('no error')\n"
                 "    except CatalogError as e:\n        print(e)\n")
@@ -113,20 +113,20 @@ def test_lock_timeout_is_a_clear_catalog_error(tmp_path, base_dir):
     for line in lines:
         assert str(db) in line and "busy" in line and "0.3 s" in line, line
     assert catalog_fingerprint(db) == before
-    assert catalog_all_runs(db, base_dir).registered == 1
+    assert catalog_all_runs(catalog=db, base_dir=base_dir).registered == 1
 
 
 def test_lock_timeout_argument(tmp_path, base_dir):
     make_run(base_dir)
     db = tmp_path / "cat.duckdb"
-    catalog_all_runs(db, base_dir)
+    catalog_all_runs(catalog=db, base_dir=base_dir)
     code = ("import sys, duckdb, time\ncon = duckdb.connect(sys.argv[1])\nprint('held', flush=True)\n"
             "time.sleep(30)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(CatalogError, match=r"busy .* 0\.2 s"):
-            catalog_all_runs(db, base_dir, lock_timeout=0.2)
+            catalog_all_runs(catalog=db, base_dir=base_dir, lock_timeout=0.2)
     finally:
         holder.kill()
         holder.wait()

@@ -79,7 +79,7 @@ def test_sigkill_at_random_instants(tmp_path):
     base.mkdir()
     db = tmp_path / "catalog.duckdb"
     anchor = make_run(base, artifacts={"trades": rows("trades", 5), "errors": []})
-    catalog_all_runs(db, base)
+    catalog_all_runs(catalog=db, base_dir=base)
     anchor_files = snapshot_tree(anchor.path)
     anchor_query = [m.to_dict() for m in query_runs(db, limit=None)]
     rng = random.Random(1234)
@@ -99,7 +99,7 @@ def test_sigkill_at_random_instants(tmp_path):
     assert totals["partial"] > 0  # kills did land mid-run
     assert totals["complete"] > 1  # ... and after runs completed
     # the interrupted runs stay incomplete and are reported as such, never as invalid
-    final = catalog_all_runs(db, base)
+    final = catalog_all_runs(catalog=db, base_dir=base)
     assert final.invalid == [] and final.registered == 0
     assert final.incomplete == totals["partial"]
 
@@ -125,7 +125,7 @@ def _trials(zyg, base, db, rng, registered_ids, totals):
         if trials % 10 == 0 or trials == TRIALS:
             # the catalog's earlier contents were untouched by the crashes
             assert catalog_fingerprint(db) == before_dump
-            report = catalog_all_runs(db, base)
+            report = catalog_all_runs(catalog=db, base_dir=base)
             assert report.invalid == [], report.invalid
             cataloged = {m.run_id: m for m in query_runs(db, limit=None)}
             for run_id, m in cataloged.items():

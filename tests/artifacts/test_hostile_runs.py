@@ -25,7 +25,7 @@ from quantbot.artifacts import catalog_all_runs
 from quantbot.artifacts.ops.gc import collect_stale_runs
 from quantbot.artifacts.ops.verify import verify_runs
 base, db = sys.argv[1], sys.argv[2]
-sync = catalog_all_runs(db, base)
+sync = catalog_all_runs(catalog=db, base_dir=base)
 verify = verify_runs(base)
 stale = collect_stale_runs(base, "0s")
 print(json.dumps({"sync": sync.to_dict(), "verify": verify.to_dict(),
@@ -139,9 +139,12 @@ def run_folder_is_a_link(d: Path) -> tuple[str, str]:
 def too_many_columns(d: Path) -> tuple[str, str]:
     import pyarrow as pa
 
-    table = pa.table({f"c{i}": pa.array([1.0] * 10) for i in range(1_500)})
-    _replace_artifact(d, "trades", _parquet(table, "trades"), 10)
-    return "trades.parquet", "columns 1500 > 1024"
+    from quantbot.artifacts.store.reader import MAX_ARTIFACT_COLUMNS
+
+    n = MAX_ARTIFACT_COLUMNS + 1
+    table = pa.table({f"c{i}": pa.array([1.0] * 2) for i in range(n)})
+    _replace_artifact(d, "trades", _parquet(table, "trades"), 2)
+    return "trades.parquet", f"columns {n} > {MAX_ARTIFACT_COLUMNS}"
 
 
 def decoding_bomb(d: Path) -> tuple[str, str]:

@@ -142,7 +142,7 @@ def test_gc_dry_run_then_apply(base_dir: Path, catalog: Path) -> None:
     assert not list(Path(crashed.path).glob(".tmp-*"))
     assert collect_stale_runs(base_dir, "24h") == []
     # the catalog now takes them as failed runs; the fresh one stays incomplete
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert report.registered == 4 and report.incomplete == 1 and not report.invalid
     assert {done.run_id, failed.run_id, fresh.run_id}  # untouched
     assert json.loads((Path(fresh.path) / "run.json").read_text())["status"] == "running"
@@ -175,7 +175,7 @@ def _count(db: Path, sql: str) -> int:
 
 def test_unregister_runs_removes_every_trace(base_dir: Path, catalog: Path) -> None:
     keep, drop = make_run(base_dir), make_run(base_dir)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert unregister_runs(catalog, [drop.run_id, "00000000-0000-4000-8000-000000000000"]) == 1
     assert unregister_runs(catalog, [drop.run_id]) == 0  # idempotent
     assert _count(catalog, "SELECT count(*) FROM backtest_runs_catalog") == 1
@@ -188,12 +188,12 @@ def test_unregister_runs_removes_every_trace(base_dir: Path, catalog: Path) -> N
 def test_archive_restore_round_trip(base_dir: Path, catalog: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     months = _old_runs(base_dir, monkeypatch)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     tree_before, dump_before = snapshot_tree(base_dir), catalog_dump(catalog)
     runs_before = _count(catalog, "SELECT count(*) FROM backtest_runs_catalog")
     trades_before = _count(catalog, "SELECT count(*) FROM all_trades")
 
-    done = archive_months(base_dir, "2024-02", db=catalog)
+    done = archive_months("2024-02", base_dir=base_dir, catalog=catalog)
     assert [a.month for a in done] == ["2024-01"]
     archive = Path(done[0].path)
     assert archive == tmp_path / "archive" / "runs-2024-01.tar.gz" and archive.is_file()
@@ -206,9 +206,9 @@ def test_archive_restore_round_trip(base_dir: Path, catalog: Path, tmp_path: Pat
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert all(n.startswith("2024-01") for n in names)
-    assert archive_months(base_dir, "2024-02", db=catalog) == []  # nothing left to archive
+    assert archive_months("2024-02", base_dir=base_dir, catalog=catalog) == []  # nothing left to archive
 
-    result = restore_archive(archive, base_dir, catalog)
+    result = restore_archive(archive, base_dir=base_dir, catalog=catalog)
     assert sorted(result.run_ids) == sorted(months["2024-01"])
     assert result.sync is not None and result.sync.registered == 2
     assert snapshot_tree(base_dir) == tree_before
@@ -220,11 +220,11 @@ def test_archive_restore_round_trip(base_dir: Path, catalog: Path, tmp_path: Pat
 def test_restore_refuses_to_overwrite(base_dir: Path, catalog: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     _old_runs(base_dir, monkeypatch)
-    [done] = archive_months(base_dir, "2024-02", out_dir=tmp_path / "arch")
-    restore_archive(done.path, base_dir)
+    [done] = archive_months("2024-02", base_dir=base_dir, out_dir=tmp_path / "arch")
+    restore_archive(done.path, base_dir=base_dir)
     tree = snapshot_tree(base_dir)
     with pytest.raises(RunExistsError, match="never overwritten"):
-        restore_archive(done.path, base_dir, catalog)
+        restore_archive(done.path, base_dir=base_dir, catalog=catalog)
     assert snapshot_tree(base_dir) == tree
     assert not catalog.exists()
     # a run of the archive living in another month still counts as existing
@@ -234,7 +234,7 @@ def test_restore_refuses_to_overwrite(base_dir: Path, catalog: Path, tmp_path: P
     (base_dir / "2023-12").mkdir()
     victim.rename(base_dir / "2023-12" / victim.name)
     with pytest.raises(RunExistsError):
-        restore_archive(done.path, base_dir)
+        restore_archive(done.path, base_dir=base_dir)
 
 
 def test_archive_refusals_change_nothing(base_dir: Path, tmp_path: Path,
@@ -245,20 +245,20 @@ def test_archive_refusals_change_nothing(base_dir: Path, tmp_path: Path,
     monkeypatch.undo()
     tree = snapshot_tree(base_dir)
     with pytest.raises(ArchiveError, match="without _SUCCESS"):
-        archive_months(base_dir, "2024-02")
+        archive_months("2024-02", base_dir=base_dir)
     assert snapshot_tree(base_dir) == tree and not (tmp_path / "archive").exists()
     running.mark_failure(RuntimeError("boom"))
     (tmp_path / "archive").mkdir()
     (tmp_path / "archive" / "runs-2024-01.tar.gz").write_bytes(b"older archive")
     with pytest.raises(ArchiveError, match="already exists"):
-        archive_months(base_dir, "2024-02")
+        archive_months("2024-02", base_dir=base_dir)
     with pytest.raises(ArchiveError, match="after the current month"):
-        archive_months(base_dir, "2999-01")
+        archive_months("2999-01", base_dir=base_dir)
     with pytest.raises(ArchiveError, match="invalid month"):
-        archive_months(base_dir, "2024-13")
+        archive_months("2024-13", base_dir=base_dir)
     (base_dir / "2024-01" / "notes.txt").write_text("hand-made")
     with pytest.raises(ArchiveError, match="not run folders"):
-        archive_months(base_dir, "2024-02", out_dir=tmp_path / "other")
+        archive_months("2024-02", base_dir=base_dir, out_dir=tmp_path / "other")
     assert (tmp_path / "archive" / "runs-2024-01.tar.gz").read_bytes() == b"older archive"
 
 
@@ -269,10 +269,10 @@ def test_restore_rejects_foreign_archives(base_dir: Path, tmp_path: Path) -> Non
         info.size = 3
         tar.addfile(info, io.BytesIO(b"bad"))
     with pytest.raises(ArchiveError, match="unexpected member"):
-        restore_archive(evil, base_dir)
+        restore_archive(evil, base_dir=base_dir)
     (tmp_path / "junk.tar.gz").write_bytes(b"not a tarball")
     with pytest.raises(ArchiveError, match="not a readable tar"):
-        restore_archive(tmp_path / "junk.tar.gz", base_dir)
+        restore_archive(tmp_path / "junk.tar.gz", base_dir=base_dir)
     assert list(base_dir.iterdir()) == []
 
 
@@ -341,16 +341,16 @@ def test_archive_read_back_that_differs_deletes_nothing(
         base_dir: Path, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         corrupt: Callable[[Path], None], message: str) -> None:
     _old_runs(base_dir, monkeypatch)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     tree, cat = snapshot_tree(base_dir), catalog_dump(catalog)
     archive = tmp_path / "archive" / "runs-2024-01.tar.gz"
     with _corrupt_when_read_back(archive, corrupt), \
             pytest.raises(ArchiveError, match=f"{message}.*nothing deleted"):
-        archive_months(base_dir, "2024-02", db=catalog)
+        archive_months("2024-02", base_dir=base_dir, catalog=catalog)
     # nothing deleted or unregistered, and the bad archive removed so a retry can succeed
     assert snapshot_tree(base_dir) == tree and catalog_dump(catalog) == cat
     assert not archive.exists()
-    assert [m.month for m in archive_months(base_dir, "2024-02", db=catalog)] == ["2024-01"]
+    assert [m.month for m in archive_months("2024-02", base_dir=base_dir, catalog=catalog)] == ["2024-01"]
     assert archive.is_file()
 
 
@@ -363,6 +363,6 @@ def test_archive_rolls_back_when_the_catalog_fails(
     catalog.parent.mkdir(parents=True)
     catalog.write_bytes(b"not a duckdb file")
     with pytest.raises(QuantbotError, match="not a DuckDB database"):
-        archive_months(base_dir, "2024-02", db=catalog)
+        archive_months("2024-02", base_dir=base_dir, catalog=catalog)
     assert snapshot_tree(base_dir) == tree and not archive.exists()
     assert not [p for p in base_dir.iterdir() if p.name.startswith(".tmp")]

@@ -27,7 +27,7 @@ def test_full_ids_and_prefixes_find_the_run_in_the_folders(three, base_dir, ref)
 
 
 def test_the_catalog_answers_first_and_folders_complete_it(three, base_dir, catalog):
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert run_uri(locate_run(C[:8], catalog=catalog, base_dir=base_dir)).endswith(
         f"run_id={C}")
     late = make_run(base_dir, run_id="9999aaaa-0000-4000-8000-000000000009")  # not synced
@@ -43,7 +43,7 @@ def test_a_prefix_shared_by_two_runs_is_ambiguous_and_names_both(three, base_dir
 
 def test_ambiguity_spans_catalog_and_folders(base_dir, catalog):
     make_run(base_dir, run_id=A)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     make_run(base_dir, run_id=B)  # same 8-character prefix, not yet cataloged
     with pytest.raises(AmbiguousRunIdError):
         locate_run(A[:8], catalog=catalog, base_dir=base_dir)
@@ -56,6 +56,6 @@ def test_text_that_cannot_name_a_run_is_refused(base_dir, ref):
 
 
 def test_an_unknown_run_is_not_found(three, base_dir, catalog):
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     with pytest.raises(RunNotFoundError, match="aaaaaaaa"):
         locate_run("aaaaaaaa", catalog=catalog, base_dir=base_dir)

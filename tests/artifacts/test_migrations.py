@@ -80,7 +80,7 @@ def test_read_artifact_returns_current_schema(old_run: Path):
 def test_sync_upgrades_old_runs_into_one_schema(old_run: Path, base_dir: Path, catalog: Path):
     with create_run_directory("policy", base_dir=base_dir, git=False) as new:
         new.write_artifact("trades", [trade_row(9)])
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert report.registered == 2 and report.invalid == []
     rows = run_sql(catalog, "SELECT run_id, count(*) AS n, count(tail_capture) AS tc, "
                             "sum(realized_return_bps) AS s FROM all_trades GROUP BY 1").to_pylist()
@@ -97,7 +97,7 @@ def test_newer_artifact_version_is_refused(base_dir: Path, catalog: Path):
     _rewrite_trades(Path(run.path), table, "9.0.0")
     with pytest.raises(SchemaVersionError, match="newer than this quantbot supports"):
         read_artifact(run.path, "trades")
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert report.registered == 0
     assert "9.0.0" in report.invalid[0][1] and "newer" in report.invalid[0][1]
 
@@ -117,14 +117,14 @@ def test_newer_manifest_version_is_refused(base_dir: Path):
 def test_catalog_from_an_older_quantbot_grows_new_columns(base_dir: Path, catalog: Path):
     with create_run_directory("policy", base_dir=base_dir, git=False) as run:
         run.write_artifact("trades", [trade_row(0)])
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     con = duckdb.connect(str(catalog))
     con.execute("DROP VIEW all_trades")
     con.execute("ALTER TABLE artifact_trades DROP COLUMN tail_capture")  # as an old catalog had
     con.close()
     with create_run_directory("policy", base_dir=base_dir, git=False) as run2:
         run2.write_artifact("trades", [trade_row(1)])
-    assert catalog_all_runs(catalog, base_dir).registered == 1
+    assert catalog_all_runs(catalog=catalog, base_dir=base_dir).registered == 1
     rows = run_sql(catalog, "SELECT run_id, tail_capture FROM all_trades ORDER BY tail_capture")
     assert rows.to_pylist() == [{"run_id": run2.run_id, "tail_capture": 0.5},
                                 {"run_id": run.run_id, "tail_capture": None}]
@@ -156,6 +156,6 @@ def test_real_registry_upgrades_a_1_0_0_frontier(base_dir: Path, catalog: Path):
     upgraded = read_artifact(run_dir, "frontier")
     assert upgraded.schema.remove_metadata().equals(FRONTIER_SCHEMA)
     assert upgraded.column("overfit").null_count == 1
-    assert catalog_all_runs(catalog, base_dir).registered == 1
+    assert catalog_all_runs(catalog=catalog, base_dir=base_dir).registered == 1
     assert run_sql(catalog, "SELECT policy_id, overfit FROM all_frontier").to_pylist() == [
         {"policy_id": "p", "overfit": None}]

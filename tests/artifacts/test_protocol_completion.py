@@ -46,7 +46,7 @@ def test_completed_without_marker_is_reported_and_resolved_by_gc(tmp_path):
     assert [p.problem for p in problems] == [(
         "status completed but _SUCCESS is missing: the writer stopped before sealing the run; "
         "`quantbot backtest gc --apply` marks it failed")]
-    assert catalog_all_runs(db, base).incomplete == 1
+    assert catalog_all_runs(catalog=db, base_dir=base).incomplete == 1
 
     dry = collect_stale_runs(base, "0s")
     assert [(s.run_id, s.status, s.marked_failed) for s in dry] == [(run_id, "completed", False)]
@@ -58,7 +58,7 @@ def test_completed_without_marker_is_reported_and_resolved_by_gc(tmp_path):
     assert m.status == "failed" and m.error.type == "UnsealedRun"
     assert "no _SUCCESS" in m.error.message
     assert verify_runs(base).ok
-    report = catalog_all_runs(db, base)
+    report = catalog_all_runs(catalog=db, base_dir=base)
     assert (report.registered, report.incomplete, report.invalid) == (1, 0, [])
     assert [r.run_id for r in query_runs(db, status="failed")] == [run_id]
     assert query_runs(db, status="completed") == []
@@ -93,7 +93,7 @@ def test_gc_cli_marks_a_live_run_failed_and_the_writer_stops(tmp_path):
     m = _manifest(run_dir)
     assert m.status == "failed" and m.error.type == "StaleRun"  # gc's record is kept
     assert verify_runs(base).ok
-    catalog_all_runs(db, base)
+    catalog_all_runs(catalog=db, base_dir=base)
     assert [r.status for r in query_runs(db, limit=None)] == ["failed"]
 
 
@@ -120,6 +120,6 @@ def test_marker_on_a_failed_run_is_reported_by_verify_and_sync(tmp_path):
     (run_dir / "run.json").write_text(json.dumps(data))
     problems = [p.problem for p in verify_runs(base).problems]
     assert problems == ["_SUCCESS present but manifest status is failed (StaleRun: m)"]
-    report = catalog_all_runs(db, base)
+    report = catalog_all_runs(catalog=db, base_dir=base)
     assert report.registered == 0
     assert [r for _, r in report.invalid] == ["_SUCCESS present but manifest status is failed"]

@@ -73,7 +73,7 @@ def test_enospc_in_an_artifact_removes_its_tmp_file_and_records_failure(small_di
     assert m.status == "failed" and m.error.type == "OSError"
     assert not (run_dir / "_SUCCESS").exists()
     assert verify_runs(base).ok
-    catalog_all_runs(tmp_path / "c.duckdb", base)
+    catalog_all_runs(catalog=tmp_path / "c.duckdb", base_dir=base)
     assert [r.status for r in query_runs(tmp_path / "c.duckdb")] == ["failed"]
 
 

@@ -23,7 +23,7 @@ def synced(base_dir, catalog, tmp_path):
     """A completed run with alerts, registered in the catalog; a secret file beside it."""
     run = make_run(base_dir, "policy", artifacts={"alerts": rows("alerts", 2),
                                                   "trades": rows("trades", 3), "errors": []})
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret\n")
     return run, catalog, secret

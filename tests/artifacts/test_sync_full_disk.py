@@ -39,7 +39,7 @@ def test_sync_on_a_full_disk_names_the_cause_and_recovers(small_disk: Path, base
                                                           tmp_path: Path):
     catalog = small_disk / "catalog.duckdb"
     _runs(base_dir, 2)
-    assert catalog_all_runs(catalog, base_dir).registered == 2
+    assert catalog_all_runs(catalog=catalog, base_dir=base_dir).registered == 2
     before = catalog_tables(catalog)
     filler = small_disk / "filler"
     with filler.open("wb") as f:  # fill what is left of the disk
@@ -56,8 +56,8 @@ def test_sync_on_a_full_disk_names_the_cause_and_recovers(small_disk: Path, base
     assert str(catalog) in line and "TransactionException" not in line
     assert catalog_tables(catalog) == before  # the failed batch left no trace
     filler.unlink()
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert report.registered == 6 and not report.invalid
     fresh = tmp_path / "fresh.duckdb"
-    catalog_all_runs(fresh, base_dir)
+    catalog_all_runs(catalog=fresh, base_dir=base_dir)
     assert catalog_tables(catalog) == catalog_tables(fresh)

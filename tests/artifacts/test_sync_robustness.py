@@ -24,7 +24,7 @@ def test_clashing_extra_column_types_widen_to_text(base_dir: Path, catalog: Path
     _alerts_run(base_dir, ["x", "y"])
     for _ in range(3):
         make_run(base_dir)
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     # One rule, whatever the order: an int column and a text column make a text column.
     assert report.registered == 5 and not report.invalid
     notes = run_sql(catalog, "SELECT note FROM all_alerts ORDER BY note").column("note").to_pylist()
@@ -33,10 +33,10 @@ def test_clashing_extra_column_types_widen_to_text(base_dir: Path, catalog: Path
 
 def test_a_single_new_bad_run_is_reported_not_raised(base_dir: Path, catalog: Path):
     _alerts_run(base_dir, [1, 2])
-    assert catalog_all_runs(catalog, base_dir).registered == 1
+    assert catalog_all_runs(catalog=catalog, base_dir=base_dir).registered == 1
     rows = [alert_row(i, note="a", NOTE="b") for i in range(2)]  # same column ignoring case
     bad = make_run(base_dir, artifacts={"alerts": rows}).run_id
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert report.registered == 0 and bad in report.invalid[0][0]
     assert "NOTE and note differ only in case" in report.invalid[0][1]
     proc = run_cli("backtest", "catalog-sync", "--base-dir", str(base_dir), "--duckdb", str(catalog),
@@ -46,9 +46,9 @@ def test_a_single_new_bad_run_is_reported_not_raised(base_dir: Path, catalog: Pa
 
 def test_all_null_extra_column_does_not_poison_later_runs(base_dir: Path, catalog: Path):
     _alerts_run(base_dir, [None, None])
-    assert catalog_all_runs(catalog, base_dir).registered == 1
+    assert catalog_all_runs(catalog=catalog, base_dir=base_dir).registered == 1
     later = _alerts_run(base_dir, ["x", "y"])
-    assert catalog_all_runs(catalog, base_dir).registered == 1
+    assert catalog_all_runs(catalog=catalog, base_dir=base_dir).registered == 1
     notes = run_sql(catalog, "SELECT note FROM all_alerts WHERE run_id = ? ORDER BY note", [later])
     assert notes.column("note").to_pylist() == ["x", "y"]
 
@@ -62,7 +62,7 @@ def test_manifest_timestamps_must_be_iso_with_a_time_zone(base_dir: Path, catalo
     path.write_text(json.dumps(manifest))
     with pytest.raises(ManifestError, match="created_at"):
         read_manifest(bad.path)
-    report = catalog_all_runs(catalog, base_dir)
+    report = catalog_all_runs(catalog=catalog, base_dir=base_dir)
     assert report.registered == 1 and [r.run_id for r in query_runs(catalog)] == [good.run_id]
     manifest["created_at"] = "2026-01-01T00:00:00"  # no zone
     path.write_text(json.dumps(manifest))
@@ -98,7 +98,7 @@ def test_batches_with_clashing_extra_types_name_the_column(base_dir: Path):
 
 def test_empty_sql_is_an_error(base_dir: Path, catalog: Path):
     make_run(base_dir)
-    catalog_all_runs(catalog, base_dir)
+    catalog_all_runs(catalog=catalog, base_dir=base_dir)
     with pytest.raises(QuantbotError, match="empty SQL"):
         run_sql(catalog, "   ")
     assert_clean_error(run_cli("backtest", "sql", "", "--duckdb", str(catalog), cwd=base_dir.parent),

@@ -37,16 +37,16 @@ def _features_run(base: Path, extras: dict[str, str], n: int = 2) -> str:
 def _rebuild(base: Path, tmp: Path) -> Path:
     fresh = tmp / "rebuilt.duckdb"
     fresh.unlink(missing_ok=True)
-    catalog_all_runs(fresh, base)
+    catalog_all_runs(catalog=fresh, base_dir=base)
     return fresh
 
 
 def test_case_variants_share_one_column_spelled_the_same_either_way(tmp_path: Path):
     base, db = tmp_path / "runs", tmp_path / "cat.duckdb"
     lower = _features_run(base, {"score": "double"})
-    assert catalog_all_runs(db, base).registered == 1
+    assert catalog_all_runs(catalog=db, base_dir=base).registered == 1
     upper = _features_run(base, {"Score": "double"})
-    report = catalog_all_runs(db, base)
+    report = catalog_all_runs(catalog=db, base_dir=base)
     assert report.registered == 1 and not report.invalid
     got = run_sql(db, 'SELECT run_id, "Score" FROM all_features ORDER BY run_id, "Score"')
     assert got.column_names == ["run_id", "Score"]  # the smallest spelling, whichever came first
@@ -57,9 +57,9 @@ def test_case_variants_share_one_column_spelled_the_same_either_way(tmp_path: Pa
 def test_double_then_text_is_text_in_both_paths(tmp_path: Path):
     base, db = tmp_path / "runs", tmp_path / "cat.duckdb"
     _features_run(base, {"note": "double"})
-    assert catalog_all_runs(db, base).registered == 1
+    assert catalog_all_runs(catalog=db, base_dir=base).registered == 1
     _features_run(base, {"note": "string"})
-    assert catalog_all_runs(db, base).registered == 1
+    assert catalog_all_runs(catalog=db, base_dir=base).registered == 1
     types = run_sql(db, "SELECT data_type FROM information_schema.columns "
                         "WHERE table_name = 'artifact_features' AND column_name = 'note'")
     assert types.column(0).to_pylist() == ["VARCHAR"]
@@ -74,7 +74,7 @@ def test_a_run_with_columns_equal_ignoring_case_is_invalid_in_both_paths(tmp_pat
     bad = _features_run(base, {"Score": "double", "score": "double"})
     builtin = _features_run(base, {"Volume_Spike": "double"})
     for target in (db, tmp_path / "again.duckdb"):
-        report = catalog_all_runs(target, base)
+        report = catalog_all_runs(catalog=target, base_dir=base)
         reasons = dict(report.invalid)
         assert report.registered == 1 and len(reasons) == 2
         assert "columns Score and score differ only in case" in reasons[next(p for p in reasons if bad in p)]
@@ -85,9 +85,9 @@ def test_many_changes_at_once_rewrite_the_table_to_the_same_result(tmp_path: Pat
     # > 16 schema changes in one batch take the one-statement rewrite instead of ALTERs
     base, db = tmp_path / "runs", tmp_path / "cat.duckdb"
     _features_run(base, {"score": "double", **{f"c{i}": "int32" for i in range(20)}})
-    assert catalog_all_runs(db, base).registered == 1
+    assert catalog_all_runs(catalog=db, base_dir=base).registered == 1
     _features_run(base, {"Score": "string", "c0": "int64", **{f"d{i}": "bool" for i in range(20)}})
-    assert catalog_all_runs(db, base).registered == 1
+    assert catalog_all_runs(catalog=db, base_dir=base).registered == 1
     got = run_sql(db, "SELECT column_name, data_type FROM information_schema.columns "
                       "WHERE table_name = 'all_features' AND column_name IN ('Score', 'c0', 'd7')")
     assert sorted(zip(*got.to_pydict().values(), strict=True)) == [
@@ -109,7 +109,7 @@ def test_incremental_batches_and_rebuild_give_identical_catalogs(runs: list[dict
         for i, extras in enumerate(runs):
             _features_run(base, extras)
             if i + 1 in cuts or i + 1 == len(runs):  # sync after each random batch
-                catalog_all_runs(db, base)
+                catalog_all_runs(catalog=db, base_dir=base)
         assert catalog_tables(db) == catalog_tables(_rebuild(base, tmp))
     finally:
         shutil.rmtree(tmp)

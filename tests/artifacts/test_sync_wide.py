@@ -25,7 +25,7 @@ _MAX_RSS_KB = 1_500_000
 _CHILD = """
 import json, resource, sys
 from quantbot.artifacts import catalog_all_runs
-report = catalog_all_runs(sys.argv[1], sys.argv[2])
+report = catalog_all_runs(catalog=sys.argv[1], base_dir=sys.argv[2])
 print(json.dumps({"report": report.to_dict(),
                   "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """

@@ -62,7 +62,7 @@ def test_sync_registers_every_run_type_like_catalog_sync(work, tmp_path, monkeyp
     out["rerun"] = _invoke(work, db, "rerun", out["policy"]["run_id"])
     assert all(o["cataloged"] for o in out.values())
     reference = tmp_path / "reference.duckdb"
-    catalog_all_runs(reference, work / "runs")
+    catalog_all_runs(catalog=reference, base_dir=work / "runs")
     for name, o in out.items():
         run_id = o["run_id"]
         synced = _row(db, run_id)

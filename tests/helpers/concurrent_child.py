@@ -41,7 +41,7 @@ def main() -> None:
         ok = busy = 0
         while time.monotonic() < end:
             try:
-                report = catalog_all_runs(db, base)
+                report = catalog_all_runs(catalog=db, base_dir=base)
                 assert not report.invalid, report.invalid
                 ok += 1
             except CatalogError as err:

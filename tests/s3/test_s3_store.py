@@ -57,14 +57,14 @@ def test_runs_round_trip_through_s3(s3_base: str, tmp_path):
     assert table.num_rows == 3 and table.schema.metadata[b"run_id"].decode() == run_id
 
     db = tmp_path / "catalog.duckdb"
-    report = catalog_all_runs(db, s3_base)
+    report = catalog_all_runs(catalog=db, base_dir=s3_base)
     assert (report.registered, report.incomplete, report.invalid) == (2, 0, [])
     runs = query_runs(db, status="completed")
     assert [r.run_id for r in runs] == [run_id]
     assert get_artifact_path(db, run_id, "trades") == f"{by_id[run_id]}/policy/trades.parquet"
     assert run_sql(db, "SELECT count(*) AS n FROM all_trades WHERE run_id = ?",
                    [run_id]).to_pylist() == [{"n": 3}]
-    assert catalog_all_runs(db, s3_base).already_present == 2
+    assert catalog_all_runs(catalog=db, base_dir=s3_base).already_present == 2
 
 
 def test_cli_on_s3(s3_base: str, s3_endpoint: str, tmp_path):
@@ -126,7 +126,7 @@ def test_sigkilled_writer_on_s3_leaves_no_partial_object(s3_base: str, tmp_path)
         if "_SUCCESS" in names:
             complete += 1
             assert manifest.status == "completed"
-    report = catalog_all_runs(db, s3_base)
+    report = catalog_all_runs(catalog=db, base_dir=s3_base)
     assert report.invalid == []
     completed = {r.run_id for r in query_runs(db, status="completed", limit=None)}
     assert len(completed) == complete
@@ -155,7 +155,7 @@ def test_concurrent_writers_and_syncs_on_s3(s3_base: str, tmp_path):
                               stdout=subprocess.DEVNULL)
     assert all(w.wait(timeout=300) == 0 for w in writers)
     assert syncer.wait(timeout=300) == 0
-    catalog_all_runs(db, s3_base)
+    catalog_all_runs(catalog=db, base_dir=s3_base)
     rows = run_sql(db, "SELECT count(*) AS n, count(DISTINCT run_id) AS d, "
                        "count(*) FILTER (status = 'completed') AS ok FROM backtest_runs_catalog")
     n = rows.to_pylist()[0]
@@ -174,7 +174,7 @@ def test_flow_verify_and_gc_on_s3(s3_base: str, tmp_path):
     assert is_complete(result.run_dir)
     assert read_manifest(result.run_dir).artifacts["trades"].rows == result.trades
     db = tmp_path / "catalog.duckdb"
-    assert catalog_all_runs(db, s3_base).registered == 1
+    assert catalog_all_runs(catalog=db, base_dir=s3_base).registered == 1
     assert run_sql(db, "SELECT count(*) AS n FROM all_trades").to_pylist() == [{"n": result.trades}]
     for args in (["verify", "--all"], ["gc", "--stale", "1h"]):
         out = subprocess.run([QUANTBOT, "backtest", *args, "--base-dir", s3_base], cwd=tmp_path,

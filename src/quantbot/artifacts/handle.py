@@ -103,7 +103,8 @@ class Store:
         """Register every new completed or failed run in the catalog."""
         from quantbot.artifacts.catalog.sync import catalog_all_runs
 
-        return catalog_all_runs(self.catalog, self.storage, lock_timeout=self.lock_timeout)
+        return catalog_all_runs(catalog=self.catalog, base_dir=self.storage,
+                                lock_timeout=self.lock_timeout)
 
     def query(self, **filters: Any) -> list[RunManifest]:
         """Cataloged runs, newest first (filters as ``query_runs``)."""

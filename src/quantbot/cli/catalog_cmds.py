@@ -31,7 +31,7 @@ def catalog_sync(base_dir: str, duckdb_path: str, stats: bool, fmt: str,
     """Register completed (and failed) runs under BASE_DIR in the catalog."""
     from quantbot.artifacts.catalog import catalog_all_runs, get_catalog_stats
 
-    report = catalog_all_runs(duckdb_path, base_dir, lock_timeout=lock_timeout)
+    report = catalog_all_runs(catalog=duckdb_path, base_dir=base_dir, lock_timeout=lock_timeout)
     catalog_stats = get_catalog_stats(duckdb_path) if stats else None
     if fmt == "json":
         out: dict[str, Any] = report.to_dict()
@@ -106,7 +106,7 @@ def show(run_id: str, duckdb_path: str, base_dir: str, fmt: str) -> None:
     """Show a run's manifest and artifact inventory (from the catalog or the base dir)."""
     from quantbot.artifacts.ops.describe import describe_run
 
-    info = describe_run(run_id, duckdb_path, base_dir)
+    info = describe_run(run_id, catalog=duckdb_path, base_dir=base_dir)
     if fmt == "json":
         print_json(info)
         return

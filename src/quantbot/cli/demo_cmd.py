@@ -66,7 +66,7 @@ def demo(base_dir: str, duckdb_path: str, data_dir: str) -> None:
         run_ids.append(result.run_id)
 
     click.echo("\n== catalog-sync")
-    report = catalog_all_runs(duckdb_path, base_dir)
+    report = catalog_all_runs(catalog=duckdb_path, base_dir=base_dir)
     click.echo(f"registered {report.registered}, already present {report.already_present}, "
                f"incomplete {report.incomplete}, invalid {len(report.invalid)}  ({duckdb_path})")
 

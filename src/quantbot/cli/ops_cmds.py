@@ -38,7 +38,7 @@ def catalog_watch(base_dir: str, duckdb_path: str, rescan_interval: float, debou
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
-    watch_catalog(duckdb_path, base_dir, stop_event=stop, rescan_interval=rescan_interval,
+    watch_catalog(catalog=duckdb_path, base_dir=base_dir, stop_event=stop, rescan_interval=rescan_interval,
                   debounce_ms=debounce_ms, lock_timeout=lock_timeout,
                   on_event=lambda e: click.echo(e.line()), force_polling=force_polling)
 
@@ -117,7 +117,8 @@ def archive(before: str, out_dir: str | None, base_dir: str, duckdb_path: str, f
 
     from quantbot.artifacts.ops.archive import archive_months
 
-    done = archive_months(base_dir, before, out_dir, duckdb_path, lock_timeout)
+    done = archive_months(before, base_dir=base_dir, out_dir=out_dir, catalog=duckdb_path,
+                          lock_timeout=lock_timeout)
     if fmt == "json":
         print_json([{**asdict(a), "runs": len(a.run_ids)} for a in done])
         return
@@ -139,7 +140,8 @@ def restore(archive_path: str, base_dir: str, duckdb_path: str, fmt: str,
     """Bring an archived month back (never overwriting a run) and sync the catalog."""
     from quantbot.artifacts.ops.archive import restore_archive
 
-    result = restore_archive(archive_path, base_dir, duckdb_path, lock_timeout)
+    result = restore_archive(archive_path, base_dir=base_dir, catalog=duckdb_path,
+                             lock_timeout=lock_timeout)
     sync = result.sync.to_dict() if result.sync else None
     if fmt == "json":
         print_json({"archive": result.archive, "months": result.months, "run_ids": result.run_ids,

@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
+from quantbot._compat import legacy_arguments
+from quantbot.artifacts.catalog.connection import (
+    DEFAULT_CATALOG,
+    CatalogRef,
+    catalog_exists,
+    open_catalog,
+)
 from quantbot.artifacts.catalog.consolidate import column_problem, insert_tables
 from quantbot.artifacts.catalog.scan import scan_runs
 from quantbot.artifacts.catalog.schema import (
@@ -231,7 +237,9 @@ def _unregistered(db: CatalogRef, ids: list[str], lock_timeout: float | None
     return [r[0] for r in rows], True
 
 
-def catalog_all_runs(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs",
+@legacy_arguments("catalog", "base_dir", "lock_timeout")
+def catalog_all_runs(*, catalog: CatalogRef = DEFAULT_CATALOG,
+                     base_dir: str | os.PathLike[str] | Storage = "runs",
                      lock_timeout: float | None = None) -> SyncReport:
     """Register every completed or failed run under ``base_dir`` that is not yet cataloged.
 
@@ -240,7 +248,7 @@ def catalog_all_runs(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs",
     """
     storage = open_storage(base_dir)
     listing = _list_runs(storage)
-    new_ids, initialized = _unregistered(db, list(listing), lock_timeout)
+    new_ids, initialized = _unregistered(catalog, list(listing), lock_timeout)
     report = SyncReport(already_present=len(listing) - len(new_ids))
     todo: list[RunLocation] = []
     for name in sorted(new_ids, key=lambda n: (listing[n], n)):
@@ -254,7 +262,7 @@ def catalog_all_runs(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs",
     report.incomplete = len(scanned.incomplete)
     report.invalid.extend(scanned.invalid)
     if scanned.runs or not initialized:  # nothing new: the write lock is not even taken
-        with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
+        with storage_errors(catalog), open_catalog(catalog, read_only=False, lock_timeout=lock_timeout) as con:
             ensure_schema(con)
             for i in range(0, len(scanned.runs), _BATCH_RUNS):
                 write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)

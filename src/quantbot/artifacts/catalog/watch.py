@@ -21,7 +21,13 @@ from typing import Any, Literal, Protocol
 
 import duckdb
 
-from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
+from quantbot._compat import legacy_arguments
+from quantbot.artifacts.catalog.connection import (
+    DEFAULT_CATALOG,
+    CatalogRef,
+    catalog_exists,
+    open_catalog,
+)
 from quantbot.artifacts.catalog.scan import scan_runs
 from quantbot.artifacts.catalog.schema import RUNS_TABLE, ensure_schema, table_columns
 from quantbot.artifacts.catalog.sync import (
@@ -187,7 +193,8 @@ class _Watcher:
         """Full sync as a safety net for missed events; False if the catalog was unavailable."""
         try:
             before = {r[0] for r in self._catalog_runs()}  # runs others registered are not ours
-            report = catalog_all_runs(self.db, self.storage.root, lock_timeout=self.lock_timeout)
+            report = catalog_all_runs(catalog=self.db, base_dir=self.storage,
+                                          lock_timeout=self.lock_timeout)
             rows = self._catalog_runs()
         except (QuantbotError, duckdb.Error) as err:
             self.stats.errors += 1
@@ -221,12 +228,14 @@ def _relevant(change: Any, path: str) -> bool:
     return not os.path.basename(path).startswith(TMP_PREFIX)
 
 
-def watch_catalog(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs", *,
+@legacy_arguments("catalog", "base_dir")
+def watch_catalog(*, catalog: CatalogRef = DEFAULT_CATALOG,
+                  base_dir: str | os.PathLike[str] | Storage = "runs",
                   stop_event: StopFlag | None = None, rescan_interval: float = 60.0,
                   debounce_ms: int = 500, lock_timeout: float | None = None,
                   on_event: Callable[[WatchEvent], None] | None = None,
                   force_polling: bool | None = None) -> WatchStats:
-    """Keep the catalog ``db`` in step with ``base_dir`` until ``stop_event`` is set.
+    """Keep the catalog ``catalog`` in step with ``base_dir`` until ``stop_event`` is set.
 
     ``on_event`` receives a ``WatchEvent`` per registered run, invalid run and error (the
     CLI prints ``event.line()``). ``rescan_interval`` (s) is the period of the full sync
@@ -246,10 +255,10 @@ def watch_catalog(db: CatalogRef, base_dir: str | os.PathLike[str] = "runs", *,
     storage.make_dirs(storage.root)
     absolute = os.path.abspath(storage.root)
     stop = stop_event if stop_event is not None else threading.Event()
-    watcher = _Watcher(db, storage, lock_timeout, on_event or (lambda e: None),
+    watcher = _Watcher(catalog, storage, lock_timeout, on_event or (lambda e: None),
                        roots=tuple(dict.fromkeys((absolute, os.path.realpath(absolute)))))
     watcher.emit("started", message=f"watching {storage.root} for runs to register in "
-                 f"{os.fspath(db) if not isinstance(db, duckdb.DuckDBPyConnection) else 'catalog'} "
+                 f"{os.fspath(catalog) if not isinstance(catalog, duckdb.DuckDBPyConnection) else 'catalog'} "
                  f"(rescan every {rescan_interval:g} s)")
     next_rescan = 0.0  # the first wake-up (watcher already listening) does a full sync
     for changes in watchfiles.watch(

@@ -33,6 +33,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from quantbot._compat import legacy_arguments
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists
 from quantbot.artifacts.catalog.remove import unregister_runs
 from quantbot.artifacts.catalog.sync import SyncReport, catalog_all_runs
@@ -84,9 +85,10 @@ def archive_name(month: str) -> str:
     return f"runs-{month}{ARCHIVE_SUFFIX}"
 
 
-def default_archive_dir(base_dir: str | os.PathLike[str]) -> str:
+def default_archive_dir(base_dir: str | os.PathLike[str] | Storage) -> str:
     """``<base-dir>/../archive`` (``archive`` next to ``runs``)."""
-    return os.path.normpath(os.path.join(os.fspath(base_dir), os.pardir, "archive"))
+    root = base_dir.root if isinstance(base_dir, Storage) else os.fspath(base_dir)
+    return os.path.normpath(os.path.join(root, os.pardir, "archive"))
 
 
 def _local(storage: Storage) -> Storage:
@@ -284,14 +286,16 @@ def cleanup_archive_leftovers(base_dir: str | os.PathLike[str] = "runs",
         return _cleanup(storage, out, apply) if held else []
 
 
-def archive_months(base_dir: str | os.PathLike[str], before: str,
-                   out_dir: str | os.PathLike[str] | None = None, db: CatalogRef | None = None,
+@legacy_arguments("base_dir", "before", "out_dir", "catalog", "lock_timeout")
+def archive_months(before: str, *, base_dir: str | os.PathLike[str] | Storage = "runs",
+                   out_dir: str | os.PathLike[str] | None = None,
+                   catalog: CatalogRef | None = None,
                    lock_timeout: float | None = None) -> list[MonthArchive]:
     """Archive every month partition older than ``before`` (``YYYY-MM``) and remove it.
 
     Each month becomes ``<out_dir>/runs-YYYY-MM.tar.gz`` (default ``<base_dir>/../archive``),
     verified by reading it back before its folder is deleted; its runs leave the catalog
-    ``db`` (when given and present). Only finished months can be archived. Leftovers of a
+    ``catalog`` (when given and present). Only finished months can be archived. Leftovers of a
     killed archive are cleaned up first.
     """
     if not is_month_partition(before):
@@ -314,7 +318,7 @@ def archive_months(base_dir: str | os.PathLike[str], before: str,
         done: list[MonthArchive] = []
         for p in plan:
             try:
-                done.append(_archive_month(storage, out, p, db, lock_timeout))
+                done.append(_archive_month(storage, out, p, catalog, lock_timeout))
             except QuantbotError as err:
                 if not done:
                     raise
@@ -376,9 +380,12 @@ def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], staging: str)
         os.utime(target, (m.mtime, m.mtime))
 
 
-def restore_archive(archive: str | os.PathLike[str], base_dir: str | os.PathLike[str] = "runs",
-                    db: CatalogRef | None = None, lock_timeout: float | None = None) -> RestoreResult:
-    """Bring an archived month back under ``base_dir`` and sync the catalog ``db``.
+@legacy_arguments("archive", "base_dir", "catalog", "lock_timeout")
+def restore_archive(archive: str | os.PathLike[str], *,
+                    base_dir: str | os.PathLike[str] | Storage = "runs",
+                    catalog: CatalogRef | None = None,
+                    lock_timeout: float | None = None) -> RestoreResult:
+    """Bring an archived month back under ``base_dir`` and sync the catalog ``catalog``.
 
     Refuses (changing nothing) when any of its runs already exists under ``base_dir``.
     Each run folder is extracted to a staging folder, then renamed into place whole.
@@ -419,8 +426,8 @@ def restore_archive(archive: str | os.PathLike[str], base_dir: str | os.PathLike
             shutil.rmtree(staging, ignore_errors=True)
     result = RestoreResult(path, sorted({m for m, _ in runs}), sorted(runs.values()),
                            run_dirs=run_dirs)
-    if db is not None:
-        result.sync = catalog_all_runs(db, base_dir, lock_timeout=lock_timeout)
+    if catalog is not None:
+        result.sync = catalog_all_runs(catalog=catalog, base_dir=storage, lock_timeout=lock_timeout)
     return result
 
 

@@ -19,8 +19,9 @@ from quantbot.errors import LimitExceededError, ManifestError
 
 # Limits checked from the Parquet footer before an artifact is decoded. The largest real
 # artifacts (paths of 100k alerts: ~25 columns, ~60 MB decoded; an optimizer frontier of
-# ~600 policies; features with a few dozen extra columns) stay far below them.
-MAX_ARTIFACT_COLUMNS = 1_024
+# ~600 policies; features with a few dozen extra columns) stay far below them. Wide
+# feature sets (embeddings: thousands of columns) fit: consolidation is linear in columns.
+MAX_ARTIFACT_COLUMNS = 8_192
 MAX_DECODED_BYTES = 1024 ** 3  # 1 GiB: what one artifact may take in memory once decoded
 _FIXED_WIDTH_BOUND = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
 _OFFSET_BYTES = 8  # per string value: Arrow's offsets (large_string at worst)

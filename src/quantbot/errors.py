@@ -56,3 +56,11 @@ class StorageError(QuantbotError):
 
 class SchemaVersionError(QuantbotError, ValueError):
     """An artifact or manifest written with a schema version this quantbot cannot read."""
+
+
+class StorageTimeoutError(StorageError):
+    """An object store that did not answer in time (or dropped the connection) for one key.
+
+    For a write it also says whether the object is known to be absent or its outcome is
+    unknown (the store may still apply a request it had received).
+    """

@@ -28,10 +28,10 @@ class ScanResult:
 
 
 def _check(storage: Storage, loc: RunLocation) -> tuple[str, ScannedRun | str | None]:
-    state = classify(storage, loc)
-    if state == "incomplete":
-        return state, None
     try:
+        state = classify(storage, loc)
+        if state == "incomplete":
+            return state, None
         run = load_run(storage, loc, parse=False)  # for an unparsable run.json: the reason
     except InvalidRunError as err:
         return "invalid", str(err)

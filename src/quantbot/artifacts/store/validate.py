@@ -23,7 +23,7 @@ from quantbot.artifacts.schema.migrations import check_supported, needs_upgrade
 from quantbot.artifacts.store.backends import Storage
 from quantbot.artifacts.store.reader import decode_artifact, footer_version
 from quantbot.artifacts.store.runs import RunLocation
-from quantbot.errors import QuantbotError
+from quantbot.errors import QuantbotError, StorageError
 
 
 class InvalidRunError(QuantbotError):
@@ -78,6 +78,8 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
         data = storage.read_bytes(path)
     except FileNotFoundError:
         raise InvalidRunError(f"artifact {name}: file {entry.path} is missing") from None
+    except StorageError as err:  # e.g. a read the object store did not answer in time
+        raise InvalidRunError(f"artifact {name}: {err}") from None
     if len(data) != entry.bytes:
         raise InvalidRunError(
             f"artifact {name}: {len(data)} bytes on disk, manifest says {entry.bytes}")
@@ -140,13 +142,18 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
 
 
 def classify(storage: Storage, loc: RunLocation) -> str:
-    """'completed' (marker present), 'failed' (manifest says so), 'incomplete' or 'invalid'."""
-    if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
-        return "completed"
+    """'completed' (marker present), 'failed' (manifest says so), 'incomplete' or 'invalid'.
+
+    A store that does not answer is InvalidRunError with its reason (that run only).
+    """
     try:
+        if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
+            return "completed"
         raw = storage.read_bytes(storage.join(loc.path, MANIFEST_NAME))
     except FileNotFoundError:
         return "incomplete"  # a writer may be creating it right now
+    except StorageError as err:
+        raise InvalidRunError(str(err)) from None
     try:
         status = parse_manifest(raw).status
     except QuantbotError:

@@ -13,7 +13,7 @@ import os
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Any
 
@@ -48,7 +48,13 @@ from quantbot.artifacts.schema.manifest import (
 from quantbot.artifacts.store.backends import Storage, WrittenFile, open_storage
 from quantbot.artifacts.store.logcapture import capture_fds
 from quantbot.artifacts.store.provenance import get_git_provenance, host_info
-from quantbot.errors import RunExistsError, RunStateError, SchemaMismatchError
+from quantbot.errors import (
+    RunExistsError,
+    RunStateError,
+    SchemaMismatchError,
+    StorageError,
+    StorageTimeoutError,
+)
 
 # Fields the RunDirectory owns; update_manifest may not touch them.
 _MANAGED = frozenset({"run_id", "run_type", "status", "created_at", "artifacts", "schema_version"})
@@ -277,18 +283,23 @@ class RunDirectory:
             for entry in self._manifest.artifacts.values():
                 self.storage.sync_dir(self.storage.join(self._dir, entry.path.split("/")[0]))
             self.storage.sync_dir(self._dir)
-        self.storage.write_bytes(self.storage.join(self._dir, SUCCESS_MARKER),
-                                 (self._manifest.completed_at or "").encode(), self.durable)
+        try:
+            self.storage.write_bytes(self.storage.join(self._dir, SUCCESS_MARKER),
+                                     (self._manifest.completed_at or "").encode(), self.durable)
+        except StorageTimeoutError as err:
+            # The marker may still land (an object store can apply a request it received
+            # after we gave up): run.json says failed first, so a late marker makes the run
+            # invalid ("_SUCCESS present but manifest status is failed"), never completed.
+            with suppress(StorageError):
+                self._finish("failed", _error_fields(err))
+            raise
         if self.durable:
             self.storage.sync_dir(self._dir)
 
     def mark_failure(self, exc: BaseException) -> None:
         """Record the error in run.json with status failed; no marker is ever written."""
         self._check_open()
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self._finish("failed", {"error": {"type": type(exc).__name__,
-                                          "message": str(exc) or type(exc).__name__,
-                                          "traceback": tb}})
+        self._finish("failed", _error_fields(exc))
 
     def __enter__(self) -> RunDirectory:
         return self
@@ -308,6 +319,13 @@ class RunDirectory:
             raise error
         else:
             self.mark_success()
+
+
+def _error_fields(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` of a failed run.json: type, message and traceback of ``exc``."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"error": {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
+                      "traceback": tb}}
 
 
 def create_run_directory(

@@ -6,11 +6,14 @@ of it that holds back the requests of one key (see conftest)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import threading
 import time
 
 import pytest
-from qbtest import alert_row, trade_row
+from qbtest import QUANTBOT, alert_row, trade_row
 
 from quantbot.artifacts import catalog_all_runs, create_run_directory, query_runs
 from quantbot.artifacts.store.backends import open_storage
@@ -84,7 +87,7 @@ def test_marker_put_held_then_landing_is_confirmed_by_reading_back(
     time.sleep(max(0.0, proxy.until - time.monotonic()) + 1)  # held PUTs forwarded, applied
     direct = open_storage(f"s3://{bucket}/runs", endpoint_url=moto_server.endpoint)
     on_storage = "completed" if direct.exists(key(run, "_SUCCESS")) else "failed"
-    assert proxy.matched >= 1
+    assert proxy.matched >= 2  # timed out, read back (absent), PUT again: resolved by reading
     assert reported == on_storage == "completed"
 
 
@@ -133,3 +136,28 @@ def test_sync_with_one_unanswered_object_marks_that_run_invalid(
         sorted(r.run_id for r in runs if r is not slow)
     with pytest.raises(StorageTimeoutError, match=r"trades\.parquet: no answer from the store"):
         storage.read_bytes(key(slow, "policy/trades.parquet"))
+    again = catalog_all_runs(tmp_path / "c.duckdb", direct)  # not registered: read again
+    assert (again.registered, again.already_present, again.invalid) == (1, 2, [])
+
+
+def test_cli_sync_reports_the_unanswered_run_invalid_and_registers_the_others(
+        moto_server, stall_proxy, tmp_path):
+    bucket = moto_server.bucket()
+    direct = open_storage(f"s3://{bucket}/runs", endpoint_url=moto_server.endpoint)
+    runs = [start_run(direct) for _ in range(3)]
+    for run in runs:
+        run.mark_success()
+    slow = runs[0]
+    proxy = stall_proxy(moto_server.port,
+                        rb"(GET|HEAD) /[^ ]*run_id(=|%3D)" + slow.run_id.encode() + rb"/policy/trades\.parquet ",
+                        60.0)
+    env = {**os.environ, "QUANTBOT_S3_ATTEMPTS": "1", "QUANTBOT_S3_REQUEST_TIMEOUT": "1"}
+    out = subprocess.run([QUANTBOT, "--s3-endpoint", proxy.endpoint, "backtest", "catalog-sync",
+                          "--base-dir", f"s3://{bucket}/runs", "--duckdb", "c.duckdb",
+                          "--format", "json"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["registered"] == 2
+    [bad] = report["invalid"]
+    assert slow.run_id in bad["path"] and "no answer from the store" in bad["reason"]

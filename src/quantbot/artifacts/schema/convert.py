@@ -17,7 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quantbot.artifacts.schema.arrow_schemas import BUILTIN_FEATURES, ArtifactSpec, ArtifactType
-from quantbot.artifacts.schema.timestamps import MAX_TS_MS, MIN_TS_MS, RANGE_TEXT, is_timestamp_column
+from quantbot.artifacts.schema.timestamps import (
+    MAX_TS_MS,
+    MIN_TS_MS,
+    RANGE_TEXT,
+    is_timestamp_column,
+)
 from quantbot.errors import SchemaMismatchError
 
 

@@ -105,3 +105,23 @@ def test_candles_out_of_range_names_row_and_value(tmp_path, unit, value):
     with pytest.raises(DataError, match=rf"c\.parquet.*'timestamp'.*row 3.*{value}.*out of range"):
         load_candles(src, alerts_at(1_700_000_000_000), interval_ms=MINUTE, horizon_ms=MINUTE,
                      pre_window_ms=0, ts_unit=unit)
+
+
+def test_load_alerts_datetimes_and_iso_strings_past_9999(tmp_path):
+    rows = [alert_row(i) for i in range(3)]
+    for r in rows:
+        del r["alert_ts_ms"], r["created_at"]
+    table = pa.Table.from_pylist(rows)
+    cases = {
+        "dt.parquet": (pa.array([0, 1, 316_000_000_000_000], pa.timestamp("ms", tz="UTC")),
+                       r"column 'created_at' row 3: value '11983-.*' is out of range"),
+        "iso.parquet": (pa.array(["2026-01-01", "12000-01-01T00:00:00Z", "2026-01-02"]),
+                        r"column 'created_at' row 2: value '12000-01-01T00:00:00Z' is out of range"),
+        # year 1e8: DuckDB cannot read the value at all; the file and column are named
+        "huge.parquet": (pa.array([0, 1, YEAR_1E8_MS], pa.timestamp("ms", tz="UTC")),
+                         r"huge\.parquet: column 'created_at': .*"),
+    }
+    for name, (column, pattern) in cases.items():
+        pq.write_table(table.append_column("created_at", column), tmp_path / name)
+        with pytest.raises(DataError, match=pattern):
+            load_alerts(tmp_path / name)

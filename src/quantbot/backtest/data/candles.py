@@ -54,7 +54,8 @@ def load_candles(
     kept (the engine excludes them as ``invalid_price``). Duplicate (mint, ts) rows keep the
     largest volume (ties: lowest close), so the result never depends on file order.
     ``ts_unit`` ('s' | 'ms') fixes the unit of integer timestamps; None infers it per value
-    (below 1e11 = seconds; a negative value is an error, see ``columns``). ``table``: the table of a DuckDB database.
+    (below 1e11 = seconds; a negative value is an error, see ``columns``). ``table``: the
+    table of a DuckDB database.
     """
     check_ts_unit(ts_unit)
     if interval_ms <= 0 or horizon_ms < 0 or pre_window_ms < 0:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import duckdb
+
 from quantbot.artifacts.schema.timestamps import MAX_TS_MS, MIN_TS_MS, RANGE_TEXT
 from quantbot.errors import DataError
 
@@ -160,9 +162,13 @@ def check_timestamps(src: Source, column: str, ts_unit: str | None, label: str,
         value = f"epoch_ms(TRY_CAST({col} AS TIMESTAMPTZ))"
     negative = f"{value} < 0" if is_numeric(kind) and ts_unit is None else "false"
     outside = f"NOT ({value} BETWEEN {lo} AND {hi})"
-    low, high, any_negative, any_outside = src.con.sql(
-        f"SELECT min({value}), max({value}), bool_or({negative}), bool_or({outside}) "
-        f"FROM {src.from_sql}").fetchall()[0]
+    try:
+        low, high, any_negative, any_outside = src.con.sql(
+            f"SELECT min({value}), max({value}), bool_or({negative}), bool_or({outside}) "
+            f"FROM {src.from_sql}").fetchall()[0]
+    except duckdb.Error as exc:  # e.g. a Parquet timestamp DuckDB cannot even read
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"{label}: column {column!r}: {first} (out of range?)") from None
     if any_negative:
         raise _first_bad(src, column, negative, label,
                          f"is negative, so its unit (s or ms) cannot be inferred: {unit_hint}")

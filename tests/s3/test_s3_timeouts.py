@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -167,3 +168,15 @@ def test_cli_sync_reports_the_unanswered_run_invalid_and_registers_the_others(
     assert report["registered"] == 2
     [bad] = report["invalid"]
     assert slow.run_id in bad["path"] and "no answer from the store" in bad["reason"]
+
+
+def test_unreachable_store_fails_at_once_naming_the_key(s3_endpoint, short_timeouts, tmp_path):
+    """No connection at all: the request was never sent, so nothing is retried or waited for."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    storage = open_storage("s3://qb-nowhere/runs", endpoint_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(StorageError, match=r"s3://qb-nowhere/runs: cannot reach the store while listing it"):
+        create_run_directory("policy", base_dir=storage, git=False)
+    with pytest.raises(StorageError, match=r"s3://qb-nowhere/runs/x: cannot reach the store while writing it"):
+        storage.write_bytes("qb-nowhere/runs/x", b"x", durable=False)

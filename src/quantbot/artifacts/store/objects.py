@@ -53,11 +53,20 @@ class ObjectSink(AtomicSink):
         self._buf = bytearray()
 
 
+_NOT_SENT = ("curlCode: 6,", "curlCode: 7,")  # host not resolved / no connection made
+
+
 def _unanswered(err: OSError) -> bool:
-    """A request the store did not answer: a timeout or a lost connection (AWS SDK wording),
-    as opposed to an answer such as 'access denied'."""
+    """A request that may have reached the store but got no answer (a timeout, a dropped
+    connection; AWS SDK wording): its outcome is unknown. Not an answer such as 'access
+    denied', nor a connection that was never made (``_unreachable``)."""
     text = str(err)
-    return "NETWORK_CONNECTION" in text or "curlCode" in text or "Timeout was reached" in text
+    return "NETWORK_CONNECTION" in text and not _unreachable(err)
+
+
+def _unreachable(err: OSError) -> bool:
+    """No connection could be made, so the request was never sent."""
+    return any(code in str(err) for code in _NOT_SENT)
 
 
 def _first_line(err: BaseException) -> str:
@@ -128,17 +137,22 @@ class ObjectStorage(Storage):
     def uri(self, path: str) -> str:
         return f"{self.scheme}://{path}"
 
-    def _timeout(self, what: str, path: str, err: OSError) -> StorageTimeoutError:
-        return StorageTimeoutError(f"{self.uri(path)}: no answer from the store while {what} "
-                                   f"({_first_line(err)})")
+    def _network_error(self, what: str, path: str, err: OSError) -> StorageError | None:
+        """The StorageError naming the key for a request that failed on the network, or None
+        (the store answered: the OSError stands)."""
+        if _unreachable(err):
+            return StorageError(f"{self.uri(path)}: cannot reach the store while {what} "
+                                f"({_first_line(err)})")
+        if _unanswered(err):
+            return StorageTimeoutError(f"{self.uri(path)}: no answer from the store while "
+                                       f"{what} ({_first_line(err)})")
+        return None
 
     def _info(self, path: str) -> pafs.FileInfo:
         try:
             return self.fs.get_file_info(path)
         except OSError as err:
-            if _unanswered(err):
-                raise self._timeout("reading its metadata", path, err) from None
-            raise
+            raise self._network_error("reading its metadata", path, err) or err from None
 
     def exists(self, path: str) -> bool:
         return self._info(path).type != pafs.FileType.NotFound
@@ -157,9 +171,7 @@ class ObjectStorage(Storage):
         try:
             return [info.base_name for info in self.fs.get_file_info(selector)]
         except OSError as err:
-            if _unanswered(err):
-                raise self._timeout("listing it", path, err) from None
-            raise
+            raise self._network_error("listing it", path, err) or err from None
 
     def read_bytes(self, path: str) -> bytes:
         try:
@@ -168,8 +180,9 @@ class ObjectStorage(Storage):
         except FileNotFoundError:
             raise
         except OSError as err:
-            if _unanswered(err):
-                raise self._timeout("reading it", path, err) from None
+            network = self._network_error("reading it", path, err)
+            if network is not None:
+                raise network from None
             if not self.exists(path):
                 raise FileNotFoundError(path) from None
             raise
@@ -202,8 +215,8 @@ class ObjectStorage(Storage):
                     out.write(data)
                 return
             except OSError as err:
-                if not _unanswered(err):
-                    raise
+                if not _unanswered(err):  # answered, or never sent: the outcome is known
+                    raise self._network_error("writing it", path, err) or err from None
                 cause = _first_line(err)
             landed = self._landed(path, data, sha256)
             if landed:

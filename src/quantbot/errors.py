@@ -126,3 +126,11 @@ class CatalogWriteError(CatalogError):
 class ArchiveError(QuantbotError):
     """An archive that cannot be written, verified or restored safely (a refusal changes
     nothing; a failure is rolled back)."""
+
+
+class StorageTimeoutError(StorageError):
+    """An object store that did not answer in time (or dropped the connection) for one key.
+
+    For a write it also says whether the object is known to be absent or its outcome is
+    unknown (the store may still apply a request it had received).
+    """

@@ -12,17 +12,20 @@ from hypothesis import strategies as st
 
 from quantbot.artifacts import create_run_directory
 from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, BUILTIN_FEATURES, ArtifactType
+from quantbot.artifacts.schema.timestamps import MAX_TS_MS, MIN_TS_MS, is_timestamp_column
 
 I64 = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([-(2**63), 2**63 - 1, 0]))
+# timestamp columns hold epoch ms of the years 1-9999 (anything else is rejected)
+TS_MS = st.one_of(st.integers(MIN_TS_MS, MAX_TS_MS), st.sampled_from([MIN_TS_MS, MAX_TS_MS, 0]))
 F64 = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
                 st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308]))
 STR = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 BOOL = st.booleans()
 
 
-def value_strategy(typ: pa.DataType):
+def value_strategy(typ: pa.DataType, name: str = ""):
     if pa.types.is_int64(typ):
-        return I64
+        return TS_MS if is_timestamp_column(name) else I64
     if pa.types.is_float64(typ):
         return F64
     if pa.types.is_boolean(typ):
@@ -36,8 +39,8 @@ def rows_strategy(kind: str):
     if kind == "features":
         fields += list(BUILTIN_FEATURES)
     row = st.fixed_dictionaries({
-        f.name: (st.one_of(st.none(), value_strategy(f.type)) if f.nullable
-                 else value_strategy(f.type))
+        f.name: (st.one_of(st.none(), value_strategy(f.type, f.name)) if f.nullable
+                 else value_strategy(f.type, f.name))
         for f in fields
     })
     return st.lists(row, min_size=0, max_size=20)

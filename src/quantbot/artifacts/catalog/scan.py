@@ -37,10 +37,10 @@ def _check(storage: Storage, loc: RunLocation) -> tuple[str, ScannedRun | str | 
     unsafe = tree_problem(storage, loc)  # links, FIFOs, files as folders: never opened
     if unsafe is not None:
         return "invalid", unsafe[1]
-    state = classify(storage, loc, check_tree=False)
-    if state == "incomplete":
-        return state, None
-    try:  # for an unparsable run.json: the reason
+    try:  # for an unparsable run.json or a store that does not answer: the reason
+        state = classify(storage, loc, check_tree=False)
+        if state == "incomplete":
+            return state, None
         run = load_run(storage, loc, parse=False, check_tree=False)
     except InvalidRunError as err:
         return "invalid", str(err)

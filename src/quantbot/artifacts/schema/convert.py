@@ -3,7 +3,8 @@
 Accepted inputs: pyarrow Tables and RecordBatches, pandas and polars DataFrames, dicts of
 columns, and lists of row dicts. Values are cast to the schema with safe casts only
 (integer widening, integers to float); anything else is a SchemaMismatchError that names
-the column, the first bad row and its value.
+the column, the first bad row and its value. Timestamp columns (``*_ts_ms``, ``t_*_ms``:
+epoch ms, never a guessed unit) must also lie in the years 1-9999 (see ``timestamps``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quantbot.artifacts.schema.arrow_schemas import BUILTIN_FEATURES, ArtifactSpec, ArtifactType
+from quantbot.artifacts.schema.timestamps import (
+    MAX_TS_MS,
+    MIN_TS_MS,
+    RANGE_TEXT,
+    is_timestamp_column,
+)
 from quantbot.errors import SchemaMismatchError
 
 
@@ -50,12 +57,16 @@ def _first_value(col: pa.ChunkedArray) -> tuple[int, Any]:
     return 0, None
 
 
-def _first_failing_row(col: pa.ChunkedArray, dst: pa.DataType) -> tuple[int, Any]:
+def _first_failing_row(col: pa.ChunkedArray, dst: pa.DataType,
+                       via: pa.DataType | None = None) -> tuple[int, Any]:
+    """Row and value of the first entry that does not cast to ``dst`` (cast to ``via`` first:
+    timestamps are scanned as their raw integers, which Python's datetime may not hold)."""
     row = 0
     for chunk in col.chunks:
         for value in chunk:
             try:
-                pa.array([value.as_py()], type=chunk.type).cast(dst, safe=True)
+                one = pa.array([value.as_py()], type=chunk.type)
+                (one if via is None else one.cast(via)).cast(dst, safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
                 return row, value.as_py()
             row += 1
@@ -66,7 +77,13 @@ def _cast_column(kind: str, name: str, col: pa.ChunkedArray, field: pa.Field) ->
     dst = field.type
     src = col.type
     if pa.types.is_timestamp(src) and pa.types.is_int64(dst) and name.endswith("_ms"):
-        col = col.cast(pa.timestamp("ms", tz=src.tz)).cast(pa.int64())
+        try:
+            col = col.cast(pa.timestamp("ms", tz=src.tz)).cast(pa.int64())
+        except pa.ArrowInvalid:  # a coarser unit whose value overflows int64 in ms
+            row, value = _first_failing_row(col.cast(pa.int64()), pa.timestamp("ms"), via=src)
+            raise SchemaMismatchError(
+                f"{kind}: column {name} value {value} ({src}) at row {row} is out of range: "
+                f"{RANGE_TEXT}") from None
         src = col.type
     if not _castable(src, dst):
         row, value = _first_value(col)
@@ -84,7 +101,18 @@ def _cast_column(kind: str, name: str, col: pa.ChunkedArray, field: pa.Field) ->
     if not field.nullable and col.null_count:
         row = pc.index(col.is_null(), True).as_py()
         raise SchemaMismatchError(f"{kind}: column {name} must not be null (row {row} is null)")
+    if is_timestamp_column(name) and pa.types.is_int64(dst):
+        _check_ts_range(kind, name, col)
     return col
+
+
+def _check_ts_range(kind: str, name: str, col: pa.ChunkedArray) -> None:
+    """Epoch-ms values outside the years 1-9999 are bad data (a wrong unit), never repaired."""
+    bad = pc.or_(pc.less(col, MIN_TS_MS), pc.greater(col, MAX_TS_MS))
+    if pc.any(bad).as_py():
+        row = pc.index(bad.fill_null(False), True).as_py()
+        raise SchemaMismatchError(f"{kind}: column {name} value {col[row].as_py()!r} at row {row} "
+                                  f"is out of range: {RANGE_TEXT}")
 
 
 def _extra_column(col: pa.ChunkedArray) -> pa.ChunkedArray:

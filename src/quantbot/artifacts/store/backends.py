@@ -6,7 +6,9 @@ old content or the new, never a torn file under a final name:
 
 * local disk: write to a hidden temporary name in the final folder, optionally fsync,
   then ``os.replace`` (atomic on POSIX);
-* object stores: each file is a single PUT, which the store makes visible atomically.
+* object stores: an object appears only once its upload completes (a single PUT below
+  10 MiB, a multipart upload above); a write whose request timed out is read back and
+  retried until its outcome is known (``ObjectStorage`` in ``objects``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from quantbot._lazy import lazy_exports
 from quantbot.errors import LimitExceededError, StorageError, UnsafeFileError
 
 TMP_PREFIX = ".tmp-"
+_OBJECTS = "quantbot.artifacts.store.objects"
+__getattr__ = lazy_exports(__name__, {"ObjectStorage": _OBJECTS, "ObjectSink": _OBJECTS,
+                                      "S3Options": _OBJECTS})
 _INLINE_HASH_BYTES = 1 << 20  # small files: a thread would cost more than it saves
 
 
@@ -325,116 +331,6 @@ class LocalStorage(Storage):
             return None
 
 
-class ObjectSink(AtomicSink):
-    """Collects a file's bytes (hashing as they come) and uploads them as one PUT on commit.
-
-    An object store makes an object visible only once its upload completes, so a reader
-    never sees a partial object; a discarded sink uploads nothing.
-    """
-
-    def __init__(self, fs: pafs.FileSystem, path: str) -> None:
-        super().__init__()
-        self._fs = fs
-        self.final = path
-        self._buf = bytearray()
-        self._hash = hashlib.sha256()
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        self._buf += data
-        self._hash.update(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return len(self._buf)
-
-    def commit(self) -> WrittenFile:
-        with self._fs.open_output_stream(self.final) as out:
-            out.write(bytes(self._buf))
-        self.result = WrittenFile(self.final, len(self._buf), self._hash.hexdigest())
-        self._buf = bytearray()
-        return self.result
-
-    def discard(self) -> None:
-        self._buf = bytearray()
-
-
-class ObjectStorage(Storage):
-    """Run directories in an object store (S3 and compatibles, GCS, ...) via pyarrow.fs.
-
-    "Folders" are key prefixes: a run directory exists once any object is under it.
-    """
-
-    def __init__(self, fs: pafs.FileSystem, root: str, scheme: str) -> None:
-        self.fs = fs
-        self.root = root.rstrip("/")
-        self.scheme = scheme
-
-    def join(self, *parts: str) -> str:
-        return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts) if p)
-
-    def uri(self, path: str) -> str:
-        return f"{self.scheme}://{path}"
-
-    def _info(self, path: str) -> pafs.FileInfo:
-        return self.fs.get_file_info(path)
-
-    def exists(self, path: str) -> bool:
-        return self._info(path).type != pafs.FileType.NotFound
-
-    def make_dirs(self, path: str, durable: bool = False) -> None:
-        """Nothing to do: prefixes exist through the objects under them."""
-
-    def create_dir_exclusive(self, path: str, durable: bool = False) -> None:
-        # Not atomic on object stores; run ids are random UUIDs, so only a caller reusing
-        # an id explicitly can race here, and the existence check catches the usual case.
-        if self.exists(path):
-            raise FileExistsError(path)
-
-    def list_dir(self, path: str) -> list[str]:
-        selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
-        return [info.base_name for info in self.fs.get_file_info(selector)]
-
-    def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
-        try:
-            with self.fs.open_input_file(path) as f:
-                if max_bytes is not None and f.size() > max_bytes:
-                    raise LimitExceededError(f"{path}: bytes {f.size()} > {max_bytes}")
-                return f.read()
-        except FileNotFoundError:
-            raise
-        except OSError:
-            if not self.exists(path):
-                raise FileNotFoundError(path) from None
-            raise
-
-    def open_atomic(self, path: str, durable: bool) -> ObjectSink:
-        return ObjectSink(self.fs, path)
-
-    def sync_dir(self, path: str) -> None:
-        """Object stores acknowledge a PUT only once it is durable."""
-
-    def remove(self, path: str) -> None:
-        self.fs.delete_file(path)
-
-    def mtime(self, path: str) -> float | None:
-        info = self._info(path)
-        return info.mtime.timestamp() if info.mtime is not None else None
-
-
-def _s3_filesystem(endpoint_url: str | None) -> pafs.FileSystem:
-    endpoint = endpoint_url or os.environ.get("QUANTBOT_S3_ENDPOINT") or os.environ.get(
-        "AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    kwargs: dict[str, object] = {}
-    if endpoint:
-        parsed = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        kwargs.update(endpoint_override=parsed.netloc + parsed.path.rstrip("/"),
-                      scheme=parsed.scheme)
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        kwargs["region"] = region
-    return pafs.S3FileSystem(**kwargs)  # credentials: the standard AWS env vars and files
-
-
 def open_storage(base_dir: str | os.PathLike[str] | Storage, endpoint_url: str | None = None) -> Storage:
     """The storage backend for a base dir: a local path, or a URI such as ``s3://bucket/prefix``.
 
@@ -452,12 +348,15 @@ def _open(text: str, endpoint_url: str | None) -> Storage:
     scheme = urlsplit(text).scheme if "://" in text else ""
     if scheme in ("", "file"):
         return LocalStorage(text[len("file://"):] if scheme else text)
+    from quantbot.artifacts.store.objects import ObjectStorage, S3Options, s3_filesystem
+
+    options = S3Options.from_env()
     try:
         if scheme == "s3":
-            fs: pafs.FileSystem = _s3_filesystem(endpoint_url)
+            fs: pafs.FileSystem = s3_filesystem(endpoint_url, options)
             path = text[len("s3://"):]
         else:
             fs, path = pafs.FileSystem.from_uri(text)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as err:
         raise StorageError(f"cannot open storage {text}: {err}") from None
-    return ObjectStorage(fs, path, scheme)
+    return ObjectStorage(fs, path, scheme, options)

@@ -32,7 +32,7 @@ from quantbot.artifacts.store.reader import (
     footer_version,
 )
 from quantbot.artifacts.store.runs import RunLocation
-from quantbot.errors import LimitExceededError, QuantbotError, UnsafeFileError
+from quantbot.errors import LimitExceededError, QuantbotError, StorageError, UnsafeFileError
 
 
 class InvalidRunError(QuantbotError):
@@ -160,6 +160,8 @@ def check_artifact(storage: Storage, run: ScannedRun, name: str, parse: bool) ->
                               f"{entry.bytes}") from None
     except UnsafeFileError:
         raise InvalidRunError(f"artifact {name}: {entry.path} is not a regular file") from None
+    except StorageError as err:  # e.g. a read the object store did not answer in time
+        raise InvalidRunError(f"artifact {name}: {err}") from None
     if len(data) != entry.bytes:
         raise InvalidRunError(
             f"artifact {name}: {len(data)} bytes on disk, manifest says {entry.bytes}")
@@ -237,15 +239,20 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
 
 
 def classify(storage: Storage, loc: RunLocation, check_tree: bool = True) -> str:
-    """'completed' (marker present), 'failed' (manifest says so), 'incomplete' or 'invalid'."""
+    """'completed' (marker present), 'failed' (manifest says so), 'incomplete' or 'invalid'.
+
+    A store that does not answer is InvalidRunError with its reason (that run only).
+    """
     if check_tree and tree_problem(storage, loc) is not None:
         return "invalid"
-    if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
-        return "completed"
     try:
+        if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
+            return "completed"
         raw = storage.read_bytes(storage.join(loc.path, MANIFEST_NAME), MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         return "incomplete"  # a writer may be creating it right now
+    except StorageError as err:
+        raise InvalidRunError(str(err)) from None
     except QuantbotError:
         return "invalid"
     try:

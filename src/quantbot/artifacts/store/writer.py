@@ -53,6 +53,7 @@ from quantbot.errors import (
     RunExistsError,
     RunMarkedFailedError,
     RunStateError,
+    StorageError,
 )
 
 # Fields the RunDirectory owns; update_manifest may not touch them.
@@ -263,10 +264,7 @@ class RunDirectory:
         self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self._finish("failed", {"error": {"type": type(exc).__name__,
-                                          "message": str(exc) or type(exc).__name__,
-                                          "traceback": tb}})
+        self._finish("failed", _error_fields(exc))
 
     def _record_failure(self, exc: BaseException) -> None:
         """Record ``exc`` as the run's failure; if even that is impossible (a full disk), say
@@ -276,7 +274,7 @@ class RunDirectory:
             self._fail(exc)
         except RunMarkedFailedError as err:
             exc.add_note(str(err))
-        except OSError as err:
+        except (OSError, StorageError) as err:
             exc.add_note(f"{self.path}: could not record this failure in {MANIFEST_NAME} ({err}); "
                          "the run stays unfinished (no _SUCCESS) until "
                          "`quantbot backtest gc --apply` marks it failed")
@@ -299,6 +297,13 @@ class RunDirectory:
             raise error
         else:
             self.mark_success()
+
+
+def _error_fields(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` of a failed run.json: type, message and traceback of ``exc``."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"error": {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
+                      "traceback": tb}}
 
 
 def create_run_directory(

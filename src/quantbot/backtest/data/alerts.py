@@ -8,7 +8,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quantbot.backtest.data.columns import ALERT_ROLES, epoch_ms_sql, quote, resolve_columns
+from quantbot.backtest.data.columns import (
+    ALERT_ROLES,
+    check_timestamps,
+    epoch_ms_sql,
+    quote,
+    resolve_columns,
+)
 from quantbot.backtest.data.sources import fetch_arrow, open_source
 from quantbot.errors import DataError
 
@@ -50,7 +56,9 @@ def load_alerts(
         select = [f"CAST({quote(roles[r])} AS VARCHAR) AS {r}" for r in text_roles[:3]]
         chain = f"CAST({quote(roles['chain'])} AS VARCHAR)" if roles["chain"] else "NULL"
         select.append(f"coalesce({chain}, 'unknown') AS chain")
-        select.append(f"{epoch_ms_sql(ts_col, src.columns[ts_col], None)} AS alert_ts_ms")
+        unit = check_timestamps(src, ts_col, None, label,
+                                unit_hint="give the alert time as a datetime or ISO-8601 string")
+        select.append(f"{epoch_ms_sql(ts_col, src.columns[ts_col], unit)} AS alert_ts_ms")
         select += [quote(n) for n in extras]
         raw = fetch_arrow(src, f"SELECT {', '.join(select)} FROM {src.from_sql}", "alerts",
                           casts={ts_col: "TIMESTAMPTZ"})

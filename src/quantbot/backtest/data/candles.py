@@ -15,10 +15,9 @@ import pyarrow as pa
 from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.data.columns import (
     CANDLE_ROLES,
-    SECONDS_BELOW,
+    check_timestamps,
     check_ts_unit,
     epoch_ms_sql,
-    is_numeric,
     quote,
     resolve_columns,
 )
@@ -55,7 +54,8 @@ def load_candles(
     kept (the engine excludes them as ``invalid_price``). Duplicate (mint, ts) rows keep the
     largest volume (ties: lowest close), so the result never depends on file order.
     ``ts_unit`` ('s' | 'ms') fixes the unit of integer timestamps; None infers it per value
-    (below 1e11 = seconds, see ``columns``). ``table``: the table of a DuckDB database.
+    (below 1e11 = seconds; a negative value is an error, see ``columns``). ``table``: the
+    table of a DuckDB database.
     """
     check_ts_unit(ts_unit)
     if interval_ms <= 0 or horizon_ms < 0 or pre_window_ms < 0:
@@ -96,7 +96,7 @@ class _Scan:
         roles = resolve_columns(list(src.columns), CANDLE_ROLES, f"candles source {src.path}")
         src = src.with_varchar([roles["mint"]])
         ts_col = roles["ts"]
-        ts_unit = ts_unit or _uniform_unit(src, ts_col)
+        ts_unit = check_timestamps(src, ts_col, ts_unit, f"candles source {src.path}")
         numbers = ", ".join(f"CAST({quote(roles[r])} AS DOUBLE) AS {r}" for r in (*_PRICES, "volume"))
         base = (f"SELECT CAST({quote(roles['mint'])} AS VARCHAR) AS mint, "
                 f"{epoch_ms_sql(ts_col, src.columns[ts_col], ts_unit)} AS ts_ms, {numbers} "
@@ -148,21 +148,6 @@ class _Scan:
             SELECT m.mint_id, min(c.ts_ms) AS first_ts_ms
             FROM ({self.base}) c JOIN quantbot_mints m ON c.mint = m.mint
             GROUP BY m.mint_id ORDER BY m.mint_id""")
-
-
-def _uniform_unit(src: Source, column: str) -> str | None:
-    """'s' or 'ms' when every value of a numeric ``column`` is on one side of the seconds/ms
-    threshold (then SQL filters on the raw column, which is much faster than a per-value
-    CASE); None (per value) for mixed, empty or non-numeric columns."""
-    if not is_numeric(src.columns[column]):
-        return None
-    col = quote(column)
-    low, high = src.con.sql(f"SELECT min({col}), max({col}) FROM {src.from_sql}").fetchall()[0]
-    if low is None:
-        return None
-    if high < SECONDS_BELOW:
-        return "s"
-    return "ms" if low >= SECONDS_BELOW else None
 
 
 def _alert_keys(alerts: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray]:

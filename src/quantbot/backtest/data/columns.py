@@ -8,12 +8,23 @@ is an error rather than a guess, because a wrong guess gives silently wrong back
 Integer (or float) timestamps are seconds or milliseconds. With no explicit unit each value
 is read on its own: below 1e11 it is seconds, otherwise milliseconds. 1e11 s is the year
 5138 and 1e11 ms is 1973-03-03, so every timestamp from 1973-03-03 up to the year 5138 is
-read right either way (in particular all data from the year 2000 onward).
+read right either way (in particular all data from the year 2000 onward). A negative value
+says nothing about its unit (-1e12 is 1938 in ms, the year -29719 in seconds): with no
+explicit unit it is an error, never a guess. Every timestamp, whatever its type, must fall
+in the years 1-9999 UTC once converted (``check_timestamps``).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from quantbot.artifacts.schema.timestamps import MAX_TS_MS, MIN_TS_MS, RANGE_TEXT
 from quantbot.errors import DataError
+
+if TYPE_CHECKING:
+    from quantbot.backtest.data.sources import Source
 
 SECONDS_BELOW = 100_000_000_000
 """Integer timestamps below this (1e11) are seconds, the others milliseconds."""
@@ -103,8 +114,9 @@ def epoch_ms_sql(column: str, duckdb_type: str, ts_unit: str | None) -> str:
     """SQL that turns ``column`` (of ``duckdb_type``) into int64 epoch ms (UTC).
 
     Integer and float columns are seconds or ms (``ts_unit``, else inferred per value, see
-    the module docstring); datetimes and ISO strings are converted as UTC (the connection's
-    time zone must be UTC for naive values).
+    the module docstring; ``check_timestamps`` first, so no negative value is inferred);
+    datetimes and ISO strings are converted as UTC (the connection's time zone must be UTC
+    for naive values).
     """
     col = quote(column)
     kind = duckdb_type.upper()
@@ -121,6 +133,64 @@ def epoch_ms_sql(column: str, duckdb_type: str, ts_unit: str | None) -> str:
     if ts_unit == "s":
         return seconds
     return f"CASE WHEN {col} < {SECONDS_BELOW} THEN {seconds} ELSE {millis} END"
+
+
+def _raw_bounds(ts_unit: str | None) -> tuple[int, int]:
+    """The accepted raw values of a numeric column read in ``ts_unit`` (None: inferred, so
+    non-negative, and ms above 1e11)."""
+    if ts_unit == "s":
+        return -(-MIN_TS_MS // 1000), MAX_TS_MS // 1000
+    return (MIN_TS_MS if ts_unit == "ms" else 0), MAX_TS_MS
+
+
+def check_timestamps(src: Source, column: str, ts_unit: str | None, label: str,
+                     unit_hint: str = "give ts_unit ('s' or 'ms'; CLI: --ts-unit)") -> str | None:
+    """Check every timestamp of ``column`` (one aggregate scan) and return the unit to read it in.
+
+    Raises DataError naming ``label`` (the source), the column, the first bad row (1-based)
+    and its value: a negative number with no ``ts_unit`` (``unit_hint`` says how to give
+    one), or a time outside the years 1-9999. Returns ``ts_unit`` if given, else 's' or
+    'ms' when every numeric value is on one side of 1e11 (SQL then filters on the raw
+    column, much faster than a per-value CASE), else None (per value; also for datetime
+    and string columns). Cost: one streaming scan of the column (5M rows: about 0.3 s).
+    """
+    col, kind = quote(column), src.columns[column]
+    if is_numeric(kind):
+        lo, hi = _raw_bounds(ts_unit)
+        value = col
+    else:
+        lo, hi = MIN_TS_MS, MAX_TS_MS
+        value = f"epoch_ms(TRY_CAST({col} AS TIMESTAMPTZ))"
+    negative = f"{value} < 0" if is_numeric(kind) and ts_unit is None else "false"
+    outside = f"NOT ({value} BETWEEN {lo} AND {hi})"
+    try:
+        low, high, any_negative, any_outside = src.con.sql(
+            f"SELECT min({value}), max({value}), bool_or({negative}), bool_or({outside}) "
+            f"FROM {src.from_sql}").fetchall()[0]
+    except duckdb.Error as exc:  # e.g. a Parquet timestamp DuckDB cannot even read
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"{label}: column {column!r}: {first} (out of range?)") from None
+    if any_negative:
+        raise _first_bad(src, column, negative, label,
+                         f"is negative, so its unit (s or ms) cannot be inferred: {unit_hint}")
+    if any_outside:
+        raise _first_bad(src, column, outside, label, f"is out of range: {RANGE_TEXT}")
+    if ts_unit is not None or low is None or not is_numeric(kind):
+        return ts_unit
+    if high < SECONDS_BELOW:
+        return "s"
+    return "ms" if low >= SECONDS_BELOW else None
+
+
+def _first_bad(src: Source, column: str, condition: str, label: str, why: str) -> DataError:
+    """The first row (1-based, in source order) matching ``condition``, as a DataError."""
+    col = quote(column)
+    row, text = src.con.sql(
+        f"SELECT quantbot_row, CAST({col} AS VARCHAR) FROM (SELECT row_number() OVER () AS "
+        f"quantbot_row, {col} FROM {src.from_sql}) WHERE {condition} ORDER BY 1 LIMIT 1"
+    ).fetchall()[0]
+    shown = text if is_numeric(src.columns[column]) else repr(text)
+    return DataError(f"{label}: column {column!r} row {row}: value {shown} {why}")
 
 
 def check_ts_unit(ts_unit: str | None) -> None:

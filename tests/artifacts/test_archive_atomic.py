@@ -20,11 +20,12 @@ from qbtest import (
     make_run,
     rows,
     run_cli,
+    run_main,
     snapshot_tree,
 )
 
 from quantbot.artifacts import catalog_all_runs
-from quantbot.artifacts.ops.archive import ArchiveError, archive_months, cleanup_archive_leftovers
+from quantbot.artifacts.ops.archive import ArchiveError, archive_months
 
 MONTH = "2024-01"
 
@@ -140,8 +141,9 @@ def test_sigkill_at_any_step_loses_nothing(base_dir: Path, tmp_path: Path,
         subprocess.run(["cp", "-a", str(tmp_path / "pristine.duckdb"), str(catalog)], check=True)
         killed = _kill_archive(k, base_dir, catalog, tmp_path)
         assert killed.returncode == -9, (k, killed.stderr)
-        if k % 2:  # the cleanup alone (what gc runs) ...
-            cleanup_archive_leftovers(base_dir)
+        if k % 2:  # the cleanup alone, as `gc --apply` runs it ...
+            gc = run_main("backtest", "gc", "--apply", "--base-dir", str(base_dir), cwd=tmp_path)
+            assert gc.returncode == 0, (k, gc.stderr)
             state = _state(base_dir, archive_dir / f"runs-{MONTH}.tar.gz", files)
             seen.add(state)
             assert not _leftovers(base_dir, archive_dir), k

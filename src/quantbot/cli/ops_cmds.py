@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from quantbot.cli.app import backtest
 from quantbot.cli.options import base_dir_option, duckdb_option, format_option, lock_timeout_option
 from quantbot.cli.render import print_json, print_table
+
+if TYPE_CHECKING:
+    from quantbot.artifacts.store.backends import Storage
 
 
 @backtest.command("catalog-watch")
@@ -75,21 +80,29 @@ def verify(run_id: str | None, all_runs: bool, base_dir: str, fmt: str) -> None:
 
 @backtest.command("gc")
 @click.option("--stale", default="24h", show_default=True,
-              help="Age after which a run without _SUCCESS that is still pending/running "
-                   "counts as crashed (s, m, h, d, w).")
-@click.option("--apply", is_flag=True, help="Mark the stale runs failed (default: list only).")
+              help="Age after which a run without _SUCCESS (pending, running, or completed "
+                   "but never sealed) counts as crashed (s, m, h, d, w).")
+@click.option("--apply", is_flag=True,
+              help="Mark the stale runs failed and finish what a killed archive left "
+                   "(default: list only).")
 @base_dir_option
 @format_option("table", "json")
-def gc(stale: str, apply: bool, base_dir: str, fmt: str) -> None:
-    """List runs left pending/running by a crashed process; --apply marks them failed."""
+def gc(stale: str, apply: bool, base_dir: Storage, fmt: str) -> None:
+    """List runs left unfinished by a crashed process; --apply marks them failed."""
     from dataclasses import asdict
 
+    from quantbot.artifacts.ops.archive import cleanup_archive_leftovers
     from quantbot.artifacts.ops.gc import collect_stale_runs
 
     runs = collect_stale_runs(base_dir, stale, apply=apply)
+    leftovers = (cleanup_archive_leftovers(base_dir, apply=apply)
+                 if base_dir.local_path(base_dir.root) is not None else [])
     if fmt == "json":
-        print_json({"applied": apply, "stale": [asdict(r) for r in runs], "count": len(runs)})
+        print_json({"applied": apply, "stale": [asdict(r) for r in runs], "count": len(runs),
+                    "archive_leftovers": leftovers})
         return
+    for line in leftovers:
+        click.echo(line)
     if not runs:
         click.echo(f"no runs stale for more than {stale}")
         return

@@ -98,7 +98,9 @@ def _duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str
 
 def _has_values(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     col = quote_ident(column)
-    return con.execute(f"SELECT 1 FROM {table} WHERE {col} IS NOT NULL LIMIT 1").fetchone() is not None
+    # fetchall, not fetchone: DuckDB 2 keeps a result that was not read to the end open,
+    # and the next statement on this connection then fails ("unfinished result").
+    return bool(con.execute(f"SELECT 1 FROM {table} WHERE {col} IS NOT NULL LIMIT 1").fetchall())
 
 
 def _plan(con: duckdb.DuckDBPyConnection, table: str, base: set[str],

@@ -120,8 +120,8 @@ def get_catalog_stats(db: CatalogRef) -> dict[str, Any]:
     """Counts by status and type, artifact totals, and the time span of the runs."""
     with open_catalog(db, read_only=True) as con:
         try:
-            total, first, last = con.execute(
-                f"SELECT count(*), min(created_at), max(created_at) FROM {RUNS_TABLE}").fetchone()
+            ((total, first, last),) = con.execute(
+                f"SELECT count(*), min(created_at), max(created_at) FROM {RUNS_TABLE}").fetchall()
             by_status = dict(con.execute(
                 f"SELECT status, count(*) FROM {RUNS_TABLE} GROUP BY ALL ORDER BY ALL").fetchall())
             by_type = dict(con.execute(

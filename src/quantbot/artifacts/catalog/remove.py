@@ -33,9 +33,9 @@ def unregister_runs(db: CatalogRef, run_ids: Iterable[str],
     with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
         ensure_schema(con)
         with transaction(con):
-            (removed,) = con.execute(
+            ((removed,),) = con.execute(  # read to the end: DuckDB 2 keeps open results
                 f"SELECT count(*) FROM {RUNS_TABLE} WHERE run_id IN (SELECT unnest(?))",
-                [ids]).fetchone()
+                [ids]).fetchall()
             for table in (RUNS_TABLE, ARTIFACTS_TABLE, *(data_table(t) for t in ArtifactType)):
                 con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?))", [ids])
     return int(removed)

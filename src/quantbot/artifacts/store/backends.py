@@ -208,6 +208,10 @@ class Storage(ABC):
     def open_atomic(self, path: str, durable: bool) -> AtomicSink:
         """A sink that becomes ``path`` on a clean exit of its ``with`` block, nothing otherwise."""
 
+    def read_own(self, path: str) -> bytes:
+        """A read the writer's own protocol depends on; object stores retry it."""
+        return self.read_bytes(path)
+
     def write_bytes(self, path: str, data: bytes, durable: bool) -> WrittenFile:
         """Atomically put ``data`` under ``path``."""
         with self.open_atomic(path, durable) as sink:

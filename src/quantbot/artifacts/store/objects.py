@@ -232,6 +232,21 @@ class ObjectStorage(Storage):
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
 
+    def read_own(self, path: str) -> bytes:
+        """A read the writer's own protocol depends on (its run.json before an update):
+        an unanswered GET is retried like a write, until ``write_deadline_s``, because
+        giving up would fail a run the store is about to complete."""
+        deadline = time.monotonic() + self.options.write_deadline_s
+        pause = 0.2
+        while True:
+            try:
+                return self.read_bytes(path)
+            except StorageTimeoutError:
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
     def open_atomic(self, path: str, durable: bool) -> ObjectSink:
         return ObjectSink(self, path)
 

@@ -117,7 +117,7 @@ class RunDirectory:
             return  # create_run_directory's first write: the folder was just made
         path = self.storage.join(self._dir, MANIFEST_NAME)
         try:
-            current = self.storage.read_bytes(path)
+            current = self.storage.read_own(path)
         except FileNotFoundError:
             current = b""
         if current == self._on_disk:

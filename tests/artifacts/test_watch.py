@@ -155,8 +155,8 @@ def test_rescan_registers_runs_whose_events_were_missed(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(watchfiles, "watch", deaf_watch)
     events: list[Any] = []
-    thread = threading.Thread(target=watch_catalog, args=(db, base), daemon=True, kwargs={
-        "stop_event": stop, "rescan_interval": 0.2, "on_event": events.append})
+    thread = threading.Thread(target=watch_catalog, daemon=True, kwargs={
+        "catalog": db, "base_dir": base, "stop_event": stop, "rescan_interval": 0.2, "on_event": events.append})
     thread.start()
     run = make_run(base)
     make_run(base, complete=False)

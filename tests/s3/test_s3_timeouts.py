@@ -72,7 +72,7 @@ def test_server_paused_during_completion_reports_what_storage_holds(
     moto_server.resume()
     on_storage = "completed" if storage.exists(key(run, "_SUCCESS")) else "failed"
     assert reported == on_storage == "completed"
-    report = catalog_all_runs(tmp_path / "c.duckdb", storage)
+    report = catalog_all_runs(catalog=tmp_path / "c.duckdb", base_dir=storage)
     assert (report.registered, report.invalid) == (1, [])
     assert [r.run_id for r in query_runs(tmp_path / "c.duckdb", status="completed")] == [run.run_id]
 
@@ -114,7 +114,7 @@ def test_marker_unconfirmed_by_the_deadline_cannot_become_a_success(
     time.sleep(max(0.0, proxy.until - time.monotonic()) + 1)
     direct = open_storage(f"s3://{bucket}/runs", endpoint_url=moto_server.endpoint)
     assert direct.exists(key(run, "_SUCCESS"))  # the held PUT did land, after the failure
-    report = catalog_all_runs(tmp_path / "c.duckdb", direct)
+    report = catalog_all_runs(catalog=tmp_path / "c.duckdb", base_dir=direct)
     assert query_runs(tmp_path / "c.duckdb", status="completed") == []
     assert report.registered == 0 and len(report.invalid) == 1
     assert "_SUCCESS present but manifest status is failed" in report.invalid[0][1]
@@ -133,7 +133,7 @@ def test_sync_with_one_unanswered_object_marks_that_run_invalid(
                         trades_reads(slow),
                         60.0)
     storage = open_storage(f"s3://{bucket}/runs", endpoint_url=proxy.endpoint)
-    report = catalog_all_runs(tmp_path / "c.duckdb", storage)
+    report = catalog_all_runs(catalog=tmp_path / "c.duckdb", base_dir=storage)
     assert report.registered == 2
     assert len(report.invalid) == 1
     path, reason = report.invalid[0]
@@ -143,7 +143,7 @@ def test_sync_with_one_unanswered_object_marks_that_run_invalid(
         sorted(r.run_id for r in runs if r is not slow)
     with pytest.raises(StorageTimeoutError, match=r"trades\.parquet: no answer from the store"):
         storage.read_bytes(key(slow, "policy/trades.parquet"))
-    again = catalog_all_runs(tmp_path / "c.duckdb", direct)  # not registered: read again
+    again = catalog_all_runs(catalog=tmp_path / "c.duckdb", base_dir=direct)  # not registered: read again
     assert (again.registered, again.already_present, again.invalid) == (1, 2, [])
 
 

@@ -5,6 +5,9 @@ The page has no external CSS, JS or images: it opens from disk in any browser an
 mailed around. Every text value is escaped. Plots are rendered to PNG with matplotlib
 (imported lazily, so the rest of quantbot starts without it); the ``plot_*`` helpers are
 public so the notebook draws the same pictures.
+
+Just over 400 lines: one page and the plots drawn on it change together; the plotting
+helpers are too small to be worth a module of their own.
 """
 
 from __future__ import annotations

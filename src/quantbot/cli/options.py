@@ -15,7 +15,7 @@ F = Callable[..., Any]
 
 def duckdb_option(f: F) -> F:
     return click.option(
-        "--duckdb", "duckdb_path", default=DEFAULT_CATALOG, show_default=True,
+        "--duckdb", "--catalog", "duckdb_path", default=DEFAULT_CATALOG, show_default=True,
         envvar="QUANTBOT_CATALOG", help="Catalog file (env QUANTBOT_CATALOG).")(f)
 
 

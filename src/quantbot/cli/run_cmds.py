@@ -136,9 +136,9 @@ def writing_run(kw: dict[str, Any]) -> Iterator[RunStart]:
 
 
 def _register(kw: dict[str, Any], run_id: str) -> None:
-    from quantbot.artifacts import find_run_directory, register_run
+    from quantbot.artifacts import locate_run, register_run
 
-    register_run(kw["duckdb_path"], find_run_directory(kw["base_dir"], run_id))
+    register_run(kw["duckdb_path"], locate_run(run_id, base_dir=kw["base_dir"]))
 
 
 def flow_command(kw: dict[str, Any], flow: Callable[..., Any], *args: Any, **extra: Any) -> Any:

@@ -269,18 +269,21 @@ def catalog_all_runs(*, catalog: CatalogRef = DEFAULT_CATALOG,
     return report
 
 
-def register_run(db: CatalogRef, run_dir: str | os.PathLike[str],
+def register_run(db: CatalogRef, run_dir: str | os.PathLike[str] | Storage,
                  lock_timeout: float | None = None) -> bool:
     """Register one completed or failed run in one transaction; False if already present.
 
-    Raises InvalidRunError for a run that is incomplete or does not validate.
+    ``run_dir`` is a path, a URI, or a Storage rooted at the run's folder (which keeps its
+    options, e.g. an S3 endpoint). Raises InvalidRunError for a run that is incomplete or
+    does not validate.
     """
-    path = os.fspath(run_dir).rstrip("/")
+    own = run_dir if isinstance(run_dir, Storage) else None
+    path = (own.root if own is not None else os.fspath(run_dir)).rstrip("/")
     parent, name = path.rsplit("/", 1) if "/" in path else (".", path)
     run_id = run_id_from_dir_name(name)
     if run_id is None:
         raise InvalidRunError(f"{path}: not a run directory (expected run_id=<uuid>)")
-    storage = open_storage(parent)
+    storage = own.at(parent) if own is not None else open_storage(parent)
     loc = RunLocation(run_id, parent.rsplit("/", 1)[-1], storage.join(storage.root, name))
     scanned = scan_runs(storage, [loc])
     if scanned.incomplete:

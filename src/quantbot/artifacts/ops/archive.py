@@ -20,6 +20,9 @@ folder keeps a cleanup from touching the leftovers of an archive still running.
 
 Python 3.11's stdlib has no zstd, so archives are tar + gzip (Parquet pages are already
 zstd-compressed; a stronger outer codec would buy little).
+
+About 430 lines: the checks, the four steps, their undo and the cleanup of what a kill
+left are one protocol and are read together; packing and read-back are in ``tarball``.
 """
 
 from __future__ import annotations

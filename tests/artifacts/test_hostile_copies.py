@@ -58,22 +58,25 @@ def test_watch_keeps_running_past_hostile_runs(tmp_path: Path) -> None:
          "--debounce-ms", "100"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     seen: list[str] = []
-    later_registered = threading.Event()
+    all_reported = threading.Event()
     later: list[str] = []
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             seen.append(line)
-            if " started: " in line:  # the start-up sync is done: add a run meanwhile
+            if " started: " in line:  # the watcher is up: add a run meanwhile
                 later.append(make_run(base).run_id)
-            if later and "registered" in line and later[0] in line:
-                later_registered.set()
+            # a rescan prints its registered runs first, then the invalid ones: wait for all
+            text = "".join(seen)
+            if later and all(f"registered {r}" in text for r in (later[0], good.run_id)) \
+                    and all(f"run_id={r}" in text for r in (fifo.run_id, link.run_id)):
+                all_reported.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert later_registered.wait(60), (seen, proc.poll())
+        assert all_reported.wait(60), (seen, proc.poll())
         assert proc.poll() is None  # still watching
         text = "".join(seen)
         invalid = [line for line in seen if " invalid " in line]

@@ -29,6 +29,22 @@ def lock_timeout_default() -> float:
     return float(os.environ.get("QUANTBOT_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT_S))
 
 
+#: DuckDB writes a 4 KiB file header (magic ``DUCK`` at byte 8) and two 4 KiB database
+#: headers before anything else.
+_HEADER_BYTES = 3 * 4096
+
+
+def _being_created(path: str) -> bool:
+    """A file shorter than DuckDB's headers that is empty, zeros, or starts like a DuckDB
+    file: another process is creating the catalog right now. Anything else is not one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_BYTES)
+    except OSError:
+        return False
+    return len(head) < _HEADER_BYTES and (head[8:12] == b"DUCK" or not head.strip(b"\0"))
+
+
 def _connect(path: str, read_only: bool, lock_timeout: float,
              config: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + lock_timeout
@@ -38,8 +54,13 @@ def _connect(path: str, read_only: bool, lock_timeout: float,
             return duckdb.connect(path, read_only=read_only, config=config or {})
         except duckdb.IOException as err:
             text = str(err)
-            if "not a valid DuckDB database" in text:
-                raise CatalogError(f"catalog {path} is not a DuckDB database") from None
+            if "not a valid DuckDB database" in text or "Could not read enough bytes" in text:
+                # A file shorter than DuckDB's header blocks is one another process is
+                # creating right now (the first sync): wait for it like for a lock.
+                if not (_being_created(path) and time.monotonic() < deadline):
+                    raise CatalogError(f"catalog {path} is not a DuckDB database") from None
+                time.sleep(delay)
+                continue
             if "database does not exist" in text:
                 raise CatalogError(
                     f"catalog {path} does not exist yet (run `quantbot backtest catalog-sync`)"

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 
 from benchmarks._report import BenchResult, best_of
 from quantbot.artifacts import read_manifest
+from quantbot.backtest import run_policy_backtest
 from quantbot.backtest.data.sample import write_sample_data
-from quantbot.backtest.flows.base import run_policy_backtest
 
 POLICY = {"kind": "combo", "policies": [
     {"kind": "fixed_stop", "stop_pct": 0.25},

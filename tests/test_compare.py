@@ -10,8 +10,8 @@ import pytest
 from qbtest import run_cli, run_main
 
 from quantbot.analysis.compare import compare_runs, diff_parameters
+from quantbot.backtest import run_path_only, run_policy_backtest
 from quantbot.backtest.data.sample import write_sample_data
-from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
 from quantbot.errors import IncomparableRunsError
 
 FIXED = {"kind": "fixed_stop", "stop_pct": 0.2, "take_profit_pct": 1.0}

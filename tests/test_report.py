@@ -11,8 +11,8 @@ from qbtest import assert_clean_error, run_cli, run_main
 
 from quantbot.analysis.report import write_report
 from quantbot.artifacts import catalog_all_runs
+from quantbot.backtest import run_path_only, run_policy_backtest
 from quantbot.backtest.data.sample import write_sample_data
-from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
 from quantbot.backtest.flows.optimization import run_full
 
 GRID = Path(__file__).resolve().parents[1] / "examples" / "small_grid.json"

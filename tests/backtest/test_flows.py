@@ -17,13 +17,13 @@ import pytest
 from quantbot.artifacts import find_run_directory, is_complete, read_manifest
 from quantbot.artifacts.ops.diff import compare_artifact
 from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, ArtifactType
-from quantbot.backtest.data.sample import write_sample_data
-from quantbot.backtest.flows.base import (
+from quantbot.backtest import (
     FlowParameterError,
     run_from_manifest,
     run_path_only,
     run_policy_backtest,
 )
+from quantbot.backtest.data.sample import write_sample_data
 from quantbot.backtest.flows.rerun import rerun
 from quantbot.errors import DataError, PolicyError
 

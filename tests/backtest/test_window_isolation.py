@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quantbot.artifacts.store.reader import read_artifact
-from quantbot.backtest.flows.base import run_path_only, run_policy_backtest
+from quantbot.backtest import run_path_only, run_policy_backtest
 
 T0 = 1_767_225_600_000
 MIN = 60_000

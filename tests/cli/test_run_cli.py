@@ -136,7 +136,7 @@ def test_policy_flags_are_exclusive(work):
 
 def test_csv_alerts_and_seconds_candles_with_ts_unit(work):
     """CSV alerts and CSV candles in epoch seconds (--ts-unit s) give the Parquet results."""
-    from quantbot.backtest.flows.base import run_path_only
+    from quantbot.backtest import run_path_only
 
     alerts = pq.read_table(work / "data/sample/alerts.parquet").slice(0, 30)
     alerts.to_pandas().to_csv(work / "alerts.csv", index=False)

@@ -164,8 +164,8 @@ def test_concurrent_writers_and_syncs_on_s3(s3_base: str, tmp_path):
 
 
 def test_flow_verify_and_gc_on_s3(s3_base: str, tmp_path):
+    from quantbot.backtest import run_policy_backtest
     from quantbot.backtest.data.sample import write_sample_data
-    from quantbot.backtest.flows.base import run_policy_backtest
 
     alerts, candles = write_sample_data(tmp_path / "sample")
     result = run_policy_backtest(alerts, candles, {"kind": "fixed_stop", "stop_pct": 0.2,

@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean sysdeps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,7 +15,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/quantbot backtest demo
 
-test: $(STAMP)
+# System tools the tests use (strace watches the writer's fsyncs; systemd-analyze checks
+# the units in scripts/): installed when missing. Under CI a test whose tool is missing fails.
+sysdeps:
+	@command -v strace >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq strace)
+	@command -v systemd-analyze >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq systemd)
+
+test: $(STAMP) sysdeps
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n 2 -q
 

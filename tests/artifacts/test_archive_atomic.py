@@ -22,6 +22,7 @@ from qbtest import (
     run_cli,
     run_main,
     snapshot_tree,
+    unavailable,
 )
 
 from quantbot.artifacts import catalog_all_runs
@@ -80,7 +81,7 @@ def test_too_little_space_for_the_tarball_is_refused_up_front(base_dir: Path, ca
     disk = tmp_path / "disk"
     disk.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)]).returncode:
-        pytest.skip("cannot mount a tmpfs here")
+        unavailable("cannot mount a tmpfs here")
     try:
         ids = _old_runs(base_dir, monkeypatch, n=1)
         big = base_dir / MONTH / f"run_id={ids[0]}" / "logs"

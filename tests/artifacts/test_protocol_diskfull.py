@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qbtest import rows
+from qbtest import rows, unavailable
 
 from quantbot.artifacts import catalog_all_runs, create_run_directory, query_runs
 from quantbot.artifacts.ops.gc import collect_stale_runs
@@ -25,7 +25,7 @@ def small_disk(tmp_path):
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs: {proc.stderr.strip()}")
     try:
         yield mnt
     finally:

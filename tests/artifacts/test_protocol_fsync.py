@@ -14,8 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from qbtest import unavailable
 
-pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
+
+@pytest.fixture(autouse=True)
+def _strace() -> None:
+    if shutil.which("strace") is None:
+        unavailable("strace not installed (make test installs it)")
 
 CHILD = """
 import sys

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from catalog_compare import catalog_tables
-from qbtest import assert_clean_error, make_run, rows, run_cli
+from qbtest import assert_clean_error, make_run, rows, run_cli, unavailable
 
 from quantbot.artifacts import catalog_all_runs
 
@@ -23,7 +23,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield disk
     finally:

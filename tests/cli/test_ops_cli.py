@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from qbtest import assert_clean_error, assert_usage_error, make_run, run_cli, run_main
+from qbtest import assert_clean_error, assert_usage_error, make_run, run_cli, run_main, unavailable
 
 
 def test_ops_commands_are_listed(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_systemd_units_parse(name: str) -> None:
 def test_systemd_units_verify(tmp_path: Path) -> None:
     tool = shutil.which("systemd-analyze")
     if tool is None:
-        pytest.skip("systemd-analyze not installed")
+        unavailable("systemd-analyze not installed (make test installs it)")
     for unit in SCRIPTS.glob("quantbot-*.*"):
         if unit.suffix in (".service", ".timer"):  # ExecStart must exist: point it at this venv
             text = unit.read_text().replace(INSTALLED_QUANTBOT, VENV_QUANTBOT)

@@ -265,3 +265,16 @@ def serve_forks(write_forever: Any) -> None:
             print(f"reaped {status}", flush=True)
         else:
             return
+
+
+def unavailable(reason: str) -> None:
+    """A tool or facility a test needs is missing: skip on a developer's machine, fail under
+    CI (``CI=true``), where the Makefile installs everything a test needs."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"required under CI: {reason}")
+    pytest.skip(reason)
+

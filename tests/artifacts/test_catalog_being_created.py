@@ -20,7 +20,9 @@ def test_a_catalog_half_created_is_waited_for(base_dir, tmp_path):
     catalog_all_runs(catalog=done, base_dir=base_dir)
     creating = tmp_path / "cat.duckdb"
     creating.write_bytes(done.read_bytes()[:4096])  # the file header only: being written
-    finish = threading.Timer(0.5, lambda: shutil.copyfile(done, creating))
+    whole = tmp_path / "whole.duckdb"
+    shutil.copyfile(done, whole)  # DuckDB holds its lock once the headers are written:
+    finish = threading.Timer(0.5, lambda: os.replace(whole, creating))  # model that as one step
     finish.start()
     try:
         assert [m.run_id for m in query_runs(creating)] == [run.run_id]

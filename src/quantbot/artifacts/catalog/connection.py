@@ -34,6 +34,13 @@ def lock_timeout_default() -> float:
 _HEADER_BYTES = 3 * 4096
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1
+
+
 def _being_created(path: str) -> bool:
     """A file shorter than DuckDB's headers that is empty, zeros, or starts like a DuckDB
     file: another process is creating the catalog right now. Anything else is not one."""
@@ -49,16 +56,23 @@ def _connect(path: str, read_only: bool, lock_timeout: float,
              config: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + lock_timeout
     delay = 0.005
+    last_bad_size: int | None = None  # a complete-sized file that failed once
     while True:
         try:
             return duckdb.connect(path, read_only=read_only, config=config or {})
         except duckdb.IOException as err:
             text = str(err)
             if "not a valid DuckDB database" in text or "Could not read enough bytes" in text:
-                # A file shorter than DuckDB's header blocks is one another process is
-                # creating right now (the first sync): wait for it like for a lock.
-                if not (_being_created(path) and time.monotonic() < deadline):
+                # A file shorter than DuckDB's header blocks that looks half-written is
+                # one the first sync is creating: wait for it like for a lock. A full-size
+                # file gets one more try (it may have been completed during the attempt).
+                size = _size(path)
+                if size == last_bad_size or not (_being_created(path)
+                                                 or size >= _HEADER_BYTES):
                     raise CatalogError(f"catalog {path} is not a DuckDB database") from None
+                if time.monotonic() >= deadline:
+                    raise CatalogError(f"catalog {path} is not a DuckDB database") from None
+                last_bad_size = size if size >= _HEADER_BYTES else None
                 time.sleep(delay)
                 continue
             if "database does not exist" in text:

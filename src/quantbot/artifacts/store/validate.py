@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -32,7 +33,13 @@ from quantbot.artifacts.store.reader import (
     footer_version,
 )
 from quantbot.artifacts.store.runs import RunLocation
-from quantbot.errors import LimitExceededError, QuantbotError, StorageError, UnsafeFileError
+from quantbot.errors import (
+    LimitExceededError,
+    ManifestError,
+    QuantbotError,
+    StorageError,
+    UnsafeFileError,
+)
 
 
 class InvalidRunError(QuantbotError):
@@ -222,8 +229,7 @@ def load_run(storage: Storage, loc: RunLocation, with_data: bool = True,
     if problem is not None:
         raise InvalidRunError(problem[1])
     try:
-        manifest = parse_manifest(storage.read_bytes(manifest_path, MAX_MANIFEST_BYTES),
-                                  MANIFEST_NAME)
+        manifest = read_run_manifest(storage, manifest_path)
     except FileNotFoundError:
         raise InvalidRunError(f"{MANIFEST_NAME} is missing") from None
     except QuantbotError as err:
@@ -248,15 +254,32 @@ def classify(storage: Storage, loc: RunLocation, check_tree: bool = True) -> str
     try:
         if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
             return "completed"
-        raw = storage.read_bytes(storage.join(loc.path, MANIFEST_NAME), MAX_MANIFEST_BYTES)
+        status = read_run_manifest(storage, storage.join(loc.path, MANIFEST_NAME)).status
     except FileNotFoundError:
         return "incomplete"  # a writer may be creating it right now
     except StorageError as err:
         raise InvalidRunError(str(err)) from None
     except QuantbotError:
         return "invalid"
-    try:
-        status = parse_manifest(raw).status
-    except QuantbotError:
-        return "invalid"
     return "failed" if status == "failed" else "incomplete"
+
+
+#: Pauses (s) before reading an object store's run.json again after it did not parse.
+_REREAD_PAUSES_S = (0.05, 0.25, 1.0)
+
+
+def read_run_manifest(storage: Storage, path: str) -> RunManifest:
+    """The run.json at ``path``, parsed (ManifestError when it is not a valid manifest).
+
+    A local run.json is replaced by rename, so a read sees one version. An object store's
+    reader fetches a size, then byte ranges: a writer replacing run.json in between (a
+    running run updates it) yields bytes of two versions. So an object's run.json that
+    does not parse is read again a few times before it counts as invalid.
+    """
+    pauses = () if storage.local_path(path) is not None else _REREAD_PAUSES_S
+    for pause in pauses:
+        try:
+            return parse_manifest(storage.read_bytes(path, MAX_MANIFEST_BYTES), MANIFEST_NAME)
+        except ManifestError:
+            time.sleep(pause)
+    return parse_manifest(storage.read_bytes(path, MAX_MANIFEST_BYTES), MANIFEST_NAME)

@@ -134,3 +134,8 @@ class StorageTimeoutError(StorageError):
     For a write it also says whether the object is known to be absent or its outcome is
     unknown (the store may still apply a request it had received).
     """
+
+
+class InvalidRunError(QuantbotError):
+    """A run directory whose manifest or artifacts do not check out (sync reports it as
+    ``invalid: <path>: <reason>``; it never stops the other runs)."""

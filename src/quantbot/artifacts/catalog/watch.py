@@ -47,7 +47,7 @@ from quantbot.artifacts.schema.layout import (
 from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
 from quantbot.artifacts.store.runs import RunLocation
 from quantbot.artifacts.store.validate import ScannedRun
-from quantbot.errors import QuantbotError
+from quantbot.errors import InvalidArgumentError, QuantbotError, StorageError
 
 EventKind = Literal["started", "registered", "invalid", "error", "stopped"]
 _TICK_MS = 500  # how often the loop wakes without events (retries, rescans)
@@ -245,12 +245,12 @@ def watch_catalog(*, catalog: CatalogRef = DEFAULT_CATALOG,
     import watchfiles
 
     if rescan_interval <= 0:
-        raise QuantbotError(f"invalid rescan interval {rescan_interval:g}: must be > 0 seconds")
+        raise InvalidArgumentError(f"invalid rescan interval {rescan_interval:g}: must be > 0 seconds")
     if debounce_ms < 1:
-        raise QuantbotError(f"invalid debounce {debounce_ms} ms: must be >= 1")
+        raise InvalidArgumentError(f"invalid debounce {debounce_ms} ms: must be >= 1")
     storage = open_storage(base_dir)
     if storage.local_path(storage.root) is None:
-        raise QuantbotError(f"{storage.root}: catalog-watch needs a local folder (file events); "
+        raise StorageError(f"{storage.root}: catalog-watch needs a local folder (file events); "
                             "for object stores schedule catalog-sync instead")
     storage.make_dirs(storage.root)
     absolute = os.path.abspath(storage.root)

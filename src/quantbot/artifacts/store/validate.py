@@ -34,16 +34,13 @@ from quantbot.artifacts.store.reader import (
 )
 from quantbot.artifacts.store.runs import RunLocation
 from quantbot.errors import (
+    InvalidRunError,
     LimitExceededError,
     ManifestError,
     QuantbotError,
     StorageError,
     UnsafeFileError,
 )
-
-
-class InvalidRunError(QuantbotError):
-    """A run directory whose manifest or artifacts do not check out."""
 
 
 @dataclass

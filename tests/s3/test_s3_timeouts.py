@@ -39,6 +39,18 @@ def trades_reads(run) -> bytes:
             + rb"/policy/trades\.parquet ")
 
 
+def three_runs_one_unanswered(moto_server, stall_proxy, slow_index: int):
+    """Three completed runs; reads of run ``slow_index``'s trades.parquet through the
+    returned proxy go unanswered for 60 s. -> (bucket, direct storage, runs, slow, proxy)"""
+    bucket = moto_server.bucket()
+    direct = open_storage(f"s3://{bucket}/runs", endpoint_url=moto_server.endpoint)
+    runs = [start_run(direct) for _ in range(3)]
+    for run in runs:
+        run.mark_success()
+    slow = runs[slow_index]
+    return bucket, direct, runs, slow, stall_proxy(moto_server.port, trades_reads(slow), 60.0)
+
+
 def test_small_objects_are_single_puts_large_ones_multipart(moto_server, tmp_path):
     bucket = moto_server.bucket()
     storage = open_storage(f"s3://{bucket}/runs", endpoint_url=moto_server.endpoint)
@@ -123,15 +135,7 @@ def test_marker_unconfirmed_by_the_deadline_cannot_become_a_success(
 def test_sync_with_one_unanswered_object_marks_that_run_invalid(
         moto_server, stall_proxy, short_timeouts, tmp_path):
     """Reads of one run's trades.parquet go unanswered (held 60 s); the two others register."""
-    bucket = moto_server.bucket()
-    direct = open_storage(f"s3://{bucket}/runs", endpoint_url=moto_server.endpoint)
-    runs = [start_run(direct) for _ in range(3)]
-    for run in runs:
-        run.mark_success()
-    slow = runs[1]
-    proxy = stall_proxy(moto_server.port,
-                        trades_reads(slow),
-                        60.0)
+    bucket, direct, runs, slow, proxy = three_runs_one_unanswered(moto_server, stall_proxy, 1)
     storage = open_storage(f"s3://{bucket}/runs", endpoint_url=proxy.endpoint)
     report = catalog_all_runs(catalog=tmp_path / "c.duckdb", base_dir=storage)
     assert report.registered == 2
@@ -149,15 +153,7 @@ def test_sync_with_one_unanswered_object_marks_that_run_invalid(
 
 def test_cli_sync_reports_the_unanswered_run_invalid_and_registers_the_others(
         moto_server, stall_proxy, tmp_path):
-    bucket = moto_server.bucket()
-    direct = open_storage(f"s3://{bucket}/runs", endpoint_url=moto_server.endpoint)
-    runs = [start_run(direct) for _ in range(3)]
-    for run in runs:
-        run.mark_success()
-    slow = runs[0]
-    proxy = stall_proxy(moto_server.port,
-                        trades_reads(slow),
-                        60.0)
+    bucket, direct, runs, slow, proxy = three_runs_one_unanswered(moto_server, stall_proxy, 0)
     env = {**os.environ, "QUANTBOT_S3_ATTEMPTS": "1", "QUANTBOT_S3_REQUEST_TIMEOUT": "1"}
     out = subprocess.run([QUANTBOT, "--s3-endpoint", proxy.endpoint, "backtest", "catalog-sync",
                           "--base-dir", f"s3://{bucket}/runs", "--duckdb", "c.duckdb",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from quantbot.artifacts.catalog.connection import DEFAULT_CATALOG, CatalogRef
 from quantbot.artifacts.schema.artifact_types import ArtifactType
-from quantbot.artifacts.schema.layout import SUCCESS_MARKER, run_id_from_dir_name
+from quantbot.artifacts.schema.layout import SUCCESS_MARKER
 from quantbot.artifacts.store.backends import Storage, open_storage
 from quantbot.errors import ManifestError
 
@@ -39,9 +39,9 @@ class RunHandle:
 
     @property
     def run_id(self) -> str:
-        run_id = run_id_from_dir_name(self.storage.root.rstrip("/").rsplit("/", 1)[-1])
-        assert run_id is not None, self.storage.root
-        return run_id
+        from quantbot.artifacts.ops.lookup import run_id_of
+
+        return run_id_of(self.storage)
 
     @property
     def uri(self) -> str:

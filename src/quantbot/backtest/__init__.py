@@ -6,18 +6,12 @@ policies, simulation) → ``data`` (alert and candle inputs). This facade is the
 """
 
 from quantbot._lazy import lazy_exports
+from quantbot.backtest.flows import EXPORTS as FLOW_EXPORTS  # noqa: E402 - light: names only
 
-_F = "quantbot.backtest.flows."
 # Each name from its defining module: ``quantbot.backtest.flows.rerun`` is also a submodule,
 # so going through the ``flows`` package would hand out the module once it is imported.
 _EXPORTS = {
-    "FlowParams": _F + "params",
-    "FlowParameterError": "quantbot.errors",
-    **{name: _F + "skeleton" for name in ("FlowOptions", "FlowResult")},
-    "run_path_only": _F + "path_only",
-    "run_policy_backtest": _F + "policy",
-    **{name: _F + "optimization" for name in ("run_full", "run_optimization")},
-    **{name: _F + "rerun" for name in ("RerunReport", "rerun", "run_from_manifest")},
+    **FLOW_EXPORTS,
     "write_sample_data": "quantbot.backtest.data.sample",
     "load_alerts": "quantbot.backtest.data.alerts",
     "load_candles": "quantbot.backtest.data.candles",

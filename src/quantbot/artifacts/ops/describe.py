@@ -8,7 +8,7 @@ from typing import Any
 from quantbot._compat import legacy_arguments
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists
 from quantbot.artifacts.catalog.query import get_run
-from quantbot.artifacts.ops.lookup import locate_run, run_uri
+from quantbot.artifacts.ops.lookup import locate_run, run_id_of, run_uri
 from quantbot.artifacts.schema.layout import SUCCESS_MARKER
 from quantbot.artifacts.store.backends import Storage
 from quantbot.artifacts.store.runs import read_manifest
@@ -25,7 +25,7 @@ def describe_run(run_id: str, *, catalog: CatalogRef | None = None,
     found = None
     if catalog is not None and catalog_exists(catalog):
         try:
-            found = get_run(catalog, manifest.run_id if manifest else _run_id(run))
+            found = get_run(catalog, manifest.run_id if manifest else run_id_of(run))
         except CatalogError:
             found = None  # an empty or busy catalog: the folder is what we have
     if manifest is None:
@@ -46,7 +46,3 @@ def describe_run(run_id: str, *, catalog: CatalogRef | None = None,
         "complete": run.exists(run.join(run.root, SUCCESS_MARKER)),
         "artifacts": artifacts,
     }
-
-
-def _run_id(run: Storage) -> str:
-    return run.root.rstrip("/").rsplit("=", 1)[-1]

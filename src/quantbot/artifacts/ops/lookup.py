@@ -114,4 +114,12 @@ def run_uri(run: Storage) -> str:
     return run.uri(run.root)
 
 
-__all__ = ["MIN_PREFIX", "locate_run", "run_uri"]
+def run_id_of(run: Storage) -> str:
+    """The id of the run whose folder ``run`` is rooted at (``.../run_id=<uuid>``)."""
+    run_id = run_id_from_dir_name(run.root.rstrip("/").rsplit("/", 1)[-1])
+    if run_id is None:
+        raise InvalidRunIdError(f"{run_uri(run)} is not a run folder (expected run_id=<uuid>)")
+    return run_id
+
+
+__all__ = ["MIN_PREFIX", "locate_run", "run_id_of", "run_uri"]

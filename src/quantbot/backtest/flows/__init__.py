@@ -8,7 +8,8 @@ Each is a :class:`~quantbot.backtest.flows.skeleton.Flow` run by the one skeleto
 from quantbot._lazy import lazy_exports
 
 _F = "quantbot.backtest.flows."
-_EXPORTS = {
+#: Name -> defining module; the ``quantbot.backtest`` facade re-exports these too.
+EXPORTS = {
     "FlowParams": _F + "params",
     "FlowParameterError": "quantbot.errors",
     **{name: _F + "skeleton" for name in ("Flow", "FlowOptions", "FlowResult", "run_flow")},
@@ -17,5 +18,5 @@ _EXPORTS = {
     **{name: _F + "optimization" for name in ("run_full", "run_optimization")},
     **{name: _F + "rerun" for name in ("RerunReport", "rerun", "run_from_manifest")},
 }
-__all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(EXPORTS)
+__getattr__ = lazy_exports(__name__, EXPORTS)

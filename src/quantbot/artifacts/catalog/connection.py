@@ -67,10 +67,9 @@ def _connect(path: str, read_only: bool, lock_timeout: float,
                 # one the first sync is creating: wait for it like for a lock. A full-size
                 # file gets one more try (it may have been completed during the attempt).
                 size = _size(path)
-                if size == last_bad_size or not (_being_created(path)
-                                                 or size >= _HEADER_BYTES):
-                    raise CatalogError(f"catalog {path} is not a DuckDB database") from None
-                if time.monotonic() >= deadline:
+                full_size_first_failure = size >= _HEADER_BYTES and size != last_bad_size
+                if not (_being_created(path) or full_size_first_failure) \
+                        or time.monotonic() >= deadline:
                     raise CatalogError(f"catalog {path} is not a DuckDB database") from None
                 last_bad_size = size if size >= _HEADER_BYTES else None
                 time.sleep(delay)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -209,9 +210,7 @@ class ObjectStorage(Storage):
         when ``write_deadline_s`` passes first, saying whether the object is absent or its
         outcome unknown. Errors the store answers with (access denied, ...) pass through.
         """
-        deadline = time.monotonic() + self.options.write_deadline_s
-        pause = 0.2
-        while True:
+        for _ in self._retries():
             try:
                 with self.fs.open_output_stream(path) as out:
                     out.write(data)
@@ -223,28 +222,31 @@ class ObjectStorage(Storage):
             landed = self._landed(path, data, sha256)
             if landed:
                 return
-            if time.monotonic() + pause > deadline:
-                state = ("the object is absent" if landed is False else
-                         "its outcome is unknown: the store may still apply it")
-                raise StorageTimeoutError(
-                    f"{self.uri(path)}: write not confirmed within "
-                    f"{self.options.write_deadline_s:g} s; {state} ({cause})")
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
+        state = ("the object is absent" if landed is False else
+                 "its outcome is unknown: the store may still apply it")
+        raise StorageTimeoutError(f"{self.uri(path)}: write not confirmed within "
+                                  f"{self.options.write_deadline_s:g} s; {state} ({cause})")
 
     def read_own(self, path: str) -> bytes:
         """A read the writer's own protocol depends on (its run.json before an update):
         an unanswered GET is retried like a write, until ``write_deadline_s``, because
         giving up would fail a run the store is about to complete."""
-        deadline = time.monotonic() + self.options.write_deadline_s
-        pause = 0.2
-        while True:
+        for _ in self._retries():
             try:
                 return self.read_bytes(path)
-            except StorageTimeoutError:
-                if time.monotonic() + pause > deadline:
-                    raise
+            except StorageTimeoutError as err:
+                unanswered = err
+        raise unanswered
+
+    def _retries(self) -> Iterator[None]:
+        """One attempt at once, then one after each pause (0.2 s, doubling up to 5 s) while
+        the next pause still ends within ``write_deadline_s``."""
+        deadline = time.monotonic() + self.options.write_deadline_s
+        pause = 0.2
+        yield
+        while time.monotonic() + pause <= deadline:
             time.sleep(pause)
+            yield
             pause = min(pause * 2, 5.0)
 
     def open_atomic(self, path: str, durable: bool) -> ObjectSink:

@@ -74,16 +74,18 @@ def field_options(source: Any, names: tuple[str, ...]) -> Callable[[F], F]:
     from quantbot.durations import format_duration
 
     if dataclasses.is_dataclass(source):
-        specs = {f.name: (f.default, f.metadata["help"], f.metadata.get("unit"))
-                 for f in dataclasses.fields(source)}
+        specs = {f.name: (f.default, f.metadata["help"], f.metadata.get("unit"),
+                          f.metadata.get("choices", ())) for f in dataclasses.fields(source)}
     else:
-        specs = {n: (s.default, s.help, s.unit) for n, s in source.items()}
+        specs = {n: (s.default, s.help, s.unit, ()) for n, s in source.items()}
 
     def deco(f: F) -> F:
         for name in reversed(names):
-            default, help_text, unit = specs[name]
+            default, help_text, unit, choices = specs[name]
             flag, kwargs = name, {}
-            if name.endswith("_ms"):
+            if choices:
+                kwargs = {"type": click.Choice(choices)}
+            elif name.endswith("_ms"):
                 flag, default = name.removesuffix("_ms"), format_duration(default)
                 kwargs = {"metavar": "DURATION"}
             elif unit == "duration":

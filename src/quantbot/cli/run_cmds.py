@@ -38,6 +38,8 @@ from quantbot.cli.render import print_json
 F = Callable[..., Any]
 
 fee_options = field_options(FlowParams, FEE_FIELDS)
+FLOW_PARAM_OPTIONS = ("interval", "horizon", "activity_move_pct", "pre_window", "entry", "levels",
+                      "max_entry_delay")
 
 
 def run_options(f: F) -> F:
@@ -55,20 +57,46 @@ def input_options(f: F) -> F:
         click.option("--alerts", "alerts", required=True, metavar="PATH_OR_DB",
                      help="Alerts: CSV, Parquet, or a DuckDB database (with --alerts-table or "
                           "--alerts-query)."),
-        click.option("--alerts-query", metavar="SQL", help="SQL selecting the alerts from the "
-                     "DuckDB database given by --alerts."),
+        click.option("--alerts-query", metavar="SQL", help="SQL selecting the alerts: over a "
+                     "CSV/Parquet file or folder the data is the view 'alerts'; over a DuckDB "
+                     "database its tables."),
         click.option("--alerts-table", metavar="TABLE", help="Table of the --alerts database."),
+        click.option("--alerts-columns", metavar="ROLE=COL,...",
+                     help="Which column is which: call_id, alert_ts, mint (the asset), "
+                          "caller_name, chain, side; e.g. mint=symbol,alert_ts=alert_time."),
         click.option("--candles", "candles", required=True, metavar="PATH",
                      help="Candles: CSV, Parquet file, folder / Hive dataset of Parquet, or a "
                           "DuckDB database."),
+        click.option("--candles-query", metavar="SQL", help="SQL selecting the candles (the "
+                     "view 'candles' over a file, or the tables of a DuckDB database)."),
         click.option("--candles-table", metavar="TABLE", help="Table of the --candles database."),
+        click.option("--candles-columns", metavar="ROLE=COL,...",
+                     help="Which column is which: mint, ts, open, high, low, close, volume."),
+        click.option("--symbol", metavar="NAME", help="The asset of a candle file without an "
+                     "asset column (a single-asset file such as Date,Open,High,Low,Close)."),
         click.option("--ts-unit", type=click.Choice(["s", "ms"]), default=None,
                      help="Unit of integer candle timestamps (default: inferred per value)."),
+        click.option("--ts-format", metavar="FORMAT", help="strptime format of text timestamps "
+                     "in both sources, e.g. '%m/%d/%Y %I:%M %p' (default: ISO 8601)."),
+        click.option("--alerts-ts-format", metavar="FORMAT", help="The same for the alerts only."),
+        click.option("--candles-ts-format", metavar="FORMAT",
+                     help="The same for the candles only."),
+        click.option("--tz", metavar="ZONE", default="UTC", show_default=True,
+                     help="Time zone of naive timestamps in both sources (e.g. "
+                          "America/New_York); timestamps with an offset keep it."),
+        click.option("--side", type=click.Choice(["long", "short"]), default=None,
+                     help="Side of every alert when the alerts have no side column "
+                          "(default long)."),
+        click.option("--duplicates", type=click.Choice(["error", "first", "last"]),
+                     default="error", show_default=True,
+                     help="Candles with the same (asset, time) but different values: refuse, "
+                          "or keep the first/last in source order. Identical ones are always "
+                          "dropped with a warning row."),
         click.option("--from", "date_from", metavar="DATE",
                      help="Only alerts at or after this ISO date/datetime (UTC)."),
         click.option("--to", "date_to", metavar="DATE",
                      help="Only alerts at or before this (a bare date includes that day)."),
-        field_options(FlowParams, ("interval", "horizon", "activity_move_pct", "pre_window")),
+        field_options(FlowParams, FLOW_PARAM_OPTIONS),
         run_options,
         format_option("table", "json"),
     ]
@@ -91,9 +119,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
 
 def flow_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     """The Python API's keyword arguments from the common options."""
-    keys = ("alerts_query", "alerts_table", "candles_table", "ts_unit", "date_from", "date_to",
-            "interval", "horizon", "activity_move_pct", "pre_window", "base_dir")
-    return {k: kw[k] for k in keys} | {"durable": not kw["no_durable"]}
+    keys = ("alerts_query", "alerts_table", "alerts_columns", "candles_query", "candles_table",
+            "candles_columns", "symbol", "ts_unit", "tz", "side", "duplicates", "date_from",
+            "date_to", *FLOW_PARAM_OPTIONS, "base_dir")
+    formats = {"alerts_ts_format": kw["alerts_ts_format"] or kw["ts_format"],
+               "candles_ts_format": kw["candles_ts_format"] or kw["ts_format"]}
+    return {k: kw[k] for k in keys} | formats | {"durable": not kw["no_durable"]}
 
 
 @dataclass
@@ -206,6 +237,17 @@ def _bps(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} bps"
 
 
+def setup_text(settings: dict[str, Any]) -> str:
+    """What the numbers depend on, in one line: bars, horizon, entry and the fees (no fee
+    default suits every market, so a report always says which were used)."""
+    parts = [f"{settings.get('interval')} bars", f"horizon {settings.get('horizon')}",
+             f"entry {settings.get('entry', 'close')}"]
+    if "taker_fee_bps" in settings:
+        parts.append(f"fees {settings['taker_fee_bps']:g} + slippage "
+                     f"{settings['slippage_bps']:g} bps per side")
+    return ", ".join(parts)
+
+
 def report_lines(result: Any) -> None:
     """The short human report of a finished flow."""
     click.echo(f"run {result.run_id}  ({result.run_type}, {result.status})")
@@ -213,10 +255,12 @@ def report_lines(result: Any) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in result.excluded.items())
     click.echo(f"  calls      {result.calls}  eligible {result.eligible}  excluded "
                f"{result.excluded_total}" + (f" ({reasons})" if reasons else ""))
+    click.echo(f"  setup      {setup_text(result.settings)}")
     m = result.metrics
     if result.trades is None:
-        click.echo(f"  hit rates  2x {_pct(m.get('hit_2x_rate'))}  3x {_pct(m.get('hit_3x_rate'))}"
-                   f"  4x {_pct(m.get('hit_4x_rate'))}")
+        rates = [(k.removeprefix("hit_").removesuffix("_rate"), v) for k, v in m.items()
+                 if k.startswith("hit_") and k.endswith("_rate")]
+        click.echo("  hit rates  " + "  ".join(f"{name} {_pct(v)}" for name, v in rates))
     else:
         stats = (f"  avg {_bps(m.get('avg_return_bps'))}  median {_bps(m.get('median_return_bps'))}"
                  f"  stop-out {_pct(m.get('stop_out_rate'))}") if "avg_return_bps" in m else ""

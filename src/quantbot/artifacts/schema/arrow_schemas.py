@@ -45,9 +45,12 @@ class ArtifactSpec:
         return "run_id" in self.schema.names
 
 
+SIDE_FIELD = _f("side", _S)
+"""'long' or 'short' (1.2.0; older runs read as 'long')."""
+
 ALERTS_SCHEMA = pa.schema([
     _f("call_id", _S), _f("mint", _S), _f("caller_name", _S), _f("chain", _S),
-    _f("alert_ts_ms", _I), _f("created_at", _S),
+    _f("alert_ts_ms", _I), _f("created_at", _S), SIDE_FIELD,
 ])
 
 PATHS_SCHEMA = pa.schema([
@@ -57,8 +60,10 @@ PATHS_SCHEMA = pa.schema([
     _f("hit_3x", _B), _f("t_3x_ms", _I, True),
     _f("hit_4x", _B), _f("t_4x_ms", _I, True),
     _f("dd_bps", _F), _f("dd_to_2x_bps", _F, True), _f("alert_to_activity_ms", _I, True),
-    _f("peak_multiple", _F),
+    _f("peak_multiple", _F), SIDE_FIELD,
 ])
+"""Paths may carry more level columns (``hit_<m>x``, ``t_<m>x_ms``) for a run's own
+``levels`` beyond 2/3/4, so the spec allows extra columns and the catalog unions them."""
 
 # Built-in features are typed when present; other feature columns may be added freely.
 FEATURES_SCHEMA = pa.schema([_f("run_id", _S), _f("call_id", _S)])
@@ -72,7 +77,7 @@ TRADES_SCHEMA = pa.schema([
     _f("entry_ts_ms", _I), _f("entry_px", _F), _f("exit_ts_ms", _I), _f("exit_px", _F),
     _f("exit_reason", _S), _f("realized_return_bps", _F), _f("stop_out", _B),
     _f("max_adverse_excursion_bps", _F), _f("time_exposed_ms", _I),
-    _f("tail_capture", _F, True),
+    _f("tail_capture", _F, True), SIDE_FIELD,
 ])
 
 SUMMARY_SCHEMA = pa.schema([
@@ -111,7 +116,7 @@ ARTIFACT_SPECS: dict[ArtifactType, ArtifactSpec] = {
     s.type: s
     for s in (
         ArtifactSpec(ArtifactType.ALERTS, ALERTS_SCHEMA, extra_columns=True),
-        ArtifactSpec(ArtifactType.PATHS, PATHS_SCHEMA),
+        ArtifactSpec(ArtifactType.PATHS, PATHS_SCHEMA, extra_columns=True),
         ArtifactSpec(ArtifactType.FEATURES, FEATURES_SCHEMA, extra_columns=True),
         ArtifactSpec(ArtifactType.TRADES, TRADES_SCHEMA),
         ArtifactSpec(ArtifactType.SUMMARY, SUMMARY_SCHEMA),

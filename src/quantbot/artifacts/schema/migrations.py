@@ -5,7 +5,8 @@ sync, ``read_artifact``) upgrades an older file step by step through ``MIGRATION
 the cross-run views and readers see one current schema across runs of any age. A file
 from a *newer* quantbot is refused with a clear error instead of being misread.
 
-A step may add nullable columns (filled with nulls), rename columns, and widen types
+A step may add columns (filled with nulls, or with the value every old row meant: runs
+before 1.2.0 were all long, so their ``side`` is 'long'), rename columns, and widen types
 (e.g. int32 -> int64, float32 -> float64): the changes that keep old data meaningful.
 """
 
@@ -37,6 +38,7 @@ class Migration:
     artifacts: frozenset[ArtifactType]
     renames: dict[str, str] = field(default_factory=dict)
     added: tuple[pa.Field, ...] = ()
+    filled: dict[str, object] = field(default_factory=dict)  # added column -> its value
     widened: dict[str, pa.DataType] = field(default_factory=dict)
 
     def apply(self, kind: ArtifactType, table: pa.Table) -> pa.Table:
@@ -51,17 +53,27 @@ class Migration:
                                          table.column(name).cast(typ))
         for f in self.added:
             if f.name not in table.column_names:
-                table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+                table = table.append_column(f, self._column(f, table.num_rows))
         return table
+
+    def _column(self, f: pa.Field, rows: int) -> pa.Array:
+        """An added column: its ``filled`` value (what every old row meant), else nulls."""
+        if f.name in self.filled:
+            return pa.array([self.filled[f.name]] * rows, f.type)
+        return pa.nulls(rows, f.type)
 
 
 def _registry() -> list[Migration]:
-    from quantbot.artifacts.schema.arrow_schemas import FRONTIER_VALIDATION_FIELDS
+    from quantbot.artifacts.schema.arrow_schemas import FRONTIER_VALIDATION_FIELDS, SIDE_FIELD
 
     return [
         # 1.1.0: the frontier gained out-of-sample validation columns.
         Migration("1.0.0", "1.1.0", frozenset({ArtifactType.FRONTIER}),
                   added=FRONTIER_VALIDATION_FIELDS),
+        # 1.2.0: alerts, paths and trades record the side (every older run was long).
+        Migration("1.1.0", "1.2.0",
+                  frozenset({ArtifactType.ALERTS, ArtifactType.PATHS, ArtifactType.TRADES}),
+                  added=(SIDE_FIELD,), filled={"side": "long"}),
     ]
 
 

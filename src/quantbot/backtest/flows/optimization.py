@@ -42,31 +42,32 @@ GridInput = PolicyGrid | str | os.PathLike[str] | dict[str, Any] | None
 ConfigInput = OptimizerConfig | dict[str, Any] | None
 
 
-def resolve_grid(grid: GridInput) -> tuple[PolicyGrid, dict[str, Any]]:
+def resolve_grid(grid: GridInput, interval_ms: int) -> tuple[PolicyGrid, dict[str, Any]]:
     """(expanded grid, its manifest record): None = the built-in default grid, a path = a
-    grid file, a dict = a grid object, a PolicyGrid as is."""
+    grid file, a dict = a grid object, a PolicyGrid as is. ``interval_ms`` turns time
+    stops written in bars into durations."""
     if grid is None:
-        return _record(default_grid(), "default")
+        return _record(default_grid(interval_ms), "default")
     if isinstance(grid, PolicyGrid):
         return _record(grid, "api", {"families": _families(grid)})
     if isinstance(grid, dict):
-        return _record(parse_grid(grid), "api", grid)
-    return _record(load_grid(grid), str(Path(grid).expanduser().resolve()))
+        return _record(parse_grid(grid, interval_ms), "api", grid)
+    return _record(load_grid(grid, interval_ms), str(Path(grid).expanduser().resolve()))
 
 
-def grid_from_record(record: dict[str, Any]) -> PolicyGrid:
+def grid_from_record(record: dict[str, Any], interval_ms: int) -> PolicyGrid:
     """The grid a manifest's ``parameters.grid`` describes (rerun)."""
     source = record.get("source")
     if source == "default":
-        return default_grid()
+        return default_grid(interval_ms)
     if source == "api":
         if "spec" not in record:
             raise FlowParameterError("cannot rerun: the run's grid was passed through the API "
                                      "and its manifest does not record the grid's spec")
-        return parse_grid(record["spec"])
+        return parse_grid(record["spec"], interval_ms)
     if not source:
         raise FlowParameterError("run manifest has no parameters.grid.source to rerun from")
-    return load_grid(source)
+    return load_grid(source, interval_ms)
 
 
 def _families(grid: PolicyGrid) -> dict[str, list[Any]]:
@@ -97,10 +98,10 @@ class OptimizationFlow(Flow):
     def plan(self, params: FlowParams) -> dict[str, Any]:
         self.config = make_config(self._config)
         if self._recorded is not None:
-            self.grid = grid_from_record(self._recorded)
+            self.grid = grid_from_record(self._recorded, params.interval_ms)
             _, record = _record(self.grid, self._recorded["source"], self._recorded.get("spec"))
         else:
-            self.grid, record = resolve_grid(self._grid)
+            self.grid, record = resolve_grid(self._grid, params.interval_ms)
         optimizer = self.config.model_dump(mode="json")
         if self.config.validation is not None:
             optimizer["validation"] = self.config.validation.spec()

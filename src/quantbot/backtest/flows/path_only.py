@@ -27,19 +27,21 @@ PATH_COLUMNS = ("call_id", "caller_name", "mint", "chain")
 def truth_layer(prep: PreparedInputs) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(paths columns, features columns, headline metrics) of every eligible call."""
     from quantbot.backtest.engine.features import compute_features
-    from quantbot.backtest.engine.price_paths import compute_paths
+    from quantbot.backtest.engine.price_paths import compute_paths, level_column_suffix
 
     params = prep.params
-    paths = compute_paths(prep.candles, prep.windows, params.activity_move_pct)
+    paths = compute_paths(prep.candles, prep.windows, params.activity_move_pct, params.levels)
     features = compute_features(prep.candles, prep.windows, prep.callers, paths,
                                 params.pre_window_ms)
     idx = paths.alert_idx
     path_cols = {**prep.columns(PATH_COLUMNS, idx), "interval": [params.interval] * len(idx),
-                 **prep.columns(("alert_ts_ms",), idx), **paths.columns()}
+                 **prep.columns(("alert_ts_ms",), idx), **paths.columns(),
+                 **prep.columns(("side",), idx)}
     n = len(idx)
-    metrics: dict[str, Any] = {
-        f"hit_{k}x_rate": (float(getattr(paths, f"hit_{k}x").mean()) if n else None)
-        for k in (2, 3, 4)}
+    metrics: dict[str, Any] = {}
+    for level in params.levels:  # the run's own levels, in the order given
+        name = f"hit_{level_column_suffix(level)}x"
+        metrics[f"{name}_rate"] = float(np.mean(path_cols[name])) if n else None
     metrics["median_peak_multiple"] = float(np.median(paths.peak_multiple)) if n else None
     return path_cols, {"call_id": prep.alerts.column("call_id"), **features}, metrics
 

@@ -5,16 +5,18 @@ steps of its own: ``plan`` (validate its own arguments, say what the manifest re
 them) and ``execute`` (the numeric core, returning the artifacts to write). :func:`run_flow`
 does the rest, the same way for all, each phase timed into the manifest's ``timing``:
 
-- ``plan``: validate the :class:`FlowParams` and the flow's arguments, create the run
-  directory; then load the alerts (date filters applied);
-- ``slice``: load only the candles those alerts need, fingerprint both inputs;
+- ``plan``: validate the :class:`FlowParams` and the flow's arguments; load the alerts
+  (date filters applied);
+- ``slice``: load only the candles those alerts need (checked: duplicates, the interval
+  against the spacing), fingerprint both inputs;
 - ``coverage``: locate each alert's anchor and window, exclude the calls that cannot be
-  evaluated (one ``errors`` row each);
+  evaluated (one ``errors`` row each); then create the run directory;
 - the flow's own phases (``execution``, ``optimization``);
 - ``store``: write ``alerts`` then the flow's artifacts.
 
-Parameters, the flow's arguments and the input paths are checked before the run directory
-is created, so a bad flag leaves no run behind. From then on an exception marks the run
+Parameters, the flow's arguments and the inputs are checked and loaded before the run
+directory is created, so a bad flag, a wrong column name, timestamp format or interval
+leaves no run behind (a one-line error, nothing on disk). From then on an exception marks the run
 ``failed`` with the error in its manifest (the RunDirectory context manager) and re-raises;
 ``timing.total_ms`` covers every phase. A run with zero eligible calls completes with empty
 artifacts. The manifest records every parameter and each input's path (or ``kind: memory``)
@@ -59,16 +61,28 @@ API never touches ``sys.stdout``/``sys.stderr`` by itself."""
 class FlowOptions(TypedDict, total=False):
     """The keyword arguments every flow takes (defaults: :class:`FlowParams`, ``runs``)."""
 
-    alerts_query: str | None  # SQL selecting the alerts from a DuckDB database
+    alerts_query: str | None  # SQL over the view 'alerts' (a file) or a DuckDB database
     alerts_table: str | None
+    alerts_columns: dict[str, str] | str | None  # role -> column, e.g. {"mint": "symbol"}
+    candles_query: str | None  # SQL over the view 'candles' (a file) or a DuckDB database
     candles_table: str | None
+    candles_columns: dict[str, str] | str | None
+    symbol: str | None  # the asset of a candle source without an asset column
     ts_unit: str | None  # 's' | 'ms' for integer candle timestamps; None = inferred
+    alerts_ts_format: str | None  # strptime format of text alert times
+    candles_ts_format: str | None
+    tz: str  # time zone of naive timestamps (default UTC)
+    side: str | None  # 'long' | 'short' for alerts without a side column
+    duplicates: str  # 'error' | 'first' | 'last' for conflicting duplicate candles
     date_from: str | None  # ISO date/datetime, inclusive
     date_to: str | None
     interval: str
-    horizon: str
+    horizon: str | None  # None: 24h, or 20 bars when longer
     activity_move_pct: float
-    pre_window: str
+    pre_window: str  # a duration or bars ('60bars', the default)
+    entry: str  # 'close' | 'next-open'
+    levels: str | tuple[float, ...]  # truth-layer multiples, default 2,3,4
+    max_entry_delay: str | None  # None: 2 bars; 'none': no limit
     taker_fee_bps: float  # not for path-only runs
     slippage_bps: float  # not for path-only runs
     base_dir: str | os.PathLike[str]
@@ -96,6 +110,7 @@ class FlowResult:
     trades: int | None  # None for path-only runs
     metrics: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # interval, entry, levels, fees...
 
     @property
     def excluded_total(self) -> int:
@@ -188,12 +203,14 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
         run_params = {**flow.plan(params), **params.manifest_parameters(flow.uses_fees)}
         spec = InputSpec(alerts=alerts, candles=candles,
                          **{k: opts[k] for k in _SPEC_KEYS if k in opts})
-        run = _create_run(flow.run_type, spec, run_params, opts)
+        check_paths_exist(spec)
+    # Inputs that are unusable as a whole (a wrong column, format, interval, conflicting
+    # duplicates) are refused here, before a run directory exists.
+    prep = _load(spec, params, clock)
+    with clock.phase("plan", "creating the run"):
+        run = _create_run(flow.run_type, spec, run_params, prep, opts)
     hook = opts.get("around_run")
     with run, (hook(run) if hook is not None else nullcontext()):
-        prep = _load(spec, params, clock)
-        run.update_manifest(parameters=_parameters(spec, run_params, prep.records),
-                            dataset=_dataset(prep))
         outcome = flow.execute(prep, clock)
         with clock.phase("store", "writing artifacts"):
             run.write_artifact("alerts", prep.alerts)
@@ -204,15 +221,14 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
 
 
 def _create_run(run_type: str, spec: InputSpec, run_params: dict[str, Any],
-                opts: dict[str, Any]) -> RunDirectory:
-    """The run directory, with every parameter but the input records (known after loading)."""
+                prep: PreparedInputs, opts: dict[str, Any]) -> RunDirectory:
+    """The run directory, with every parameter and the records of the loaded inputs."""
     from quantbot.artifacts import create_run_directory
 
-    check_paths_exist(spec)
     return create_run_directory(
         run_type, opts.get("run_id"), opts.get("base_dir", "runs"),
-        parameters=_parameters(spec, run_params, spec.source_records()),
-        dataset={"interval": run_params["interval"]}, durable=opts.get("durable", True))
+        parameters=_parameters(spec, run_params, prep.records), dataset=_dataset(prep),
+        durable=opts.get("durable", True))
 
 
 def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInputs:
@@ -229,16 +245,48 @@ def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInp
         mints = alerts.column("mint").to_pylist()
         alert_ts = alerts.column("alert_ts_ms").to_numpy(zero_copy_only=False)
         windows = prepare_windows(candles, candles.mint_index(mints), alert_ts,
-                                  params.horizon_ms)
+                                  params.horizon_ms, entry=params.entry,
+                                  side=side_codes(alerts),
+                                  max_entry_delay_ms=params.max_entry_delay_ms)
         errors = coverage_error_rows(alerts, windows, candles)
+        notes = _note_rows(candles.warnings)
+        errors = {k: notes[k] + errors[k] for k in errors}
     records = {"alerts": alerts_record.to_dict(), "candles": candles_record.to_dict()}
     return PreparedInputs(spec, params, alerts, candles, windows, records, errors)
 
 
+def _note_rows(notes: tuple[Any, ...]) -> dict[str, list]:
+    """errors columns (without run_id) of the loaders' data notes: one warning row each
+    (e.g. identical duplicate candles dropped), so nothing is repaired silently."""
+    import json
+    from datetime import UTC, datetime
+
+    from quantbot.artifacts.schema.layout import iso_utc
+
+    stamp = iso_utc(datetime.now(UTC))
+    return {"timestamp": [stamp] * len(notes), "level": ["warning"] * len(notes),
+            "phase": ["slice"] * len(notes), "call_id": [None] * len(notes),
+            "message": [note.message for note in notes],
+            "details": [None if note.details is None else
+                        json.dumps(note.details, sort_keys=True, separators=(",", ":"),
+                                   default=str) for note in notes]}
+
+
+def side_codes(alerts: pa.Table) -> np.ndarray:
+    """+1 (long) / -1 (short) per alert, from the alerts' ``side`` column."""
+    side = alerts.column("side").to_numpy(zero_copy_only=False)
+    return np.where(side == "short", -1, 1).astype(np.int8)
+
+
+_RECORDED_IN_INPUTS = ("alerts_query", "alerts_table", "candles_query", "candles_table")
+
+
 def _parameters(spec: InputSpec, run_params: dict[str, Any],
                 records: dict[str, dict[str, object]]) -> dict[str, Any]:
-    return {**run_params, "ts_unit": spec.ts_unit, "date_from": spec.date_from,
-            "date_to": spec.date_to, "inputs": records}
+    """``parameters`` of the manifest: the flow's, the input options (column mappings,
+    formats, time zone, side...) and the inputs' records (which hold table and query)."""
+    options = {k: getattr(spec, k) for k in _SPEC_KEYS if k not in _RECORDED_IN_INPUTS}
+    return {**run_params, **options, "inputs": records}
 
 
 def _dataset(prep: PreparedInputs) -> dict[str, Any]:
@@ -262,7 +310,8 @@ def _result(run: RunDirectory, prep: PreparedInputs, outcome: Outcome) -> FlowRe
               if v is not None}
     return FlowResult(run.run_id, str(run.path), manifest.run_type, manifest.status,
                       prep.alerts.num_rows, int(prep.windows.eligible.sum()),
-                      exclusion_counts(prep.windows), outcome.trades, outcome.metrics, timing)
+                      exclusion_counts(prep.windows), outcome.trades, outcome.metrics, timing,
+                      prep.params.manifest_parameters(with_fees=outcome.trades is not None))
 
 
 def manifest_options(parameters: dict[str, Any], flow: Flow) -> tuple[Input, Input, FlowOptions]:
@@ -277,4 +326,4 @@ def manifest_options(parameters: dict[str, Any], flow: Flow) -> tuple[Input, Inp
 
 
 __all__ = ["Flow", "FlowOptions", "FlowResult", "Outcome", "PhaseClock", "PreparedInputs",
-           "Progress", "RunHook", "manifest_options", "run_flow"]
+           "Progress", "RunHook", "manifest_options", "run_flow", "side_codes"]

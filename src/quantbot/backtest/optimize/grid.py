@@ -20,6 +20,10 @@ one of
 
       "trail_ladder": {"combo": ["trail", {"kind": "ladder", "product": {"levels": [[...]]}}]}
 
+A time stop's ``max_hold_ms`` may be written in bars (``"5bars"``): it is then that many
+candles of the run's interval, so one grid fits 1-minute and daily data alike (the default
+grid's time stops are in bars).
+
 Policies are validated by :func:`~quantbot.backtest.engine.policies.parse_policy` (so camelCase keys,
 durations like ``"6h"`` and ``null`` = off work). Families expand in file order; a policy
 that an earlier family already produced (same policy_id) is kept once, under the first
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,6 +44,7 @@ from quantbot.backtest.engine.policies import AnyPolicy, canonical_json, parse_p
 from quantbot.errors import GridError, PolicyError
 
 DEFAULT_GRID_RESOURCE = "default_grid.json"
+_BARS = re.compile(r"^\s*(\d+)\s*bars?\s*$")
 _TOP_KEYS = {"description", "families"}
 
 
@@ -88,8 +94,9 @@ class PolicyGrid:
         return PolicyGrid(tuple(e for e in self.entries if e.family in keep), self.description)
 
 
-def parse_grid(obj: dict[str, Any] | str) -> PolicyGrid:
-    """Expand a grid given as a dict or JSON text (see the module docstring)."""
+def parse_grid(obj: dict[str, Any] | str, interval_ms: int | None = None) -> PolicyGrid:
+    """Expand a grid given as a dict or JSON text (see the module docstring); durations
+    written in bars (``"5bars"``) need the run's ``interval_ms``."""
     if isinstance(obj, str):
         try:
             obj = json.loads(obj)
@@ -109,9 +116,9 @@ def parse_grid(obj: dict[str, Any] | str) -> PolicyGrid:
     for name, spec in families.items():
         where = f"grid.families.{name}"
         if isinstance(spec, dict) and "combo" in spec:
-            policies = _expand_combo(spec, families, where)
+            policies = _expand_combo(spec, families, where, interval_ms)
         else:
-            policies = _expand(spec, where)
+            policies = _expand(spec, where, interval_ms)
         for policy in policies:
             pid = policy_id(policy)
             if pid in seen:
@@ -125,15 +132,15 @@ def parse_grid(obj: dict[str, Any] | str) -> PolicyGrid:
     return PolicyGrid(tuple(entries), description, duplicates)
 
 
-def load_grid(path: str | Path) -> PolicyGrid:
-    """Read and expand a grid file (JSON)."""
+def load_grid(path: str | Path, interval_ms: int | None = None) -> PolicyGrid:
+    """Read and expand a grid file (JSON); ``interval_ms`` resolves durations in bars."""
     p = Path(path).expanduser()
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise GridError(f"grid file {p}: cannot be read ({exc.strerror or exc})") from None
     try:
-        return parse_grid(text)
+        return parse_grid(text, interval_ms)
     except GridError as exc:
         raise GridError(f"{p}: {exc}") from None
 
@@ -144,17 +151,19 @@ def default_grid_json() -> dict[str, Any]:
     return json.loads(text)
 
 
-def default_grid() -> PolicyGrid:
-    """The original system's families and combos: about 600 policies."""
-    return parse_grid(default_grid_json())
+def default_grid(interval_ms: int = 60_000) -> PolicyGrid:
+    """The original system's families and combos: about 600 policies. Its time stops are
+    in bars (5 … 2880), so they follow the run's interval (1m bars: 5m … 48h, as in the
+    original system; daily bars: 5d …)."""
+    return parse_grid(default_grid_json(), interval_ms)
 
 
-def _expand(spec: Any, where: str) -> list[AnyPolicy]:
+def _expand(spec: Any, where: str, interval_ms: int | None) -> list[AnyPolicy]:
     """A list family or a kind + product family -> validated policies."""
     if isinstance(spec, list):
         if not spec:
             raise GridError(f"{where}: an empty list of policies")
-        return [_validate(p, f"{where}[{i}]") for i, p in enumerate(spec)]
+        return [_validate(p, f"{where}[{i}]", interval_ms) for i, p in enumerate(spec)]
     if not isinstance(spec, dict) or "kind" not in spec:
         raise GridError(f"{where}: must be a list of policies, an object with kind (and "
                         "product), or an object with combo")
@@ -171,11 +180,12 @@ def _expand(spec: Any, where: str) -> list[AnyPolicy]:
     keys = list(product)
     out = []
     for i, combo in enumerate(itertools.product(*(product[k] for k in keys))):
-        out.append(_validate({**base, **dict(zip(keys, combo))}, f"{where}[{i}]"))
+        out.append(_validate({**base, **dict(zip(keys, combo))}, f"{where}[{i}]", interval_ms))
     return out
 
 
-def _expand_combo(spec: dict[str, Any], families: dict[str, Any], where: str) -> list[AnyPolicy]:
+def _expand_combo(spec: dict[str, Any], families: dict[str, Any], where: str,
+                  interval_ms: int | None) -> list[AnyPolicy]:
     extra = sorted(set(spec) - {"combo"})
     if extra:
         raise GridError(f"{where}: unknown key {extra[0]!r} next to combo")
@@ -192,19 +202,36 @@ def _expand_combo(spec: dict[str, Any], families: dict[str, Any], where: str) ->
             if isinstance(ref, dict) and "combo" in ref:
                 raise GridError(f"{part_where}: {part!r} is itself a combo family; "
                                 "name non-combo families or write the part inline")
-            expanded.append(_expand(ref, f"grid.families.{part}"))
+            expanded.append(_expand(ref, f"grid.families.{part}", interval_ms))
         else:
-            expanded.append(_expand(part, part_where))
+            expanded.append(_expand(part, part_where, interval_ms))
     out = []
     for i, subs in enumerate(itertools.product(*expanded)):
         out.append(_validate({"kind": "combo", "policies": [s.model_dump() for s in subs]},
-                             f"{where}[{i}]"))
+                             f"{where}[{i}]", interval_ms))
     return out
 
 
-def _validate(obj: Any, where: str) -> AnyPolicy:
+def _in_ms(obj: Any, interval_ms: int | None, where: str) -> Any:
+    """``obj`` with every ``max_hold_ms`` written in bars (``"5bars"``) as ms."""
+    if isinstance(obj, list):
+        return [_in_ms(v, interval_ms, where) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: _in_ms(v, interval_ms, where) for k, v in obj.items()}
+    hold = out.get("max_hold_ms")
+    match = _BARS.match(hold) if isinstance(hold, str) else None
+    if match:
+        if interval_ms is None:
+            raise GridError(f"{where}: max_hold_ms {hold!r} is in bars, which needs the "
+                            "run's interval")
+        out["max_hold_ms"] = int(match.group(1)) * interval_ms
+    return out
+
+
+def _validate(obj: Any, where: str, interval_ms: int | None) -> AnyPolicy:
     try:
-        return parse_policy(obj)
+        return parse_policy(_in_ms(obj, interval_ms, where))
     except PolicyError as exc:
         shown = json.dumps(obj, sort_keys=True)
         if len(shown) > 160:

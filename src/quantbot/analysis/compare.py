@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ import pyarrow as pa
 from quantbot._compat import legacy_arguments
 from quantbot.artifacts.catalog.connection import CatalogRef
 from quantbot.artifacts.ops.lookup import locate_run, run_uri
+from quantbot.artifacts.schema.arrow_schemas import STANDARD_LEVELS, level_column_suffix
 from quantbot.artifacts.store.backends import Storage
 from quantbot.errors import IncomparableRunsError, InvalidArgumentError
 
@@ -233,12 +235,17 @@ def _summary_rows(run_dir: Storage, manifest: Any, read: Any
     return {}
 
 
-def path_metrics(paths: pa.Table) -> dict[str, float | None]:
-    """Headline numbers of a truth layer: calls, 2x/3x/4x hit rates (share of eligible
-    calls), median peak multiple, median drawdown (bps)."""
+def path_metrics(paths: pa.Table, levels: Sequence[float] = STANDARD_LEVELS
+                 ) -> dict[str, float | None]:
+    """Headline numbers of a truth layer: calls, the hit rate of each of the run's
+    ``levels`` (share of eligible calls; ``hit_<m>x_rate``), median peak multiple, median
+    drawdown (bps)."""
     n = paths.num_rows
     out: dict[str, float | None] = {"calls": n}
-    for col in ("hit_2x", "hit_3x", "hit_4x"):
+    for level in levels:
+        col = f"hit_{level_column_suffix(level)}x"
+        if col not in paths.column_names:
+            continue  # a level the run did not compute
         hits = np.asarray(paths.column(col).to_numpy(zero_copy_only=False), dtype=bool)
         out[f"{col}_rate"] = float(hits.mean()) if n else None
     for col, name in (("peak_multiple", "median_peak_multiple"), ("dd_bps", "median_dd_bps")):

@@ -30,6 +30,7 @@ from quantbot._compat import legacy_arguments
 from quantbot.analysis.stats import pareto_mask
 from quantbot.artifacts.catalog.connection import CatalogRef
 from quantbot.artifacts.ops.lookup import run_uri
+from quantbot.artifacts.schema.arrow_schemas import STANDARD_LEVELS, level_column_suffix
 from quantbot.artifacts.store.backends import Storage, open_storage
 from quantbot.errors import ReportError
 
@@ -107,21 +108,22 @@ def plot_returns(ax: Axes, trades: Any, *, max_policies: int = 6,
     ax.grid(alpha=0.3)
 
 
-def plot_peaks(ax: Axes, paths: Any, *,
+def plot_peaks(ax: Axes, paths: Any, *, levels: Sequence[float] = STANDARD_LEVELS,
                title: str = "Peak multiple within the horizon") -> None:
-    """Histogram of peak_multiple (log x axis) with the 2x/3x/4x levels dashed."""
+    """Histogram of peak_multiple (log x axis) with the run's levels dashed."""
     peaks = _column(paths, "peak_multiple").astype(float)
     peaks = peaks[np.isfinite(peaks) & (peaks > 0)]
     if peaks.size:
         bins = np.geomspace(max(peaks.min(), 0.1), max(peaks.max(), 1.01), 41)
         ax.hist(peaks, bins=bins, color="#4C72B0", alpha=0.8)
         ax.set_xscale("log")
-        for level in (2, 3, 4):
+        for level in levels:
             ax.axvline(level, color="#C44E52", lw=1, ls="--")
         ticks = [t for t in (0.5, 1, 2, 3, 4, 5, 10, 20, 50, 100) if bins[0] <= t <= bins[-1]]
         ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
         ax.minorticks_off()
-    ax.set_xlabel("peak multiple (high / entry price, log scale; dashed: 2x, 3x, 4x)")
+    shown = ", ".join(f"{level:g}x" for level in levels)
+    ax.set_xlabel(f"peak multiple (in the trade's favour, log scale; dashed: {shown})")
     ax.set_ylabel("calls")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -273,11 +275,13 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
                      ("avg_return_bps", pooled["avg_return_bps"]),
                      ("median_return_bps", pooled["median_return_bps"]),
                      ("stop_out_rate", pooled["stop_out_rate"])]
+    levels = (m.get("parameters") or {}).get("levels") or STANDARD_LEVELS
     if "paths" in arts:
-        pm = path_metrics(arts["paths"])
-        headline += [("eligible calls", int(pm["calls"] or 0)), ("2x hit rate", pm["hit_2x_rate"]),
-                     ("3x hit rate", pm["hit_3x_rate"]),
-                     ("median peak multiple", pm["median_peak_multiple"])]
+        pm = path_metrics(arts["paths"], levels)
+        headline += [("eligible calls", int(pm["calls"] or 0))]
+        headline += [(f"{level:g}x hit rate", pm[f"hit_{level_column_suffix(level)}x_rate"])
+                     for level in levels if f"hit_{level_column_suffix(level)}x_rate" in pm]
+        headline += [("median peak multiple", pm["median_peak_multiple"])]
     if headline:
         parts.append(_cards(headline))
 
@@ -311,7 +315,7 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
         parts.append(f"<h2>Summary ({len(rows)} row{'s' if len(rows) != 1 else ''})</h2>"
                      + _table(rows, cols))
     if "paths" in arts:
-        pm = path_metrics(arts["paths"])
+        pm = path_metrics(arts["paths"], levels)
         parts.append("<h2>Truth layer (paths)</h2>" + _table([pm]))
 
     plots: list[tuple[str, str]] = []
@@ -325,7 +329,8 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
         plots.append(("Return distribution",
                       render_png(lambda ax: plot_returns(ax, arts["trades"]))))
     if "paths" in arts and arts["paths"].num_rows:
-        plots.append(("Peak multiples", render_png(lambda ax: plot_peaks(ax, arts["paths"]))))
+        plots.append(("Peak multiples", render_png(
+            lambda ax: plot_peaks(ax, arts["paths"], levels=levels))))
     if plots:
         parts.append("<h2>Plots</h2>" + "".join(
             f"<div><img alt='{esc(title)}' src='{uri}'></div>" for title, uri in plots))

@@ -62,6 +62,18 @@ PATHS_SCHEMA = pa.schema([
     _f("dd_bps", _F), _f("dd_to_2x_bps", _F, True), _f("alert_to_activity_ms", _I, True),
     _f("peak_multiple", _F), SIDE_FIELD,
 ])
+STANDARD_LEVELS = (2.0, 3.0, 4.0)
+"""The levels whose hit_/t_ columns every paths artifact has (extra levels add columns)."""
+
+
+def level_column_suffix(multiple: float) -> str:
+    """The ``<m>`` of ``hit_<m>x`` / ``t_<m>x_ms`` for a level: the shortest repr of the
+    float, '.0' dropped and '.' as '_' (2.0 -> '2', 1.05 -> '1_05', 2.5 -> '2_5'), so a
+    level column is a plain SQL identifier."""
+    text = repr(float(multiple))
+    return text.removesuffix(".0").replace(".", "_")
+
+
 """Paths may carry more level columns (``hit_<m>x``, ``t_<m>x_ms``) for a run's own
 ``levels`` beyond 2/3/4, so the spec allows extra columns and the catalog unions them."""
 

@@ -56,7 +56,7 @@ def _old_trades(run_id: str, n: int = 3) -> pa.Table:
 
 @pytest.fixture
 def old_run(base_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(migrations, "MIGRATIONS", [OLD])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [OLD, *migrations.MIGRATIONS])
     with create_run_directory("policy", base_dir=base_dir, git=False) as run:
         run.write_artifact("trades", [trade_row(i) for i in range(3)])
     run_dir = Path(run.path)
@@ -75,6 +75,23 @@ def test_read_artifact_returns_current_schema(old_run: Path):
     table = read_artifact(old_run, "trades")
     assert table.schema.remove_metadata().equals(ArtifactType.TRADES.spec.schema)
     assert table.column("realized_return_bps").to_pylist() == [100.0, 101.0, 102.0]
+    assert table.column("side").to_pylist() == ["long"] * 3  # 1.2.0: older runs were long
+
+
+@pytest.mark.parametrize("kind", [ArtifactType.ALERTS, ArtifactType.PATHS, ArtifactType.TRADES])
+def test_side_of_a_1_1_0_file_reads_as_long(kind: ArtifactType):
+    from qbtest import rows
+
+    current = pa.Table.from_pylist(rows(kind.value, 2))
+    old = current.drop_columns(["side"])
+    upgraded = upgrade(old, kind, "1.1.0")
+    assert upgraded.column("side").to_pylist() == ["long", "long"]
+    assert upgraded.schema.field("side").type == pa.string()
+
+
+def test_the_1_2_0_step_leaves_other_artifacts_alone():
+    summary = pa.table({"x": [1]})
+    assert upgrade(summary, ArtifactType.SUMMARY, "1.1.0").column_names == ["x"]
 
 
 def test_sync_upgrades_old_runs_into_one_schema(old_run: Path, base_dir: Path, catalog: Path):

@@ -294,7 +294,7 @@ def test_footer_metadata_and_manifest_hashes(base_dir):
         assert meta[b"artifact_type"] == kind.encode()
         assert meta[b"run_id"] == run.run_id.encode()
         assert meta[b"rows"] == b"4" and entry.rows == 4
-        assert meta[b"schema_version"] == b"1.1.0"
+        assert meta[b"schema_version"] == b"1.2.0"
         datetime.fromisoformat(meta[b"created_at"].decode().replace("Z", "+00:00"))
     no_tmp_files(base_dir)
 
@@ -310,7 +310,8 @@ def test_large_artifact_hash_matches(base_dir):
             "exit_ts_ms": rng.integers(0, 2**40, n), "exit_px": rng.random(n),
             "exit_reason": ["take_profit"] * n, "realized_return_bps": rng.normal(size=n),
             "stop_out": rng.random(n) > 0.5, "max_adverse_excursion_bps": rng.random(n),
-            "time_exposed_ms": rng.integers(0, 10**8, n), "tail_capture": rng.random(n)}
+            "time_exposed_ms": rng.integers(0, 10**8, n), "tail_capture": rng.random(n),
+            "side": ["long"] * n}
     run = new_run(base_dir, durable=True)
     entry = run.write_artifact("trades", pa.table(data), compression="none")
     run.mark_success()

@@ -17,7 +17,7 @@ def trade(i: int) -> dict:
     return {"policy_id": "p", "call_id": f"c{i}", "entry_ts_ms": i, "entry_px": 1.0,
             "exit_ts_ms": i + 1, "exit_px": 1.1, "exit_reason": "take_profit",
             "realized_return_bps": 20.0, "stop_out": False, "max_adverse_excursion_bps": -1.0,
-            "time_exposed_ms": 1, "tail_capture": None}
+            "time_exposed_ms": 1, "tail_capture": None, "side": "long"}
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ def trades(n: int, seed: int) -> pa.Table:
         "exit_reason": pa.array(["take_profit"] * n), "realized_return_bps": rng.normal(size=n),
         "stop_out": rng.random(n) > 0.5, "max_adverse_excursion_bps": -rng.random(n),
         "time_exposed_ms": rng.integers(0, 10**8, n), "tail_capture": rng.random(n),
+        "side": pa.array(["long"] * n),
     })
 
 
@@ -48,7 +49,7 @@ def paths_batch(n: int, seed: int) -> pa.Table:
         "t_3x_ms": pa.nulls(n, pa.int64()), "hit_4x": rng.random(n) > 0.99,
         "t_4x_ms": pa.nulls(n, pa.int64()), "dd_bps": -rng.random(n),
         "dd_to_2x_bps": pa.nulls(n, pa.float64()), "alert_to_activity_ms": pa.nulls(n, pa.int64()),
-        "peak_multiple": rng.random(n) + 1,
+        "peak_multiple": rng.random(n) + 1, "side": pa.array(["long"] * n),
     })
 
 

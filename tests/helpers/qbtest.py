@@ -31,6 +31,7 @@ def trade_row(i: int = 0, **over: Any) -> dict[str, Any]:
         "entry_px": 1.0 + i, "exit_ts_ms": 1_700_000_060_000 + i, "exit_px": 1.5 + i,
         "exit_reason": "take_profit", "realized_return_bps": 100.0 + i, "stop_out": False,
         "max_adverse_excursion_bps": -10.0, "time_exposed_ms": 60_000, "tail_capture": 0.5,
+        "side": "long",
     }
     row.update(over)
     return row
@@ -38,7 +39,8 @@ def trade_row(i: int = 0, **over: Any) -> dict[str, Any]:
 
 def alert_row(i: int = 0, **over: Any) -> dict[str, Any]:
     row = {"call_id": f"call-{i}", "mint": f"mint-{i}", "caller_name": "alice", "chain": "solana",
-           "alert_ts_ms": 1_700_000_000_000 + i, "created_at": "2023-11-14T22:13:20Z"}
+           "alert_ts_ms": 1_700_000_000_000 + i, "created_at": "2023-11-14T22:13:20Z",
+           "side": "long"}
     row.update(over)
     return row
 
@@ -48,7 +50,7 @@ def path_row(i: int = 0, **over: Any) -> dict[str, Any]:
            "interval": "1m", "alert_ts_ms": 1_700_000_000_000 + i, "p0": 1.0, "hit_2x": True,
            "t_2x_ms": 1_700_000_100_000, "hit_3x": False, "t_3x_ms": None, "hit_4x": False,
            "t_4x_ms": None, "dd_bps": -50.0, "dd_to_2x_bps": -20.0,
-           "alert_to_activity_ms": 60_000, "peak_multiple": 2.5}
+           "alert_to_activity_ms": 60_000, "peak_multiple": 2.5, "side": "long"}
     row.update(over)
     return row
 

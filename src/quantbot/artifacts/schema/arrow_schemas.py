@@ -6,6 +6,7 @@ on which run happened to write it first, so every run's files union cleanly in S
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -35,6 +36,17 @@ class ArtifactSpec:
     type: ArtifactType
     schema: pa.Schema
     extra_columns: bool = False
+    extra_rules: tuple[tuple[str, pa.DataType], ...] = ()  # (regex, type): only these extras
+
+    def extra_type(self, name: str) -> pa.DataType | None:
+        """The type an extra column ``name`` must have under ``extra_rules`` (None: any
+        type, when the spec has no rules); KeyError when no rule admits the name."""
+        if not self.extra_rules:
+            return None
+        for pattern, typ in self.extra_rules:
+            if re.fullmatch(pattern, name):
+                return typ
+        raise KeyError(name)
 
     @property
     def path(self) -> str:
@@ -73,6 +85,9 @@ def level_column_suffix(multiple: float) -> str:
     text = repr(float(multiple))
     return text.removesuffix(".0").replace(".", "_")
 
+
+LEVEL_COLUMN_RULES = ((r"hit_\d+(?:_\d+)?x", _B), (r"t_\d+(?:_\d+)?x_ms", _I))
+"""The only extra columns a paths artifact may have: one pair per extra level."""
 
 """Paths may carry more level columns (``hit_<m>x``, ``t_<m>x_ms``) for a run's own
 ``levels`` beyond 2/3/4, so the spec allows extra columns and the catalog unions them."""
@@ -128,7 +143,8 @@ ARTIFACT_SPECS: dict[ArtifactType, ArtifactSpec] = {
     s.type: s
     for s in (
         ArtifactSpec(ArtifactType.ALERTS, ALERTS_SCHEMA, extra_columns=True),
-        ArtifactSpec(ArtifactType.PATHS, PATHS_SCHEMA, extra_columns=True),
+        ArtifactSpec(ArtifactType.PATHS, PATHS_SCHEMA, extra_columns=True,
+                     extra_rules=LEVEL_COLUMN_RULES),
         ArtifactSpec(ArtifactType.FEATURES, FEATURES_SCHEMA, extra_columns=True),
         ArtifactSpec(ArtifactType.TRADES, TRADES_SCHEMA),
         ArtifactSpec(ArtifactType.SUMMARY, SUMMARY_SCHEMA),

@@ -267,6 +267,16 @@ def as_arrow_table(data: Any, spec: ArtifactSpec) -> pa.Table:
     )
 
 
+def _ruled_type(spec: ArtifactSpec, name: str) -> pa.DataType:
+    """The type of an extra column the spec's rules admit, else the unknown-column error."""
+    try:
+        return spec.extra_type(name)  # type: ignore[return-value]
+    except KeyError:
+        raise SchemaMismatchError(
+            f"{spec.type.value}: unknown column {name} (expected columns: "
+            f"{', '.join(spec.schema.names)}, and level columns hit_<m>x, t_<m>x_ms)") from None
+
+
 def conform(data: Any, spec: ArtifactSpec, run_id: str) -> pa.Table:
     """A table with exactly the artifact's schema (plus allowed extras), run_id filled in."""
     kind = spec.type.value
@@ -314,6 +324,10 @@ def conform(data: Any, spec: ArtifactSpec, run_id: str) -> pa.Table:
         if name in builtins:
             col = _cast_column(kind, name, table.column(name), builtins[name])
             fields.append(builtins[name])
+        elif spec.extra_rules:
+            field = pa.field(name, _ruled_type(spec, name))
+            col = _cast_column(kind, name, table.column(name), field)
+            fields.append(field)
         else:
             col = _extra_column(table.column(name))
             fields.append(pa.field(name, col.type))

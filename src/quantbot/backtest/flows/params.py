@@ -32,6 +32,7 @@ ENTRY_MODES = ("close", "next-open")
 DEFAULT_LEVELS = (2.0, 3.0, 4.0)
 _BARS = re.compile(r"^\s*(\d+)\s*bars?\s*$")
 _NO_LIMIT = ("none", "off")
+_MAX_LEVEL = 1e6  # below it every float's shortest repr is decimal: a plain column name
 _MIN_AUTO_HORIZON_BARS = 20
 _MIN_AUTO_HORIZON_MS = 86_400_000
 
@@ -69,9 +70,9 @@ def parse_levels(value: str | tuple[float, ...] | list[float]) -> tuple[float, .
         except (TypeError, ValueError):
             raise FlowParameterError(f"levels: {item!r} is not a number (expected multiples "
                                      "> 1 such as 2,3,4 or 1.05,1.1,1.2)") from None
-        if not (math.isfinite(level) and level > 1.0):
-            raise FlowParameterError(f"levels: {item!r} must be a multiple > 1 (1.05 = 5 % "
-                                     "in the trade's favour)")
+        if not (math.isfinite(level) and 1.0 < level < _MAX_LEVEL):
+            raise FlowParameterError(f"levels: {item!r} must be a multiple > 1 and < 1e6 "
+                                     "(1.05 = 5 % in the trade's favour)")
         if level in levels:
             raise FlowParameterError(f"levels: {item!r} is listed twice")
         levels.append(level)

@@ -108,6 +108,20 @@ def plot_returns(ax: Axes, trades: Any, *, max_policies: int = 6,
     ax.grid(alpha=0.3)
 
 
+def _setup(parameters: dict[str, Any]) -> str | None:
+    """Entry, horizon, levels and the fees a run used (no fee default suits every
+    market, so the report says which were used)."""
+    if not parameters:
+        return None
+    parts = [f"entry {parameters.get('entry', 'close')}",
+             f"horizon {parameters.get('horizon', '?')}",
+             "levels " + ", ".join(f"{v:g}x" for v in parameters.get("levels", STANDARD_LEVELS))]
+    if "taker_fee_bps" in parameters:
+        parts.append(f"fees {parameters['taker_fee_bps']:g} + slippage "
+                     f"{parameters.get('slippage_bps', 0):g} bps per side")
+    return ", ".join(parts)
+
+
 def plot_peaks(ax: Axes, paths: Any, *, levels: Sequence[float] = STANDARD_LEVELS,
                title: str = "Peak multiple within the horizon") -> None:
     """Histogram of peak_multiple (log x axis) with the run's levels dashed."""
@@ -295,6 +309,7 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
                 ("created_at", m.get("created_at")), ("completed_at", m.get("completed_at")),
                 ("git", git), ("dataset", f"{ds.get('from') or '?'} .. {ds.get('to') or '?'}"),
                 ("interval", ds.get("interval")), ("calls", ds.get("calls_count")),
+                ("setup", _setup(m.get("parameters") or {})),
                 ("total time", f"{timing['total_ms'] / 1000:.2f} s"
                  if timing.get("total_ms") is not None else None),
                 ("phases", ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms"

@@ -258,7 +258,8 @@ def report_lines(result: Any) -> None:
     click.echo(f"  setup      {setup_text(result.settings)}")
     m = result.metrics
     if result.trades is None:
-        rates = [(k.removeprefix("hit_").removesuffix("_rate"), v) for k, v in m.items()
+        rates = [(k.removeprefix("hit_").removesuffix("_rate").replace("_", "."), v)
+                 for k, v in m.items()
                  if k.startswith("hit_") and k.endswith("_rate")]
         click.echo("  hit rates  " + "  ".join(f"{name} {_pct(v)}" for name, v in rates))
     else:

@@ -253,3 +253,59 @@ def random_candle_set(rng: Any, n_mints: int = 3, max_candles: int = 40, step: i
             t += 1 if rng.random() < 0.8 else int(rng.integers(2, 5))
         blocks[f"m{j}"] = rows
     return make_candles(blocks)
+
+
+def corrupt(rng: Any, candles: CandleSet, n_bad: int) -> CandleSet:
+    """A copy of ``candles`` with ``n_bad`` random rows made impossible in random ways."""
+    import dataclasses
+
+    cols = {name: getattr(candles, name).copy() for name in ("open", "high", "low", "close")}
+    for i in rng.integers(0, max(1, candles.n_rows), size=n_bad if candles.n_rows else 0):
+        kind = int(rng.integers(0, 6))
+        if kind == 0:
+            cols["close"][i] = 0.0
+        elif kind == 1:
+            cols["low"][i] = -1.0
+        elif kind == 2:
+            cols["high"][i] = math.inf
+        elif kind == 3:
+            cols["high"][i], cols["low"][i] = cols["low"][i] - 1.0, cols["high"][i]
+        elif kind == 4:
+            cols["open"][i] = cols["high"][i] + 1.0
+        else:
+            cols["low"][i] = math.nan
+    return dataclasses.replace(candles, **cols)
+
+
+def assert_trades_match(policy: Any, candles: CandleSet, mint_idx: Any, alert_ts: Any, horizon: int,
+                        entry: str = "close", sides: Any = None) -> int:
+    """Engine trades of ``policy`` == :func:`ref_trade` for every alert; returns the trade count."""
+    import numpy as np
+    import pyarrow as pa
+    import pytest
+
+    from quantbot.backtest.engine.simulate import simulate
+    from quantbot.backtest.engine.windows import prepare_windows
+
+    sides = np.ones(len(alert_ts), dtype=np.int8) if sides is None else sides
+    w = prepare_windows(candles, mint_idx, alert_ts, horizon, entry=entry, side=sides)
+    trades = simulate(policy, candles, w)
+    cols = {k: (v.to_pylist() if isinstance(v, pa.Array) else v.tolist())
+            for k, v in trades.columns().items()}
+    eligible = []
+    for k in range(len(alert_ts)):
+        ref_w = ref_window(candles, int(mint_idx[k]), int(alert_ts[k]), horizon, entry, int(sides[k]))
+        assert w.reasons()[k] == ref_w["reason"]
+        if ref_w["reason"] is None:
+            eligible.append((k, ref_w))
+    assert trades.alert_idx.tolist() == [k for k, _ in eligible]
+    for row, (k, ref_w) in enumerate(eligible):
+        ref = ref_trade(policy, candles, ref_w)
+        for name, values in cols.items():
+            if isinstance(values[row], float):
+                assert values[row] == pytest.approx(ref[name], rel=1e-12, abs=1e-9), name
+            else:
+                assert values[row] == ref[name], name
+        assert trades.gross_return_bps[row] == pytest.approx(ref["gross_return_bps"], rel=1e-12, abs=1e-9)
+        assert cols["max_adverse_excursion_bps"][row] <= 0.0
+    return len(eligible)

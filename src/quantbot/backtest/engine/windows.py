@@ -196,7 +196,9 @@ def _count_impossible(o, h, lo, c, before, a, b):  # pragma: no cover - numba
     ca = (a >> _CHUNK_SHIFT) << _CHUNK_SHIFT
     cb = (b >> _CHUNK_SHIFT) << _CHUNK_SHIFT
     n = before[b >> _CHUNK_SHIFT] - before[a >> _CHUNK_SHIFT]
-    return n + (a - ca) - _good(o, h, lo, c, ca, a) - (b - cb) + _good(o, h, lo, c, cb, b)
+    bad_before_a = (a - ca) - _good(o, h, lo, c, ca, a)
+    bad_before_b = (b - cb) - _good(o, h, lo, c, cb, b)
+    return n - bad_before_a + bad_before_b
 
 
 @njit(cache=True, nogil=True)

@@ -127,7 +127,7 @@ HOLD = {"kind": "time_stop", "max_hold_ms": 3 * MIN, "take_profit_pct": 0.5}
 
 
 def test_time_stop_at_close_of_first_candle_past_max_hold_with_holes():
-    t = run(HOLD, [(1, 100, 101, 99, 100), (2, 100, 101, 99, 100), (4, 100, 101, 99, 97), (5, 97, 97, 97, 97)])
+    t = run(HOLD, [(1, 100, 101, 99, 100), (2, 100, 101, 99, 100), (4, 100, 101, 96, 97), (5, 97, 97, 97, 97)])
     assert (t["exit_reason"], t["exit_px"], t["exit_ts_ms"]) == ("time_stop", 97.0, 4 * MIN)
     assert not t["stop_out"] and t["time_exposed_ms"] == 4 * MIN
 

@@ -34,8 +34,7 @@ STANDARD_LEVELS = (2.0, 3.0, 4.0)  # always computed: hit_2x/t_2x_ms ... and dd_
 def level_column_suffix(m: float) -> str:
     """Column tag of a level: the shortest repr with '.' -> '_', no trailing '.0' (1.05 ->
     '1_05', 10.0 -> '10'), used as ``hit_<tag>x`` / ``t_<tag>x_ms``."""
-    text = repr(float(m))
-    return (text[:-2] if text.endswith(".0") else text).replace(".", "_")
+    return repr(float(m)).removesuffix(".0").replace(".", "_")
 
 
 @dataclass(frozen=True)
@@ -171,10 +170,8 @@ def _scan_one(r, k, sg, high, low, start, end, p0s, alert_ts, ts, m, levels, pos
         lo = low[i]
         f = sg * (h if sg > 0 else lo)  # favourable extreme, signed
         a = sg * (lo if sg > 0 else h)  # adverse extreme, signed
-        if f > best:
-            best = f
-        if a < worst:
-            worst = a
+        best = max(best, f)
+        worst = min(worst, a)
         if ia < 0 and (h >= up or lo <= down):
             ia = i
         while nxt < n_lv and f >= sg * next_lv:

@@ -104,11 +104,12 @@ def compute_paths(
     t_nx = np.empty((len(all_levels), n), dtype=np.int64)
     floats = np.empty((4, n), dtype=np.float64)  # dd_bps, dd_to_2x_bps, peak_multiple, p0
     activity = np.empty(n, dtype=np.int64)
-    _scan_paths(
-        idx, windows.start, windows.end, windows.p0, windows.alert_ts_ms, windows.side,
-        candles.ts_ms, candles.high, candles.low, float(activity_move), all_levels[order],
-        np.int64(np.flatnonzero(all_levels[order] == 2.0)[0]), t_nx, floats, activity,
-    )
+    side = windows.side[idx]
+    for sg, kernel in ((1, _scan_long), (-1, _scan_short)):  # one compiled scan per side
+        kernel(np.flatnonzero(side == sg), idx, windows.start, windows.end, windows.p0,
+               windows.alert_ts_ms, candles.ts_ms, candles.high, candles.low,
+               float(activity_move), all_levels[order],
+               np.int64(np.flatnonzero(all_levels[order] == 2.0)[0]), t_nx, floats, activity)
     t_nx[order] = t_nx.copy()  # back to the requested order
     return PathMetrics(
         alert_idx=idx, p0=floats[3].copy(),
@@ -134,16 +135,19 @@ def _extra_levels(levels: tuple[float, ...]) -> tuple[float, ...]:
 
 
 @njit(cache=True, nogil=True)
-def _scan_paths(idx, start, end, p0s, alert_ts, side, ts, high, low, m, levels, pos_2x,
+def _scan_long(rows, idx, start, end, p0s, alert_ts, ts, high, low, m, levels, pos_2x,
+               t_nx, floats, activity):  # pragma: no cover - numba
+    for r in rows:
+        _scan_one(r, idx[r], 1.0, high, low, start, end, p0s, alert_ts, ts, m, levels, pos_2x,
+                  t_nx, floats, activity)
+
+
+@njit(cache=True, nogil=True)
+def _scan_short(rows, idx, start, end, p0s, alert_ts, ts, high, low, m, levels, pos_2x,
                 t_nx, floats, activity):  # pragma: no cover - numba
-    for r in range(len(idx)):
-        k = idx[r]
-        if side[k] > 0:
-            _scan_one(r, k, 1.0, high, low, start, end, p0s, alert_ts, ts, m, levels, pos_2x,
-                      t_nx, floats, activity)
-        else:
-            _scan_one(r, k, -1.0, high, low, start, end, p0s, alert_ts, ts, m, levels, pos_2x,
-                      t_nx, floats, activity)
+    for r in rows:
+        _scan_one(r, idx[r], -1.0, high, low, start, end, p0s, alert_ts, ts, m, levels, pos_2x,
+                  t_nx, floats, activity)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -158,7 +162,7 @@ def _scan_one(r, k, sg, high, low, start, end, p0s, alert_ts, ts, m, levels, pos
     down = p0 * (1.0 - m)
     n_lv = len(levels)
     nxt = 0  # levels are ascending: the first one not hit yet
-    next_lv = p0 * levels[0] if sg > 0 else p0 / levels[0]
+    next_s = sg * _level(sg, p0, levels[0])  # its signed price; inf once all are hit
     ia = -1
     best = -np.inf  # max of sg * fav
     worst = np.inf  # min of sg * adv
@@ -170,19 +174,27 @@ def _scan_one(r, k, sg, high, low, start, end, p0s, alert_ts, ts, m, levels, pos
         lo = low[i]
         f = sg * (h if sg > 0 else lo)  # favourable extreme, signed
         a = sg * (lo if sg > 0 else h)  # adverse extreme, signed
-        best = max(best, f)
-        worst = min(worst, a)
+        if f > best:
+            best = f
+        if a < worst:
+            worst = a
         if ia < 0 and (h >= up or lo <= down):
             ia = i
-        while nxt < n_lv and f >= sg * next_lv:
-            t_nx[nxt, r] = ts[i]
-            if nxt == pos_2x:
-                worst_2x = worst
-            nxt += 1
-            if nxt < n_lv:
-                next_lv = p0 * levels[nxt] if sg > 0 else p0 / levels[nxt]
+        if f >= next_s:
+            while nxt < n_lv and f >= sg * _level(sg, p0, levels[nxt]):
+                t_nx[nxt, r] = ts[i]
+                if nxt == pos_2x:
+                    worst_2x = worst
+                nxt += 1
+            next_s = sg * _level(sg, p0, levels[nxt]) if nxt < n_lv else np.inf
     activity[r] = ts[ia] - alert_ts[k] if ia >= 0 else -1
     floats[0, r] = min(0.0, sg * ((sg * worst / p0 - 1.0) * 1e4))
     floats[1, r] = min(0.0, sg * ((sg * worst_2x / p0 - 1.0) * 1e4)) if nxt > pos_2x else np.nan
     floats[2, r] = sg * best / p0 if sg > 0 else p0 / (sg * best)
     floats[3, r] = p0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _level(sg, p0, m):  # pragma: no cover - numba
+    """The price of multiple m: m·p0 for a long, p0/m for a short."""
+    return p0 * m if sg > 0 else p0 / m

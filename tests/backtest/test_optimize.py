@@ -12,19 +12,22 @@ m3    bob     (100,100, 95,100) (100,100,100,100) (100,100,100,100)  0 (null)
 m4    bob     (100,105,100,105) (105,110,105,110) (110,112,110,112)  1200
 ====  ======  =====================================================  ==========
 
-Policies and their trades (return bps; tail capture; MAE bps is [0, -2000, -500, 0] for all):
+Policies and their trades (return bps; tail capture; MAE bps is [0, -2000, -500, 0], except
+P2's [0, -1000, -500, 0]: a stop exit's candle counts at its fill, 90, not its low, 80):
 
 - P1 ``fixed_stop:tp0.2``: take profit 120 on m1; [2000, -500, 0, 1200]; tail [0.4, -, -, 1]
 - P2 ``fixed_stop:sl0.1``: stopped at 90 on m2; [2500, -1000, 0, 1200]; tail [0.5, -, -, 1]
 - P3 ``time_stop:hold1m``: minute-1 closes; [4000, -1500, 0, 500]; tail [0.8, -, -, 500/1200]
 - P4 ``fixed_stop:sl0.25:tp0.2``: the stop (75) never fires: P1's trades exactly.
 
-Pooled: median MAE -250, p95 drawdown = 5th pct of [-2000,-500,0,0] = -1775.
+Pooled: median MAE -250, p95 drawdown = 5th pct of [-2000,-500,0,0] = -1775 (P2: of
+  [-1000,-500,0,0] = -925).
   P1 600 + 200·0.7 − 2.5 = 737.5 · P2 600 + 200·0.75 − 2.5 = 747.5 (stop-out 0.25) ·
   P3 250 + 200·0.608333 − 2.5 = 369.1667 · P4 = P1 (tie: "fixed_stop:sl0.25:tp0.2" <
   "fixed_stop:tp0.2" byte-wise, so P4 ranks first of the two).
-alice (m1, m2): median MAE -1000; P1 750 + 80 − 10 = 820 · P2 750 + 100 − 10 = 840 but stop-out
-  0.5 (infeasible) · P3 1250 + 160 − 10 = 1400 · P4 = P1.
+alice (m1, m2): median MAE -1000 (P2: -500); P1 750 + 80 − 10 = 820 · P2 750 + 100 − 5 = 845
+  but stop-out 0.5 (infeasible) · P3 1250 + 160 − 10 = 1400 · P4 = P1. p95 drawdown -1900
+  (P2: -950).
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ def test_hand_dataset_pooled_frontier(hand):
     assert g.stats.median_return_bps == pytest.approx([600.0, 600.0, 250.0, 600.0])
     assert g.stats.avg_return_bps == pytest.approx([675.0, 675.0, 750.0, 675.0])
     assert g.stats.stop_out_rate.tolist() == [0.0, 0.25, 0.0, 0.0]
-    assert g.stats.p95_drawdown_bps == pytest.approx([-1775.0] * 4)
+    assert g.stats.p95_drawdown_bps == pytest.approx([-1775.0, -925.0, -1775.0, -1775.0])
     assert g.stats.avg_time_exposed_ms.tolist() == [2.5 * MIN, 2.5 * MIN, 1 * MIN, 2.5 * MIN]
     assert g.stats.trades_count == 4
     assert g.meets_constraints.tolist() == [True, True, True, True]
@@ -144,10 +147,10 @@ def test_hand_dataset_per_caller(hand):
                            **NO_FEES)
     assert [g.caller_name for g in result.groups] == [POOLED, "alice", "bob"]
     alice = result.group("alice")
-    assert alice.score == pytest.approx([820.0, 840.0, 1400.0, 820.0])
+    assert alice.score == pytest.approx([820.0, 845.0, 1400.0, 820.0])
     assert alice.meets_constraints.tolist() == [True, False, True, True]
     assert alice.rank.tolist() == [3, 4, 1, 2]
-    assert alice.stats.p95_drawdown_bps == pytest.approx([-1900.0] * 4)
+    assert alice.stats.p95_drawdown_bps == pytest.approx([-1900.0, -950.0, -1900.0, -1900.0])
     assert alice.best_trades is not None and alice.best_trades.alert_idx.tolist() == [0, 1]
     assert alice.best_trades.realized_return_bps == pytest.approx([4000.0, -1500.0])
     skipped = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(min_calls=3),

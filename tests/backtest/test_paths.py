@@ -45,7 +45,7 @@ def test_golden_path_metrics():
 
 
 def test_nulls_when_nothing_happens_and_dd_is_capped_at_zero():
-    candles = make_candles({"A": [(0, 100, 100, 100, 100), (1, 100, 105, 101, 104), (2, 104, 106, 100, 100)]})
+    candles = make_candles({"A": [(0, 100, 100, 100, 100), (1, 101, 105, 101, 104), (2, 104, 106, 100, 100)]})
     m = compute_paths(candles, prepare_windows(candles, np.array([0]), np.array([0]), 2 * MIN))
     assert m.dd_bps[0] == 0.0
     assert not m.hit_2x[0] and math.isnan(m.dd_to_2x_bps[0])
@@ -58,7 +58,7 @@ def test_nulls_when_nothing_happens_and_dd_is_capped_at_zero():
 
 
 def test_activity_move_parameter_and_peak_below_one():
-    candles = make_candles({"A": [(0, 100, 100, 100, 100), (1, 100, 99, 94, 95), (2, 95, 96, 90, 92)]})
+    candles = make_candles({"A": [(0, 100, 100, 100, 100), (1, 99, 99, 94, 95), (2, 95, 96, 90, 92)]})
     w = prepare_windows(candles, np.array([0]), np.array([0]), 2 * MIN)
     assert compute_paths(candles, w, activity_move=0.05).alert_to_activity_ms[0] == MIN
     assert compute_paths(candles, w).alert_to_activity_ms[0] == 2 * MIN  # low 90 <= 100 * 0.9

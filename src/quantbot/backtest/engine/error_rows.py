@@ -1,9 +1,12 @@
 """Rows of the ``errors`` artifact: one ``coverage`` warning per excluded call.
 
-``message`` is the exclusion reason (``no_candles``, ``too_new``, ``invalid_price``,
-``missing_range``); ``details`` is JSON with what explains it: the alert time and mint and,
-where an anchor candle exists, its open time and close (p0), and the horizon end; for
-``too_new``, the mint's first candle in the source.
+``message`` is the exclusion reason (``no_candles``, ``too_new``, ``late_entry``,
+``invalid_price``, ``invalid_candles``, ``missing_range``); ``details`` is JSON with what
+explains it: the alert time and mint and, where an anchor candle exists, its open time and
+p0, and the horizon end; for ``too_new``, the mint's first candle in the source; for
+``late_entry``, the delay and the limit (ms and as durations) and a ``note`` sentence; for
+``invalid_candles``, how many impossible candles the window holds and the first one (time
+and o/h/l/c) and a ``note`` sentence.
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ import pyarrow as pa
 
 from quantbot.artifacts.schema.layout import iso_utc
 from quantbot.backtest.data.candle_set import CandleSet
-from quantbot.backtest.engine.windows import EXCLUSION_REASONS, STATUS_OK, TOO_NEW, Windows
+from quantbot.backtest.engine.windows import (
+    EXCLUSION_REASONS,
+    INVALID_CANDLES,
+    LATE_ENTRY,
+    STATUS_OK,
+    TOO_NEW,
+    Windows,
+    impossible_in,
+)
+from quantbot.durations import format_duration
 
 
 def coverage_error_rows(alerts: pa.Table, windows: Windows, candles: CandleSet) -> dict[str, list]:
@@ -31,15 +43,43 @@ def coverage_error_rows(alerts: pa.Table, windows: Windows, candles: CandleSet) 
         info: dict[str, object] = {"alert_ts_ms": int(windows.alert_ts_ms[k]), "mint": mint}
         if windows.anchor[k] >= 0:
             info["anchor_ts_ms"] = int(windows.anchor_ts_ms[k])
-            p0 = float(windows.p0[k])
-            info["p0"] = p0 if np.isfinite(p0) else str(p0)  # JSON has no NaN/inf
+            info["p0"] = _json_float(windows.p0[k])
             info["horizon_end_ts_ms"] = int(windows.anchor_ts_ms[k]) + windows.horizon_ms
         if windows.status[k] == TOO_NEW:
             info["first_candle_ts_ms"] = int(candles.first_ts_ms[windows.mint_idx[k]])
+        elif windows.status[k] == LATE_ENTRY:
+            info.update(_late_entry(windows, k))
+        elif windows.status[k] == INVALID_CANDLES:
+            info.update(_invalid_candles(windows, candles, k))
         details.append(json.dumps(info, sort_keys=True, separators=(",", ":")))
     n = len(excluded)
     return {"timestamp": [stamp] * n, "level": ["warning"] * n, "phase": ["coverage"] * n,
             "call_id": call_ids, "message": messages, "details": details}
+
+
+def _json_float(x: float) -> float | str:
+    """JSON has no NaN/inf: those are written as strings."""
+    x = float(x)
+    return x if np.isfinite(x) else str(x)
+
+
+def _late_entry(windows: Windows, k: int) -> dict[str, object]:
+    delay = int(windows.anchor_ts_ms[k] - windows.alert_ts_ms[k])
+    limit = int(windows.max_entry_delay_ms or 0)
+    return {"entry_delay_ms": delay, "max_entry_delay_ms": limit,
+            "note": f"the first candle after the alert opens {format_duration(delay)} after it;"
+                    f" the limit is {format_duration(limit)}"}
+
+
+def _invalid_candles(windows: Windows, candles: CandleSet, k: int) -> dict[str, object]:
+    count, row = impossible_in(candles, int(windows.anchor[k]), int(windows.end[k]))
+    ohlc = {name: _json_float(getattr(candles, name)[row])
+            for name in ("open", "high", "low", "close")}
+    ts = int(candles.ts_ms[row])
+    shown = ", ".join(f"{name[0]}={value}" for name, value in ohlc.items())
+    return {"invalid_candles": count, "first_invalid": {"ts_ms": ts, **ohlc},
+            "note": f"{count} impossible candle(s) in the window; the first at "
+                    f"{iso_utc(datetime.fromtimestamp(ts / 1000, UTC))}: {shown}"}
 
 
 def exclusion_counts(windows: Windows) -> dict[str, int]:

@@ -18,6 +18,13 @@ profit, max hold (ms), trail activation and trail fraction, then ladder levels s
 multiple. Each component scans its window candle by candle with the pessimistic in-candle
 order (stop, trail, time stop, take profit / ladder), stopping at its exit.
 
+Sides (``Windows.side``): a short mirrors every rule (stop E(1+s) filled at max(open, level),
+target E(1-tp), trail from the running trough, ladder at E/m, gross (1 - X/E)·1e4); the
+kernel runs one leg function in signed prices (see :func:`_leg`), so both sides share every
+step. MAE: candles before the exit candle give their adverse extreme (long: low, short:
+high); the exit candle gives the fill on a stop exit (stop_loss, hard_stop, trailing_stop)
+and its adverse extreme on every other exit.
+
 :class:`Trades` uses numpy only: ``exit_reason`` is an int8 code into ``EXIT_REASONS`` and
 ``tail_capture`` is NaN where null; :meth:`Trades.columns` gives Arrow-ready columns
 (exit_reason as strings, tail_capture with nulls).
@@ -64,6 +71,7 @@ class Trades:
     """Trades of one policy, one row per eligible alert in ascending alert order."""
 
     alert_idx: np.ndarray  # int64 index into the input alerts
+    side: np.ndarray  # int8: +1 long, -1 short
     entry_ts_ms: np.ndarray  # int64
     entry_px: np.ndarray  # float64
     exit_ts_ms: np.ndarray  # int64
@@ -89,6 +97,7 @@ class Trades:
             pa.array(self.exit_reason, pa.int8()), pa.array(EXIT_REASONS)
         ).cast(pa.string())
         return {
+            "side": pa.array(np.where(self.side > 0, "long", "short"), pa.string()),
             "entry_ts_ms": self.entry_ts_ms,
             "entry_px": self.entry_px,
             "exit_ts_ms": self.exit_ts_ms,
@@ -186,15 +195,21 @@ def simulate_many(policies: Sequence[Any], candles: CandleSet, windows: Windows,
     exit_row = np.empty((n_pol, n), dtype=np.int64)
     floats = np.empty((3, n_pol, n), dtype=np.float64)  # exit_px, gross_bps, mae_bps
     reason = np.empty((n_pol, n), dtype=np.int8)
-    peak_high = np.empty(n, dtype=np.float64)
+    best_px = np.empty(n, dtype=np.float64)  # long: max high; short: min low (whole window)
     args = (program.params, program.offsets, idx, windows.start, windows.end, windows.p0,
             windows.anchor_ts_ms, candles.ts_ms, candles.open, candles.high, candles.low,
             candles.close, index.chunk_max_high, index.chunk_min_low, exit_row, floats, reason,
-            peak_high)
-    _in_threads(_simulate_kernel, args, n, min_per_worker=256)
+            best_px)
+    side = windows.side[idx]
+    # One compiled kernel per side (sg a constant in each): a kernel holding both legs ran
+    # all-long inputs ~10 % slower.
+    for sg, kernel in ((1, _simulate_long), (-1, _simulate_short)):
+        rows = np.flatnonzero(side == sg)
+        if len(rows):
+            _in_threads(kernel, (rows, *args), len(rows), min_per_worker=256)
     entry_px = windows.p0[idx]
     entry_ts = windows.anchor_ts_ms[idx]
-    peak_bps = (peak_high / entry_px - 1.0) * 1e4
+    peak_bps = side * ((best_px / entry_px - 1.0) * 1e4)
     fees = 2.0 * (taker_fee_bps + slippage_bps)
     out = []
     for p in range(n_pol):
@@ -203,7 +218,7 @@ def simulate_many(policies: Sequence[Any], candles: CandleSet, windows: Windows,
         with np.errstate(divide="ignore", invalid="ignore"):
             tail = np.where(peak_bps > 0.0, np.minimum(1.0, gross / peak_bps), np.nan)
         out.append(Trades(
-            alert_idx=idx, entry_ts_ms=entry_ts, entry_px=entry_px, exit_ts_ms=exit_ts,
+            alert_idx=idx, side=side, entry_ts_ms=entry_ts, entry_px=entry_px, exit_ts_ms=exit_ts,
             exit_px=floats[0, p], exit_reason=reason[p], gross_return_bps=gross,
             realized_return_bps=gross - fees, stop_out=np.isin(reason[p], STOP_REASONS),
             max_adverse_excursion_bps=floats[2, p], time_exposed_ms=exit_ts - entry_ts,
@@ -248,132 +263,173 @@ def _chunk_extremes(h, lo, cmax, cmin, c0, c1):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _simulate_kernel(params, offsets, idx, start, end, p0s, anchor_ts, ts, o, h, lo, c,
-                     cmax, cmin, exit_row, floats, reason, peak_high, r0, r1):  # pragma: no cover
-    for r in range(r0, r1):
-        k = idx[r]
-        s = start[k]
-        e = end[k]
-        entry = p0s[k]
-        top = -np.inf
-        i = s
-        while i < e:
-            if i & _CHUNK_MASK == 0 and i + _CHUNK <= e:
-                top = max(top, cmax[i >> _CHUNK_SHIFT])
-                i += _CHUNK
-            else:
-                top = max(top, h[i])
-                i += 1
-        peak_high[r] = top
-        for p in range(len(offsets) - 1):
-            best_row = np.int64(-1)
-            for q in range(offsets[p], offsets[p + 1]):
-                row, px, gross, why, min_low = _leg(params[q], s, e, anchor_ts[k], entry,
-                                                    ts, o, h, lo, c, cmax, cmin)
-                if best_row < 0 or row < best_row:
-                    best_row = row
-                    exit_row[p, r] = row
-                    floats[0, p, r] = px
-                    floats[1, p, r] = gross
-                    floats[2, p, r] = min(0.0, (min_low / entry - 1.0) * 1e4)
-                    reason[p, r] = why
+def _simulate_long(rows, params, offsets, idx, start, end, p0s, anchor_ts, ts, o, h, lo, c,
+                   cmax, cmin, exit_row, floats, reason, best_px, j0, j1):  # pragma: no cover
+    for j in range(j0, j1):
+        _alert(rows[j], 1.0, params, offsets, idx, start, end, p0s, anchor_ts, ts, o, h, lo, c,
+               cmax, cmin, exit_row, floats, reason, best_px)
+
+
+@njit(cache=True, nogil=True)
+def _simulate_short(rows, params, offsets, idx, start, end, p0s, anchor_ts, ts, o, h, lo, c,
+                    cmax, cmin, exit_row, floats, reason, best_px, j0, j1):  # pragma: no cover
+    for j in range(j0, j1):
+        _alert(rows[j], -1.0, params, offsets, idx, start, end, p0s, anchor_ts, ts, o, h, lo, c,
+               cmax, cmin, exit_row, floats, reason, best_px)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _ceiling(prm, entry, tp_on, tp_lv, awaiting_activation, act_lv, filled,
+def _alert(r, sg, params, offsets, idx, start, end, p0s, anchor_ts, ts, o, h, lo, c,
+           cmax, cmin, exit_row, floats, reason, best_px):  # pragma: no cover - numba
+    """Every policy over one alert's window; ``sg`` is a literal +1.0 (long) / -1.0 (short)."""
+    k = idx[r]
+    s = start[k]
+    e = end[k]
+    entry = p0s[k]
+    best = -np.inf  # signed favourable extreme over the whole window (for tail_capture)
+    i = s
+    while i < e:
+        if i & _CHUNK_MASK == 0 and i + _CHUNK <= e:
+            best = max(best, sg * (cmax[i >> _CHUNK_SHIFT] if sg > 0 else cmin[i >> _CHUNK_SHIFT]))
+            i += _CHUNK
+        else:
+            best = max(best, sg * (h[i] if sg > 0 else lo[i]))
+            i += 1
+    best_px[r] = sg * best
+    for p in range(len(offsets) - 1):
+        best_row = np.int64(-1)
+        for q in range(offsets[p], offsets[p + 1]):
+            row, px, gross, why, worst = _leg(params[q], sg, s, e, anchor_ts[k], entry,
+                                              ts, o, h, lo, c, cmax, cmin)
+            if best_row < 0 or row < best_row:
+                best_row = row
+                exit_row[p, r] = row
+                floats[0, p, r] = px
+                floats[1, p, r] = gross
+                floats[2, p, r] = min(0.0, _ret(sg, sg * worst, entry))
+                reason[p, r] = why
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ret(sg, px, entry):  # pragma: no cover - numba
+    """Gross return of a fill in bps: long (px/E - 1)·1e4, short (1 - px/E)·1e4 (exactly
+    the negation, so one formula)."""
+    return sg * ((px / entry - 1.0) * 1e4)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _multiple(sg, entry, m):  # pragma: no cover - numba
+    """A ladder multiple's price: m·E for a long, E/m for a short."""
+    return entry * m if sg > 0 else entry / m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ceiling(prm, sg, entry, tp_on, tp_lv, awaiting_activation, act_lv, filled,
              nlev):  # pragma: no cover - numba
-    """Lowest price whose touch by a high would fire an upward rule (take profit, next ladder
-    level, trail activation)."""
-    ceiling = tp_lv if tp_on else np.inf
+    """Lowest signed price (sg·price) whose touch by a candle's favourable extreme would fire
+    a favourable rule (take profit, next ladder level, trail activation)."""
+    ceiling = sg * tp_lv if tp_on else np.inf
     if awaiting_activation:
-        ceiling = min(ceiling, act_lv)
+        ceiling = min(ceiling, sg * act_lv)
     if filled < nlev:
-        ceiling = min(ceiling, entry * prm[_LEVELS + 2 * filled])
+        ceiling = min(ceiling, sg * _multiple(sg, entry, prm[_LEVELS + 2 * filled]))
     return ceiling
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _leg(prm, s, e, entry_ts, entry, ts, o, h, lo, c, cmax, cmin):  # pragma: no cover - numba
-    """One component over rows s:e -> (exit row, exit px, gross bps, reason, min low)."""
+def _leg(prm, sg, s, e, entry_ts, entry, ts, o, h, lo, c, cmax, cmin):  # pragma: no cover
+    """One component over rows s:e -> (exit row, exit px, gross bps, reason, signed worst).
+
+    ``sg`` = +1.0 long / -1.0 short. In signed prices (sg·price) a short's rules are the
+    long ones: its adverse extreme (high) is ``sg·high``, the minimum of the candle's signed
+    prices, its stop E(1+s) fires when ``sg·high <= sg·level``, and ``min`` of signed
+    prices is ``max`` of real ones (fill max(open, level)). Negation is exact, so long and
+    short follow the same float steps. ``worst`` is the min of signed adverse extremes per
+    the MAE rule: candles before the exit candle, then the exit candle's fill on a stop exit
+    and its adverse extreme otherwise.
+    """
     stop_on = prm[_STOP] > 0.0
-    stop_lv = entry * (1.0 - prm[_STOP])
+    stop_lv = entry * (1.0 - sg * prm[_STOP])
     stop_reason = np.int8(prm[_STOP_REASON])
-    tp_on = prm[_TP] > 0.0
-    tp_lv = entry * (1.0 + prm[_TP])
+    tp_on = prm[_TP] > 0.0 and (sg > 0 or prm[_TP] < 1.0)  # a short's target E(1-tp) > 0
+    tp_lv = entry * (1.0 + sg * prm[_TP])
     hold_on = prm[_HOLD] > 0.0
     hold = np.int64(prm[_HOLD])
     trail = prm[_TRAIL]
     trail_on = trail > 0.0
-    act_lv = entry * (1.0 + prm[_ACT])
+    act_lv = entry * (1.0 + sg * prm[_ACT])
     active = trail_on and prm[_ACT] == 0.0
-    peak = entry
+    peak = entry  # long: running max(E, highs); short: running min(E, lows)
     nlev = np.int64(prm[_NLEV])
     filled = 0
     remaining = 1.0
     px_sum = 0.0
     gross = 0.0
-    min_low = np.inf
-    # Chunk-skip bounds: nothing fires on a candle with low > floor and high < ceiling.
-    floor = stop_lv if stop_on else -np.inf
-    ceiling = _ceiling(prm, entry, tp_on, tp_lv, trail_on and not active, act_lv, filled, nlev)
+    worst = np.inf
+    # Chunk-skip bounds (signed): nothing fires on a candle whose signed adverse extreme is
+    # above floor and whose signed favourable extreme is below ceiling.
+    floor = sg * stop_lv if stop_on else -np.inf
+    ceiling = _ceiling(prm, sg, entry, tp_on, tp_lv, trail_on and not active, act_lv, filled,
+                       nlev)
     i = s - 1
     while i + 1 < e:
         i += 1
         if i & _CHUNK_MASK == 0 and i + _CHUNK <= e:
             ch = i >> _CHUNK_SHIFT
-            quiet = cmin[ch] > floor and cmax[ch] < ceiling
+            c_adv = sg * (cmin[ch] if sg > 0 else cmax[ch])
+            c_fav = sg * (cmax[ch] if sg > 0 else cmin[ch])
+            quiet = c_adv > floor and c_fav < ceiling
             if quiet and active:
-                quiet = cmin[ch] > max(peak, cmax[ch]) * (1.0 - trail)
+                quiet = c_adv > max(sg * peak, c_fav) * (1.0 - sg * trail)
             if quiet and hold_on:
                 quiet = ts[i + _CHUNK - 1] - entry_ts < hold
             if quiet:
-                min_low = min(min_low, cmin[ch])
+                worst = min(worst, c_adv)
                 if active:
-                    peak = max(peak, cmax[ch])
+                    peak = sg * max(sg * peak, c_fav)
                 i += _CHUNK - 1
                 continue
-        low = lo[i]
-        high = h[i]
-        min_low = min(min_low, low)
-        if stop_on and low <= stop_lv:
-            fill = min(o[i], stop_lv)
-            return (i, px_sum + remaining * fill,
-                    gross + remaining * ((fill / entry - 1.0) * 1e4), stop_reason, min_low)
+        adv = sg * (lo[i] if sg > 0 else h[i])
+        fav = sg * (h[i] if sg > 0 else lo[i])
+        if stop_on and adv <= floor:
+            fill = sg * min(sg * o[i], floor)
+            return (i, px_sum + remaining * fill, gross + remaining * _ret(sg, fill, entry),
+                    stop_reason, min(worst, sg * fill))
         if active:
-            trail_lv = peak * (1.0 - trail)
-            if low <= trail_lv:
-                fill = min(o[i], trail_lv)
-                return (i, px_sum + remaining * fill,
-                        gross + remaining * ((fill / entry - 1.0) * 1e4), np.int8(TRAILING_STOP),
-                        min_low)
+            trail_lv = sg * (peak * (1.0 - sg * trail))
+            if adv <= trail_lv:
+                fill = sg * min(sg * o[i], trail_lv)
+                return (i, px_sum + remaining * fill, gross + remaining * _ret(sg, fill, entry),
+                        np.int8(TRAILING_STOP), min(worst, sg * fill))
+        worst = min(worst, adv)
         if hold_on and ts[i] - entry_ts >= hold:
             fill = c[i]
-            return (i, px_sum + remaining * fill,
-                    gross + remaining * ((fill / entry - 1.0) * 1e4), np.int8(TIME_STOP), min_low)
-        if tp_on and high >= tp_lv:
-            return i, tp_lv, (tp_lv / entry - 1.0) * 1e4, np.int8(TAKE_PROFIT), min_low
-        if filled < nlev and high >= ceiling:
+            return (i, px_sum + remaining * fill, gross + remaining * _ret(sg, fill, entry),
+                    np.int8(TIME_STOP), worst)
+        if tp_on and fav >= sg * tp_lv:
+            return i, tp_lv, _ret(sg, tp_lv, entry), np.int8(TAKE_PROFIT), worst
+        if filled < nlev and fav >= ceiling:
             while filled < nlev:
-                level = entry * prm[_LEVELS + 2 * filled]
-                if high < level:
+                level = _multiple(sg, entry, prm[_LEVELS + 2 * filled])
+                if fav < sg * level:
                     break
                 frac = prm[_LEVELS + 2 * filled + 1]
                 px_sum += frac * level
-                gross += frac * ((level / entry - 1.0) * 1e4)
+                gross += frac * _ret(sg, level, entry)
                 remaining -= frac
                 filled += 1
                 if remaining <= _COMPLETE_TOLERANCE:
-                    return i, px_sum, gross, np.int8(LADDER_COMPLETE), min_low
-            ceiling = _ceiling(prm, entry, tp_on, tp_lv, trail_on and not active, act_lv,
+                    return i, px_sum, gross, np.int8(LADDER_COMPLETE), worst
+            ceiling = _ceiling(prm, sg, entry, tp_on, tp_lv, trail_on and not active, act_lv,
                                filled, nlev)
         if trail_on:
             if active:
-                peak = max(peak, high)
-            elif high >= act_lv:
+                peak = sg * max(sg * peak, fav)
+            elif fav >= sg * act_lv:
                 active = True
-                peak = max(peak, high)
-                ceiling = _ceiling(prm, entry, tp_on, tp_lv, False, act_lv, filled, nlev)
+                peak = sg * max(sg * peak, fav)
+                ceiling = _ceiling(prm, sg, entry, tp_on, tp_lv, False, act_lv, filled, nlev)
     last = e - 1
     fill = c[last]
-    return (last, px_sum + remaining * fill,
-            gross + remaining * ((fill / entry - 1.0) * 1e4), np.int8(END_OF_DATA), min_low)
+    return (last, px_sum + remaining * fill, gross + remaining * _ret(sg, fill, entry),
+            np.int8(END_OF_DATA), worst)

@@ -24,17 +24,11 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from quantbot.artifacts.schema.arrow_schemas import STANDARD_LEVELS, level_column_suffix
 from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.engine.windows import Windows
 
 DEFAULT_ACTIVITY_MOVE = 0.10
-STANDARD_LEVELS = (2.0, 3.0, 4.0)  # always computed: hit_2x/t_2x_ms ... and dd_to_2x_bps
-
-
-def level_column_suffix(m: float) -> str:
-    """Column tag of a level: the shortest repr with '.' -> '_', no trailing '.0' (1.05 ->
-    '1_05', 10.0 -> '10'), used as ``hit_<tag>x`` / ``t_<tag>x_ms``."""
-    return repr(float(m)).removesuffix(".0").replace(".", "_")
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,7 @@ def test_side_option_and_its_conflicts(tmp_path):
     ({"side": "sideways"}, "side: expected 'long' or 'short'"),
     ({"duplicates": "newest"}, "duplicates: expected 'error', 'first' or 'last'"),
     ({"symbol": ""}, "symbol: expected a non-empty string"),
+    ({"candles_ts_format": "%Y %Q"}, "--candles-ts-format '%Y %Q': .*Unrecognized format .*%Q"),
     ({"candles_query": "SELECT 1", "candles_table": "t"}, "candles: pass either a query or a table"),
 ])
 def test_input_spec_refuses_bad_options_before_anything_runs(tmp_path, kwargs, match):

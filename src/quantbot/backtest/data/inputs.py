@@ -27,7 +27,7 @@ from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.data.candles import check_duplicates
 from quantbot.backtest.data.columns import check_ts_unit, parse_column_map
 from quantbot.backtest.data.load import SourceRecord, describe_source, load_alerts, load_candles
-from quantbot.backtest.data.sources import IN_MEMORY, check_tz, in_memory_table
+from quantbot.backtest.data.sources import IN_MEMORY, check_ts_format, check_tz, in_memory_table
 from quantbot.errors import DataError
 
 Input = str | Path | Any
@@ -75,6 +75,8 @@ class InputSpec:
                      "candles_ts_format"):
             _check_text(getattr(self, name), name)
         check_tz(self.tz)
+        check_ts_format(self.alerts_ts_format, "--alerts-ts-format")
+        check_ts_format(self.candles_ts_format, "--candles-ts-format")
         object.__setattr__(self, "side", check_side(self.side))
         check_duplicates(self.duplicates)
 

@@ -131,6 +131,19 @@ def check_tz(tz: str) -> None:
         con.close()
 
 
+def check_ts_format(ts_format: str | None, flag: str) -> None:
+    """Refuse a strptime format DuckDB cannot use (e.g. ``%Q``), naming ``flag``."""
+    if ts_format is None:
+        return
+    con = duckdb.connect()
+    try:
+        con.execute(f"SELECT try_strptime('', {literal(ts_format)})")
+    except duckdb.Error as exc:
+        raise DataError(f"{flag} {ts_format!r}: {_first_line(exc)}") from None
+    finally:
+        con.close()
+
+
 def _set_tz(con: duckdb.DuckDBPyConnection, tz: object) -> None:
     if not isinstance(tz, str) or not tz.strip():
         raise DataError(f"tz: expected a time zone name such as 'UTC' or 'America/New_York', "

@@ -30,11 +30,8 @@ _GRAMMAR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = ("ms", "s", "m", "h", "d")
 _AGE_UNITS = ("s", "m", "h", "d", "w")
 
-INTERVAL_EXAMPLES: tuple[str, ...] = ("1s", "30s", "1m", "5m", "15m", "1h", "4h", "1d", "1w")
-"""Common candle intervals, for help texts: any positive duration is accepted."""
-
-SUPPORTED_INTERVALS = INTERVAL_EXAMPLES
-"""Old name of ``INTERVAL_EXAMPLES`` (flows/params.py help text still imports it)."""
+SUPPORTED_INTERVALS: tuple[str, ...] = ("1s", "15s", "1m", "5m", "15m", "1h", "4h", "1d")
+"""Common candle intervals, for the ``--interval`` help text: any positive duration is accepted."""
 
 _CALENDAR = re.compile(r"^\s*\d*\s*(mo|mon|mons|month|months|M|y|yr|year|years)\s*$")
 

@@ -27,7 +27,7 @@ def test_parse_duration_rejects(text):
 
 def test_parse_interval_accepts_the_examples():  # any positive duration since issue 10
     assert [parse_interval(i) for i in SUPPORTED_INTERVALS] == [
-        1_000, 30_000, 60_000, 300_000, 900_000, 3_600_000, 14_400_000, 86_400_000, 604_800_000]
+        1_000, 15_000, 60_000, 300_000, 900_000, 3_600_000, 14_400_000, 86_400_000]
 
 
 @pytest.mark.parametrize("ms, text", [(90_000, "90s"), (5_400_000, "90m"), (86_400_000, "1d"),

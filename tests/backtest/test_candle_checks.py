@@ -119,3 +119,39 @@ def test_identical_duplicates_never_depend_on_row_order(tmp_path_factory, extra,
         [n.details["rows_dropped"] for n in ordered.warnings]
     loaded_extra = sum(1 for i in extra if T0 + i * MIN <= T0 + 16 * MIN)
     assert sum(n.details["rows_dropped"] for n in ordered.warnings) == loaded_extra
+
+
+def reference_rows(candles: list[int], alerts: list[int], pre: int, horizon: int,
+                   interval: int) -> set[int]:
+    """Plain-Python reference of the candles ``load_candles`` documents for one mint: each
+    alert's own window, and past a hole the entry + horizon and the first candle after it."""
+    reach, loaded = horizon + interval, set()
+    for t in alerts:
+        loaded |= {c for c in candles if t - pre <= c <= t + reach}
+        inside = [c for c in candles if t <= c <= t + reach]
+        later = [c for c in candles if c >= t + reach]
+        anchor = min(inside) if inside else min(later, default=None)
+        if anchor is None:
+            continue
+        need, own_end = anchor + horizon, t + reach
+        if need <= own_end and any(need <= c <= own_end for c in candles):
+            continue
+        end = max(need, min((c for c in candles if c >= need), default=need))
+        loaded |= {c for c in candles if max(anchor, own_end) <= c <= end}
+    return loaded
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(holes=st.lists(st.tuples(st.integers(25, 110), st.integers(1, 12)), max_size=4),
+       alerts=st.lists(st.integers(0, 130), min_size=1, max_size=6))
+def test_holes_and_overlapping_windows_load_each_candle_once(tmp_path_factory, holes, alerts):
+    missing = {m for start, length in holes for m in range(start, start + length)}
+    minutes = [m for m in range(120) if m not in missing]  # minutes 0..24 always present
+    folder = tmp_path_factory.mktemp("holes")
+    path = write(folder, [f"A,{T0 + m * MIN},1,2,0.5,1.5,1" for m in minutes])
+    times = [T0 + 10 * MIN] + [T0 + a * MIN + 7_000 for a in alerts]
+    table = pa.table({"mint": ["A"] * len(times), "alert_ts_ms": pa.array(times, pa.int64())})
+    got = load_candles(path, table, interval_ms=MIN, horizon_ms=5 * MIN, pre_window_ms=3 * MIN)
+    want = reference_rows([T0 + m * MIN for m in minutes], times, 3 * MIN, 5 * MIN, MIN)
+    assert got.ts_ms.tolist() == sorted(want)
+    assert got.warnings == ()  # windows that overlap never look like duplicates

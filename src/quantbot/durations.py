@@ -7,6 +7,8 @@ of that grammar exist, because their users need different things:
   number of ``ms s m h d``, as integer epoch milliseconds, the unit of everything inside
   quantbot. Fractions (``1.5h``) and compound forms (``1h30m``) are rejected on purpose
   (write ``90m``): a manifest must record one exact value.
+- :func:`parse_interval` (candle intervals): a *positive* whole number of ``ms s m h d w``;
+  calendar months and years are refused (irregular bars).
 - :func:`parse_age` (``gc --older-than``): a whole or decimal number of ``s m h d w``, as a
   ``timedelta`` (``90s 30m 24h 7d 2w``, ``1.5d``): an age threshold is a human cut-off.
 
@@ -29,7 +31,9 @@ _DURATION_UNITS = ("ms", "s", "m", "h", "d")
 _AGE_UNITS = ("s", "m", "h", "d", "w")
 
 SUPPORTED_INTERVALS: tuple[str, ...] = ("1s", "15s", "1m", "5m", "15m", "1h", "4h", "1d")
-"""Candle intervals the engine accepts; anything else is almost always a typo."""
+"""Common candle intervals, for the ``--interval`` help text: any positive duration is accepted."""
+
+_CALENDAR = re.compile(r"^\s*\d*\s*(mo|mon|mons|month|months|M|y|yr|year|years)\s*$")
 
 
 def _match(text: object, units: tuple[str, ...], whole: bool) -> tuple[str, str] | None:
@@ -72,12 +76,19 @@ def parse_age(text: str | timedelta) -> timedelta:
 
 
 def parse_interval(text: str) -> int:
-    """A candle interval (one of ``SUPPORTED_INTERVALS``) in ms."""
-    if text not in SUPPORTED_INTERVALS:
-        raise DataError(
-            f"unsupported candle interval {text!r}: expected one of {', '.join(SUPPORTED_INTERVALS)}"
-        )
-    return parse_duration(text)
+    """A candle interval in ms: a positive whole number and one unit (ms, s, m, h, d, w).
+
+    Calendar months and years are refused: their bars differ in length (28-31 days), and
+    every check on the data (spacing, late entries) needs one fixed interval.
+    """
+    if isinstance(text, str) and _CALENDAR.match(text):
+        raise DataError(f"unsupported candle interval {text!r}: calendar months are irregular "
+                        "bars; quantbot needs a fixed interval (e.g. 30d) or resampled data")
+    found = _match(text, tuple(_UNIT_MS), whole=True)
+    if found is None or int(found[0]) == 0:
+        raise DataError(f"invalid candle interval {text!r}: expected a positive whole number "
+                        "and a unit (ms, s, m, h, d, w), e.g. '30s', '1m', '4h', '1d', '1w'")
+    return int(found[0]) * _UNIT_MS[found[1]]
 
 
 def format_duration(ms: int) -> str:

@@ -167,8 +167,8 @@ def test_ambiguous_column_names_both(tmp_path):
 
 
 def test_missing_column_is_named(tmp_path):
-    table = candles_table().drop_columns(["volume"])
-    with pytest.raises(DataError, match=r"c\.parquet: missing column 'volume'"):
+    table = candles_table().drop_columns(["close"])  # volume is optional since issue 10
+    with pytest.raises(DataError, match=r"c\.parquet: missing column 'close'.*--candles-columns close="):
         load_candles(write_candles(tmp_path, "parquet", table), alerts_table(), **WINDOW)
 
 
@@ -180,13 +180,16 @@ def test_bad_price_value_is_named(tmp_path):
 
 
 def test_duplicates_nulls_and_zero_prices(tmp_path):
-    table = pa.table({"mint": ["MintB"] * 4, "ts": pa.array([T0, T0, T0 + MIN, T0 + 2 * MIN]),
-                      "open": [1.0, 1.0, None, 0.0], "high": [1.0, 1.0, 1.0, 0.0],
-                      "low": [1.0, 1.0, 1.0, 0.0], "close": [1.0, 2.0, 1.0, 0.0],
-                      "volume": [1.0, 9.0, 1.0, 0.0]})
-    cs = load_candles(write_candles(tmp_path, "parquet", table), alerts_table(), **WINDOW)
-    assert cs.ts_ms.tolist() == [T0, T0 + 2 * MIN]  # null open dropped, duplicate collapsed
-    assert cs.close.tolist() == [2.0, 0.0]  # larger volume wins; zero price kept
+    # issue 10: conflicting duplicates are refused unless --duplicates first|last
+    # (tests/backtest/test_candle_checks.py); here the last row in file order is kept.
+    table = pa.table({"mint": ["MintB"] * 5, "ts": pa.array([T0, T0, T0 + MIN, T0 + 2 * MIN, T0 + 3 * MIN]),
+                      "open": [1.0, 1.0, None, 0.0, 1.0], "high": [1.0, 1.0, 1.0, 0.0, 1.0],
+                      "low": [1.0, 1.0, 1.0, 0.0, 1.0], "close": [1.0, 2.0, 1.0, 0.0, 1.0],
+                      "volume": [9.0, 1.0, 1.0, 0.0, 1.0]})
+    cs = load_candles(write_candles(tmp_path, "parquet", table), alerts_table(), duplicates="last",
+                      **WINDOW)
+    assert cs.ts_ms.tolist() == [T0, T0 + 2 * MIN, T0 + 3 * MIN]  # null open dropped, duplicate collapsed
+    assert cs.close.tolist() == [2.0, 0.0, 1.0]  # the last duplicate wins; zero price kept
     assert cs.first_ts_ms.tolist() == [T0]
 
 

@@ -25,12 +25,9 @@ def test_parse_duration_rejects(text):
         parse_duration(text)
 
 
-def test_parse_interval_accepts_only_supported():
+def test_parse_interval_accepts_the_examples():  # any positive duration since issue 10
     assert [parse_interval(i) for i in SUPPORTED_INTERVALS] == [
         1_000, 15_000, 60_000, 300_000, 900_000, 3_600_000, 14_400_000, 86_400_000]
-    for bad in ("2m", "30s", "1w", "60s"):
-        with pytest.raises(DataError, match="unsupported candle interval '"):
-            parse_interval(bad)
 
 
 @pytest.mark.parametrize("ms, text", [(90_000, "90s"), (5_400_000, "90m"), (86_400_000, "1d"),

@@ -9,8 +9,18 @@ with no duplicate timestamps within a block.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class DataNote:
+    """A non-fatal data problem found while loading (e.g. duplicate candles dropped): the
+    flow writes each one as a warning row of ``errors``."""
+
+    message: str  # one line, naming the source and the first example
+    details: dict[str, Any] | None = None  # counts and the example, JSON-friendly
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class CandleSet:
     close: np.ndarray  # float64
     volume: np.ndarray  # float64
     first_ts_ms: np.ndarray  # int64, shape (m,): the mint's first candle in the whole source
+    warnings: tuple[DataNote, ...] = ()  # data notes of the load; not part of the fingerprint
 
     def __post_init__(self) -> None:
         m = len(self.mints)

@@ -5,6 +5,13 @@ Exports from other tools name the same thing differently (``token_address`` for 
 first; otherwise by exactly one of its known variants (case-insensitive). Two candidates
 is an error rather than a guess, because a wrong guess gives silently wrong backtests.
 
+A user can also say which column is which (``role -> column``, :func:`parse_column_map`;
+CLI ``--alerts-columns`` / ``--candles-columns``): a mapped role is never guessed, and a
+mapped column is no candidate for another role.
+
+Text timestamps are read by DuckDB (ISO-8601 and what its CSV sniffer recognises) or, with
+a format, by ``strptime``; naive ones are in the connection's time zone (``tz``, default UTC).
+
 Integer (or float) timestamps are seconds or milliseconds. With no explicit unit each value
 is read on its own: below 1e11 it is seconds, otherwise milliseconds. 1e11 s is the year
 5138 and 1e11 ms is 1973-03-03, so every timestamp from 1973-03-03 up to the year 5138 is
@@ -16,6 +23,7 @@ in the years 1-9999 UTC once converted (``check_timestamps``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -31,17 +39,20 @@ SECONDS_BELOW = 100_000_000_000
 
 ALERT_ROLES: dict[str, tuple[str, ...]] = {
     "call_id": ("call_id", "id", "alert_id", "callid"),
-    "mint": ("mint", "token_address", "mint_address", "token_mint", "address", "contract_address", "ca"),
+    "mint": ("mint", "token_address", "mint_address", "token_mint", "address", "contract_address", "ca",
+             "symbol", "ticker", "asset", "instrument", "pair"),
     "caller_name": ("caller_name", "caller", "caller_handle", "caller_username"),
     "chain": ("chain", "network", "blockchain"),
     # alert_ts_ms first: when both it and created_at are present (our own alerts artifact),
     # the integer wins and created_at is rewritten from it.
     "alert_ts_ms": ("alert_ts_ms", "created_at", "alert_ts", "alert_time", "timestamp_ms",
                     "timestamp", "ts", "time", "datetime", "called_at", "date"),
+    "side": ("side", "direction"),
 }
 
 CANDLE_ROLES: dict[str, tuple[str, ...]] = {
-    "mint": ("mint", "token_address", "mint_address", "token_mint", "address", "contract_address"),
+    "mint": ("mint", "token_address", "mint_address", "token_mint", "address", "contract_address",
+             "symbol", "ticker", "asset", "instrument", "pair"),
     "ts": ("ts", "ts_ms", "timestamp", "timestamp_ms", "time", "open_time", "datetime", "t",
            "unix_time", "unixtime", "date"),
     "open": ("open", "o", "open_price"),
@@ -51,52 +62,140 @@ CANDLE_ROLES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "v", "vol", "volume_usd", "base_volume"),
 }
 
+ROLE_KEYS: dict[str, dict[str, str]] = {
+    "alerts": {**{r: r for r in ALERT_ROLES}, "alert_ts": "alert_ts_ms", "symbol": "mint",
+               "asset": "mint"},
+    "candles": {**{r: r for r in CANDLE_ROLES}, "timestamp": "ts", "symbol": "mint",
+                "asset": "mint"},
+}
+"""Per source, the keys a column mapping accepts and the role each one names."""
+
+_ROLES = {"alerts": ALERT_ROLES, "candles": CANDLE_ROLES}
+
 _INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
                             "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"})
 
 _CANONICAL_BY_ROLE = {"alert_ts_ms": ("alert_ts_ms", "created_at")}
 
 
-def resolve_columns(
-    names: list[str], roles: dict[str, tuple[str, ...]], source: str, optional: tuple[str, ...] = ()
-) -> dict[str, str | None]:
-    """Map each role to the one input column that holds it (None: absent and optional).
+def columns_flag(what: str) -> str:
+    """The CLI flag that maps the columns of ``what`` ('alerts' | 'candles')."""
+    return f"--{what}-columns"
 
-    Raises DataError naming the role and the candidates when a role is missing or ambiguous.
+
+def parse_column_map(value: str | Mapping[str, str] | None, what: str) -> dict[str, str]:
+    """``'call_id=id,alert_ts=alert_time'`` (or the same as a dict) as {role: column}.
+
+    Keys are role names or their synonyms (``ROLE_KEYS``: ``alert_ts``, ``timestamp``,
+    ``symbol``/``asset`` for mint), case-insensitive, returned as quantbot's role names.
+    Raises DataError (one line, listing the valid keys) for a pair without ``=``, an empty
+    side, an unknown role or a role given twice.
     """
+    if value is None:
+        return {}
+    flag, keys = columns_flag(what), ROLE_KEYS[what]
+    if isinstance(value, str):
+        pairs = [p.strip() for p in value.split(",") if p.strip()]
+        items = []
+        for pair in pairs:
+            key, sep, column = pair.partition("=")
+            if not sep or not key.strip() or not column.strip():
+                raise DataError(f"{flag}: {pair!r} is not role=column (roles: {', '.join(keys)})")
+            items.append((key.strip(), column.strip()))
+    elif isinstance(value, Mapping):
+        items = list(value.items())
+    else:
+        raise DataError(f"{flag}: expected 'role=column,...' or a dict, got {type(value).__name__}")
+    mapping: dict[str, str] = {}
+    for key, column in items:
+        role = keys.get(str(key).strip().lower()) if isinstance(key, str) else None
+        if role is None:
+            raise DataError(f"{flag}: unknown role {key!r} (roles: {', '.join(keys)})")
+        if not isinstance(column, str) or not column.strip():
+            raise DataError(f"{flag}: role {key!r} needs a column name, got {column!r}")
+        if role in mapping:
+            raise DataError(f"{flag}: role {role!r} is mapped twice ({mapping[role]!r}, {column!r})")
+        mapping[role] = column.strip()
+    return mapping
+
+
+def format_column_map(mapping: Mapping[str, str]) -> str:
+    """The text form of a mapping (``role=column,...``), read back by :func:`parse_column_map`."""
+    return ",".join(f"{role}={column}" for role, column in mapping.items())
+
+
+def resolve_columns(
+    names: list[str], what: str, source: str, optional: tuple[str, ...] = (),
+    mapping: Mapping[str, str] | None = None,
+) -> dict[str, str | None]:
+    """Map each role of ``what`` ('alerts' | 'candles') to the one input column that holds
+    it (None: absent and optional). ``mapping`` ({role: column}) fixes roles explicitly.
+
+    Raises DataError naming the role, the columns present and the mapping flag that fixes
+    it when a role is missing or ambiguous, or a mapped column is absent.
+    """
+    mapping = dict(mapping or {})
+    found: dict[str, str | None] = {role: _mapped(names, column, role, what, source)
+                                    for role, column in mapping.items()}
+    taken = {c.lower() for c in found.values() if c}
     by_lower: dict[str, list[str]] = {}
     for name in names:
-        by_lower.setdefault(name.lower(), []).append(name)
-    found: dict[str, str | None] = {}
-    for role, variants in roles.items():
-        found[role] = _resolve_role(role, variants, by_lower, source, names, role in optional)
+        if name.lower() not in taken:
+            by_lower.setdefault(name.lower(), []).append(name)
+    for role, variants in _ROLES[what].items():
+        if role not in found:
+            found[role] = _resolve_role(role, variants, by_lower, source, names, role in optional,
+                                        what)
     return found
+
+
+def _mapped(names: list[str], column: str, role: str, what: str, source: str) -> str:
+    """The input column a mapping names: exact, else the one case-insensitive match."""
+    if column in names:
+        return column
+    matches = [n for n in names if n.lower() == column.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    raise DataError(f"{source}: {columns_flag(what)} maps {_role_key(role, what)} to column "
+                    f"{column!r}, which is not there; columns present: {', '.join(names)}")
+
+
+def _role_key(role: str, what: str) -> str:
+    """The shortest mapping key for ``role`` (``alert_ts`` rather than ``alert_ts_ms``)."""
+    return min((k for k, r in ROLE_KEYS[what].items() if r == role), key=len)
 
 
 def _resolve_role(
     role: str, variants: tuple[str, ...], by_lower: dict[str, list[str]], source: str,
-    names: list[str], optional: bool,
+    names: list[str], optional: bool, what: str,
 ) -> str | None:
+    fix = f"pick one with {columns_flag(what)} {_role_key(role, what)}=<column>"
     for canonical in _CANONICAL_BY_ROLE.get(role, (variants[0],)):
         exact = by_lower.get(canonical, [])
         if len(exact) == 1:
             return exact[0]
         if len(exact) > 1:
-            raise DataError(f"{source}: column {role!r} is ambiguous: {', '.join(exact)}")
+            raise DataError(f"{source}: column {role!r} is ambiguous: {', '.join(exact)}; {fix}")
     candidates = [n for v in variants for n in by_lower.get(v, [])]
     if len(candidates) == 1:
         return candidates[0]
     if len(candidates) > 1:
         raise DataError(
             f"{source}: column {role!r} is ambiguous: candidates {', '.join(candidates)}; "
-            "rename or drop all but one"
+            f"rename or drop all but one, or {fix}"
         )
     if optional:
         return None
     raise DataError(
         f"{source}: missing column {role!r} (also accepted: {', '.join(variants[1:])}); "
-        f"columns present: {', '.join(names)}"
+        f"columns present: {', '.join(names)}; map one with {columns_flag(what)} "
+        f"{_role_key(role, what)}=<column> ({what}_columns= in Python)"
     )
+
+
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def quote(name: str) -> str:
@@ -110,18 +209,33 @@ def is_numeric(duckdb_type: str) -> bool:
     return kind in _INTEGER_TYPES or kind in ("FLOAT", "DOUBLE") or kind.startswith("DECIMAL")
 
 
-def epoch_ms_sql(column: str, duckdb_type: str, ts_unit: str | None) -> str:
+def _is_temporal(duckdb_type: str) -> bool:
+    return duckdb_type.upper().startswith(("TIMESTAMP", "DATE"))
+
+
+def _parsed_sql(column: str, duckdb_type: str, ts_format: str | None, strict: bool) -> str:
+    """SQL for ``column`` as a TIMESTAMPTZ: ``strptime`` with ``ts_format`` (a non-temporal
+    column, read as text), else a cast; ``strict`` False gives NULL for a bad value."""
+    col = quote(column)
+    if ts_format is not None and not _is_temporal(duckdb_type):
+        parse = "strptime" if strict else "try_strptime"
+        return f"CAST({parse}(CAST({col} AS VARCHAR), {literal(ts_format)}) AS TIMESTAMPTZ)"
+    return f"{'' if strict else 'TRY_'}CAST({col} AS TIMESTAMPTZ)"
+
+
+def epoch_ms_sql(column: str, duckdb_type: str, ts_unit: str | None,
+                 ts_format: str | None = None) -> str:
     """SQL that turns ``column`` (of ``duckdb_type``) into int64 epoch ms (UTC).
 
-    Integer and float columns are seconds or ms (``ts_unit``, else inferred per value, see
+    With ``ts_format`` (strptime), a text or numeric column is parsed with it. Otherwise
+    integer and float columns are seconds or ms (``ts_unit``, else inferred per value, see
     the module docstring; ``check_timestamps`` first, so no negative value is inferred);
-    datetimes and ISO strings are converted as UTC (the connection's time zone must be UTC
-    for naive values).
+    datetimes and ISO strings are cast, naive ones read in the connection's time zone.
     """
     col = quote(column)
     kind = duckdb_type.upper()
-    if kind.startswith(("TIMESTAMP", "DATE", "VARCHAR")):
-        return f"epoch_ms(CAST({col} AS TIMESTAMPTZ))"
+    if ts_format is not None or kind.startswith(("TIMESTAMP", "DATE", "VARCHAR")):
+        return f"epoch_ms({_parsed_sql(column, duckdb_type, ts_format, strict=True)})"
     if kind in _INTEGER_TYPES:
         millis, seconds = f"CAST({col} AS BIGINT)", f"CAST({col} AS BIGINT) * 1000"
     elif kind in ("FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
@@ -144,38 +258,49 @@ def _raw_bounds(ts_unit: str | None) -> tuple[int, int]:
 
 
 def check_timestamps(src: Source, column: str, ts_unit: str | None, label: str,
-                     unit_hint: str = "give ts_unit ('s' or 'ms'; CLI: --ts-unit)") -> str | None:
+                     unit_hint: str = "give ts_unit ('s' or 'ms'; CLI: --ts-unit)",
+                     ts_format: str | None = None, format_flag: str = "--ts-format") -> str | None:
     """Check every timestamp of ``column`` (one aggregate scan) and return the unit to read it in.
 
     Raises DataError naming ``label`` (the source), the column, the first bad row (1-based)
     and its value: a negative number with no ``ts_unit`` (``unit_hint`` says how to give
-    one), or a time outside the years 1-9999. Returns ``ts_unit`` if given, else 's' or
+    one), a value that ``ts_format`` (strptime; ``format_flag`` names its option) does not
+    match, or a time outside the years 1-9999. Returns ``ts_unit`` if given, else 's' or
     'ms' when every numeric value is on one side of 1e11 (SQL then filters on the raw
     column, much faster than a per-value CASE), else None (per value; also for datetime
     and string columns). Cost: one streaming scan of the column (5M rows: about 0.3 s).
     """
     col, kind = quote(column), src.columns[column]
-    if is_numeric(kind):
+    numeric = is_numeric(kind) and ts_format is None
+    if numeric:
         lo, hi = _raw_bounds(ts_unit)
         value = col
     else:
         lo, hi = MIN_TS_MS, MAX_TS_MS
-        value = f"epoch_ms(TRY_CAST({col} AS TIMESTAMPTZ))"
-    negative = f"{value} < 0" if is_numeric(kind) and ts_unit is None else "false"
+        value = f"epoch_ms({_parsed_sql(column, kind, ts_format, strict=False)})"
+    negative = f"{value} < 0" if numeric and ts_unit is None else "false"
+    unmatched = (f"{col} IS NOT NULL AND {value} IS NULL"
+                 if ts_format is not None and not _is_temporal(kind) else "false")
     outside = f"NOT ({value} BETWEEN {lo} AND {hi})"
     try:
-        low, high, any_negative, any_outside = src.con.sql(
-            f"SELECT min({value}), max({value}), bool_or({negative}), bool_or({outside}) "
-            f"FROM {src.from_sql}").fetchall()[0]
+        low, high, any_negative, any_unmatched, any_outside = src.con.sql(
+            f"SELECT min({value}), max({value}), bool_or({negative}), bool_or({unmatched}), "
+            f"bool_or({outside}) FROM {src.from_sql}").fetchall()[0]
     except duckdb.Error as exc:  # e.g. a Parquet timestamp DuckDB cannot even read
         first = str(exc).strip().splitlines()[0]
+        if ts_format is not None:
+            raise DataError(f"{label}: column {column!r}: {format_flag} {ts_format!r} cannot be "
+                            f"used: {first}") from None
         raise DataError(f"{label}: column {column!r}: {first} (out of range?)") from None
     if any_negative:
         raise _first_bad(src, column, negative, label,
                          f"is negative, so its unit (s or ms) cannot be inferred: {unit_hint}")
+    if any_unmatched:
+        raise _first_bad(src, column, unmatched, label,
+                         f"does not match {format_flag} {ts_format!r}")
     if any_outside:
         raise _first_bad(src, column, outside, label, f"is out of range: {RANGE_TEXT}")
-    if ts_unit is not None or low is None or not is_numeric(kind):
+    if ts_unit is not None or low is None or not numeric:
         return ts_unit
     if high < SECONDS_BELOW:
         return "s"

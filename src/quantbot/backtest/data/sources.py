@@ -14,12 +14,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from quantbot.backtest.data.columns import quote
+from quantbot.backtest.data.columns import literal, quote
 from quantbot.errors import DataError
 
 IN_MEMORY = "memory"
 """The ``kind`` of a source passed as a DataFrame or Arrow table (it has no path)."""
-_MEMORY_VIEW = "quantbot_input"
 _SUFFIX_KINDS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
                  ".pq": "parquet", ".duckdb": "duckdb", ".db": "duckdb", ".ddb": "duckdb"}
 
@@ -47,21 +46,33 @@ def detect_kind(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """A source opened on a DuckDB connection: ``from_sql`` is usable after ``FROM``."""
+    """A source opened on a DuckDB connection: ``from_sql`` is usable after ``FROM``.
+
+    A file or in-memory source is the view named ``what`` ('alerts' | 'candles'), which a
+    user query selects from; a DuckDB database is its own tables.
+    """
 
     con: duckdb.DuckDBPyConnection
     path: Path | str  # a label for in-memory inputs
     kind: str
     from_sql: str
     columns: dict[str, str]  # column name -> DuckDB type name
+    view: str | None = None  # the view over a file or frame
 
     def with_varchar(self, names: Sequence[str]) -> Source:
-        """The same source with ``names`` read as text (CSV only: keeps ids like ``007``)."""
-        if self.kind != "csv" or not names:
+        """The same source with ``names`` read as text (CSV only: keeps ids like ``007``
+        and times that a format must parse, which the CSV sniffer would guess)."""
+        if self.kind != "csv" or not names or self.view is None:
             return self
         assert isinstance(self.path, Path)
-        types = ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in names)
-        return Source(self.con, self.path, self.kind, _csv_sql(self.path, types), self.columns)
+        in_file = _describe(self.con, quote(self.view), self.view, self.path)
+        types = ", ".join(f"{literal(n)}: 'VARCHAR'" for n in dict.fromkeys(names) if n in in_file)
+        if not types:
+            return self
+        self.con.execute(f"CREATE OR REPLACE VIEW {quote(self.view)} AS SELECT * FROM "
+                         f"{_csv_sql(self.path, types)}")
+        columns = _describe(self.con, self.from_sql, self.view, self.path)
+        return Source(self.con, self.path, self.kind, self.from_sql, columns, self.view)
 
 
 def in_memory_table(source: object, what: str) -> pa.Table | None:
@@ -85,42 +96,90 @@ def in_memory_table(source: object, what: str) -> pa.Table | None:
 
 @contextmanager
 def open_source(source: str | Path | Any, what: str, *, table: str | None = None,
-                query: str | None = None) -> Iterator[Source]:
-    """Open ``source`` (``what`` names it in errors, e.g. 'candles'); closes the connection."""
+                query: str | None = None, tz: str = "UTC") -> Iterator[Source]:
+    """Open ``source`` (``what`` names it in errors and is the view a query selects from,
+    e.g. 'candles'); naive timestamps are read in ``tz``. Closes the connection."""
     frame = in_memory_table(source, what)
-    if frame is not None:
-        yield from _open_memory(frame, what, table, query)
-        return
-    path = Path(source).expanduser()
-    kind = detect_kind(path)
-    if kind != "duckdb" and (table or query):
-        raise DataError(f"{what} source {path}: table/query apply to DuckDB databases only")
+    path = Path(f"<in-memory {what}>" if frame is not None else source).expanduser()
+    kind = IN_MEMORY if frame is not None else detect_kind(path)
+    if kind != "duckdb" and table:
+        raise DataError(f"{what} source {path}: table applies to DuckDB databases only (a query "
+                        f"sees this source as the view {what!r})")
     if table and query:
         raise DataError(f"{what} source {path}: pass either table or query, not both")
-    con = _connect(path, kind, what)
+    con = _connect(path, kind, what, tz)
     try:
-        from_sql = _from_sql(con, path, kind, what, table, query)
-        try:
-            described = con.sql(f"DESCRIBE SELECT * FROM {from_sql}").fetchall()
-        except duckdb.Error as exc:
-            raise DataError(f"{what} source {path}: cannot read it: {_first_line(exc)}") from None
-        yield Source(con, path, kind, from_sql, {row[0]: row[1] for row in described})
+        view = None
+        if kind == "duckdb":
+            from_sql = _database_sql(con, path, what, table, query)
+        else:
+            view = what
+            _create_view(con, view, path, kind, frame)
+            from_sql = f"({query.strip().rstrip(';')}) AS q" if query else quote(view)
+        yield Source(con, path if frame is None else str(path), kind, from_sql,
+                     _describe(con, from_sql, what, path), view)
     finally:
         con.close()
 
 
-def _open_memory(frame: pa.Table, what: str, table: str | None,
-                 query: str | None) -> Iterator[Source]:
-    label = f"<in-memory {what}>"
-    if table or query:
-        raise DataError(f"{what} source {label}: table/query apply to DuckDB databases only")
-    con = _connect(Path(label), IN_MEMORY, what)
+def check_tz(tz: str) -> None:
+    """Refuse a time zone DuckDB does not know (one line), before anything is read."""
+    con = duckdb.connect()
     try:
-        con.register(_MEMORY_VIEW, frame)
-        described = con.sql(f"DESCRIBE SELECT * FROM {_MEMORY_VIEW}").fetchall()
-        yield Source(con, label, IN_MEMORY, _MEMORY_VIEW, {row[0]: row[1] for row in described})
+        _set_tz(con, tz)
     finally:
         con.close()
+
+
+def check_ts_format(ts_format: str | None, flag: str) -> None:
+    """Refuse a strptime format DuckDB cannot use (e.g. ``%Q``), naming ``flag``."""
+    if ts_format is None:
+        return
+    con = duckdb.connect()
+    try:
+        con.execute(f"SELECT try_strptime('', {literal(ts_format)})")
+    except duckdb.Error as exc:
+        raise DataError(f"{flag} {ts_format!r}: {_first_line(exc)}") from None
+    finally:
+        con.close()
+
+
+def _set_tz(con: duckdb.DuckDBPyConnection, tz: object) -> None:
+    if not isinstance(tz, str) or not tz.strip():
+        raise DataError(f"tz: expected a time zone name such as 'UTC' or 'America/New_York', "
+                        f"got {tz!r}")
+    try:
+        con.execute(f"SET TimeZone = {literal(tz)}")
+    except duckdb.Error:
+        raise DataError(f"tz: unknown time zone {tz!r}: expected an IANA name such as 'UTC', "
+                        "'America/New_York' or 'Europe/London'") from None
+
+
+def _describe(con: duckdb.DuckDBPyConnection, from_sql: str, what: str, path: Path) -> dict[str, str]:
+    try:
+        described = con.sql(f"DESCRIBE SELECT * FROM {from_sql}").fetchall()
+    except duckdb.Error as exc:
+        raise DataError(f"{what} source {path}: cannot read it: {_first_line(exc)}") from None
+    return {row[0]: row[1] for row in described}
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, view: str, path: Path, kind: str,
+                 frame: pa.Table | None) -> None:
+    """The view ``view`` over a file, folder or in-memory frame."""
+    if frame is not None:
+        con.register(view, frame)
+        return
+    if kind == "csv":
+        reader = _csv_sql(path, "")
+    elif kind == "parquet":
+        reader = f"read_parquet({literal(str(path))})"
+    else:
+        if not any(path.rglob("*.parquet")):
+            raise DataError(f"{view} source {path}: folder holds no .parquet files")
+        pattern = literal(str(path / "**" / "*.parquet"))
+        reader = (f"read_parquet({pattern}, hive_partitioning = true, "
+                  "hive_types_autocast = false, union_by_name = true)")
+    con.execute(f"CREATE VIEW {quote(view)} AS SELECT * FROM {reader}")
 
 
 def fetch_arrow(src: Source, sql: str, what: str, casts: dict[str, str] | None = None) -> pa.Table:
@@ -149,12 +208,16 @@ def _first_unconvertible(src: Source, column: str, sql_type: str) -> object | No
     return rows[0][0] if rows else None
 
 
-def _connect(path: Path, kind: str, what: str) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path, kind: str, what: str, tz: str) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=True) if kind == "duckdb" else duckdb.connect()
     except duckdb.Error as exc:
         raise DataError(f"{what} source {path}: cannot open as DuckDB: {_first_line(exc)}") from None
-    con.execute("SET TimeZone = 'UTC'")  # naive datetimes in inputs are UTC
+    try:
+        _set_tz(con, tz)  # naive datetimes in inputs are in tz
+    except DataError:
+        con.close()
+        raise
     try:
         con.execute("SET enable_progress_bar = false")
     except duckdb.Error:
@@ -162,18 +225,8 @@ def _connect(path: Path, kind: str, what: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _from_sql(con: duckdb.DuckDBPyConnection, path: Path, kind: str, what: str,
-              table: str | None, query: str | None) -> str:
-    if kind == "csv":
-        return _csv_sql(path, "")
-    if kind == "parquet":
-        return f"read_parquet({_literal(str(path))})"
-    if kind == "parquet_dataset":
-        if not any(path.rglob("*.parquet")):
-            raise DataError(f"{what} source {path}: folder holds no .parquet files")
-        pattern = _literal(str(path / "**" / "*.parquet"))
-        return (f"read_parquet({pattern}, hive_partitioning = true, "
-                "hive_types_autocast = false, union_by_name = true)")
+def _database_sql(con: duckdb.DuckDBPyConnection, path: Path, what: str,
+                  table: str | None, query: str | None) -> str:
     if query:
         return f"({query.strip().rstrip(';')}) AS q"
     tables = [r[0] for r in con.sql(
@@ -192,11 +245,7 @@ def _from_sql(con: duckdb.DuckDBPyConnection, path: Path, kind: str, what: str,
 
 def _csv_sql(path: Path, types: str) -> str:
     extra = f", types = {{{types}}}" if types else ""
-    return f"read_csv({_literal(str(path))}, header = true{extra})"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    return f"read_csv({literal(str(path))}, header = true{extra})"
 
 
 def _first_line(exc: Exception) -> str:

@@ -20,10 +20,10 @@ from quantbot.artifacts import is_complete, read_manifest
 
 FLOWS = Path(__file__).resolve().parents[1] / "docs" / "flows.md"
 SECTION = re.search(r"^## Bring your own data\n(.*?)(?=^## |\Z)",
-                    FLOWS.read_text(encoding="utf-8"), re.S | re.M)
+                    FLOWS.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)
 TEXT = SECTION.group(1) if SECTION else ""
-BASH = re.findall(r"```bash\n(.*?)```", TEXT, re.S)
-PYTHON = re.findall(r"```python\n(.*?)```", TEXT, re.S)
+BASH = re.findall(r"```bash\n(.*?)```", TEXT, re.DOTALL)
+PYTHON = re.findall(r"```python\n(.*?)```", TEXT, re.DOTALL)
 VENV_BIN = str(Path(sys.executable).parent)
 SOURCES = str(Path(quantbot.__file__).resolve().parents[1])  # the quantbot these tests import
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import calendar
 import csv
 import gzip
+import itertools
 import json
 import math
 import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +28,8 @@ from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from market_reference import Candle, Window, path_metrics, realized_bps, simulate, tail_capture
 from market_reference import window as ref_window
 from qbtest import assert_clean_error, run_main
@@ -233,13 +237,13 @@ def markets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Prepared]:
     return out
 
 
-def _windows(p: Prepared, side_entry: str = "close",
-             max_entry_delay_ms: int | None = None) -> dict[str, tuple[Alert, Window]]:
+def _windows(p: Prepared, entry: str = "close", max_entry_delay_ms: int | None = None,
+             alerts: list[Alert] | None = None) -> dict[str, tuple[Alert, Window]]:
     m = p.market
     return {a.call_id: (a, ref_window(m.candles.get(a.symbol, []), a.ts_ms,
-                                      horizon_ms=m.horizon_ms, entry=side_entry,
+                                      horizon_ms=m.horizon_ms, entry=entry,
                                       max_entry_delay_ms=max_entry_delay_ms))
-            for a in p.alerts}
+            for a in (p.alerts if alerts is None else alerts)}
 
 
 def _options(p: Prepared, layout: str, side: str, entry: str, base: Path,
@@ -276,19 +280,20 @@ def _rows(run_dir: str, kind: str) -> dict[str, dict[str, Any]]:
     return {r["call_id"]: r for r in _table(run_dir, kind)}
 
 
-def _check_coverage(result: Any, windows: dict[str, tuple[Alert, Window]]) -> list[str]:
+def _check_coverage(result: Any, windows: dict[str, tuple[Alert, Window]],
+                    min_eligible: int = N_PICKS - 1) -> list[str]:
     """Exclusions as the reference predicts them; returns the eligible call ids."""
     reasons = Counter(w.reason for _, w in windows.values() if w.reason)
     assert result.status == "completed"
     assert result.excluded == dict(reasons)
     eligible = [cid for cid, (_, w) in windows.items() if w.reason is None]
-    assert result.eligible == len(eligible) >= N_PICKS - 1
+    assert result.eligible == len(eligible) >= min_eligible
     return eligible
 
 
 def _check_paths(result: Any, p: Prepared, side: str, windows: dict[str, tuple[Alert, Window]],
-                 levels: tuple[float, ...]) -> None:
-    eligible = _check_coverage(result, windows)
+                 levels: tuple[float, ...], min_eligible: int = N_PICKS - 1) -> None:
+    eligible = _check_coverage(result, windows, min_eligible)
     rows = _rows(result.run_dir, "paths")
     assert sorted(rows) == sorted(eligible)
     for cid in eligible:
@@ -490,12 +495,32 @@ def test_entry_at_a_candles_open_time(markets, tmp_path):
             _same(row["p0"], bars[i].close if entry == "close" else bars[i].open, cid)
 
 
+DELAYS = [("none", None), ("36h", 36 * HOUR_MS), ("3d", 3 * DAY_MS)]
+
+
+@settings(max_examples=8, suppress_health_check=[HealthCheck.too_slow])
+@given(seconds=st.lists(st.integers(-40 * 86_400, 3200 * 86_400), min_size=1, max_size=12),
+       entry=st.sampled_from(["close", "next-open"]), side=st.sampled_from(["long", "short"]),
+       delay=st.sampled_from(DELAYS))
+def test_any_alert_time_enters_by_the_rule(markets, seconds, entry, side, delay):
+    """Alerts at any second (before the data, at opens, on weekends, after the end): the
+    anchor, entry price, exclusion and path metrics follow the entry rule and the delay."""
+    p = markets["goog"]
+    start = p.market.candles["GOOG"][0].ts_ms
+    alerts = [Alert(f"any-{k}", "GOOG", "ana", start + s * 1000) for k, s in enumerate(seconds)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = _write_user_alerts(Path(folder) / "alerts.csv", alerts, "UTC")
+        result = run_path_only(path, p.user[1], max_entry_delay=delay[0],
+                               **_options(p, "user", side, entry, Path(folder) / "runs", True))
+        _check_paths(result, p, side, _windows(p, entry, delay[1], alerts), DAILY_LEVELS, 0)
+
+
 def test_late_entries_are_excluded_not_entered(markets, tmp_path):
     """Saturday alerts on daily stock bars: the next bar opens on Monday, 36 h later."""
     p = markets["goog"]
     bars = p.market.candles["GOOG"]
     saturdays = [friday.ts_ms + DAY_MS + 12 * HOUR_MS
-                 for friday, nxt in zip(bars[100:2000], bars[101:2001])
+                 for friday, nxt in itertools.pairwise(bars[100:2001])
                  if nxt.ts_ms - friday.ts_ms == 3 * DAY_MS][:12]
     alerts = tmp_path / "alerts.csv"
     _write_user_alerts(alerts, [Alert(f"sat-{k}", "GOOG", "bo", ts)

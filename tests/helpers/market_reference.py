@@ -16,6 +16,7 @@ so that the fast engine can be checked against a second reading of the rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ class Candle:
     def possible(self) -> bool:
         """A bar that can happen: positive finite prices, open and close within [low, high]."""
         prices = (self.open, self.high, self.low, self.close)
-        if not all(p == p and p not in (float("inf"), float("-inf")) and p > 0 for p in prices):
+        if not all(math.isfinite(p) and p > 0 for p in prices):
             return False
         return self.low <= self.high and all(self.low <= p <= self.high
                                              for p in (self.open, self.close))
@@ -82,7 +83,7 @@ def window(candles: Sequence[Candle], alert_ts_ms: int, *, horizon_ms: int, entr
     elif max_entry_delay_ms and max_entry_delay_ms > 0 and \
             anchor.ts_ms - alert_ts_ms > max_entry_delay_ms:
         reason = "late_entry"
-    elif not (px == px and px != float("inf") and px > 0):
+    elif not (math.isfinite(px) and px > 0):
         reason = "invalid_price"
     elif not all(c.possible() for c in in_window):
         reason = "invalid_candles"
@@ -197,7 +198,7 @@ def tail_capture(w: Window, side: str, gross_bps: float) -> float | None:
 def level_suffix(m: float) -> str:
     """Column suffix of a level: 1.05 -> '1_05', 10.0 -> '10', 2.5 -> '2_5'."""
     text = repr(float(m))
-    return (text[:-2] if text.endswith(".0") else text).replace(".", "_")
+    return text.removesuffix(".0").replace(".", "_")
 
 
 def _level_hit(w: Window, side: str, m: float) -> Candle | None:

@@ -224,10 +224,18 @@ class Prepared:
     renamed: tuple[Path, Path]
 
 
+class Markets(dict[str, Prepared]):
+    """The prepared data sets by name, with a short repr (hypothesis prints its arguments)."""
+
+    def __repr__(self) -> str:
+        return f"Markets({', '.join(self)})"
+
+
+
 @pytest.fixture(scope="module")
-def markets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Prepared]:
+def markets(tmp_path_factory: pytest.TempPathFactory) -> Markets:
     folder = tmp_path_factory.mktemp("market")
-    out = {}
+    out = Markets()
     for make in (_goog, _eurusd, _stocks):
         m = make(folder)
         alerts = _picks(m)
@@ -435,6 +443,17 @@ def test_cli_renamed_files_long_close(markets, tmp_path):
                     "--base-dir", str(tmp_path / "runs"), "--format", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     _check_trades(_Result(json.loads(proc.stdout)), p, "long", spec, _windows(p, "close"))
+
+
+def test_the_report_names_the_fees_used(markets, tmp_path):
+    """No fee default suits every market: the report line says which fees a run used."""
+    p = markets["eurusd"]
+    proc = run_main("backtest", "run", "policy", "--alerts", str(p.renamed[0]), "--candles",
+                    str(p.renamed[1]), "--interval", "1h", "--horizon", "24h", "--policy",
+                    json.dumps(p.market.policies["fixed_stop"]), "--taker-fee-bps", "0",
+                    "--slippage-bps", "1", "--base-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "fees 0 + slippage 1 bps per side" in proc.stdout, proc.stdout
 
 
 def test_alert_times_in_the_users_format(markets, tmp_path):

@@ -231,7 +231,6 @@ class Markets(dict[str, Prepared]):
         return f"Markets({', '.join(self)})"
 
 
-
 @pytest.fixture(scope="module")
 def markets(tmp_path_factory: pytest.TempPathFactory) -> Markets:
     folder = tmp_path_factory.mktemp("market")

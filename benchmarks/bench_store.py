@@ -32,7 +32,7 @@ def trades_table(n: int, seed: int = 0) -> pa.Table:
         "stop_out": rng.random(n) > 0.5,
         "max_adverse_excursion_bps": -rng.random(n) * 1000,
         "time_exposed_ms": rng.integers(0, 86_400_000, n),
-        "tail_capture": rng.random(n),
+        "tail_capture": rng.random(n), "side": pa.array(["long"] * n),
     })
 
 
@@ -91,7 +91,8 @@ def _seed_method(rows: list[dict], path: str) -> float:
 def _small_run(base: str, durable: bool) -> float:
     rows = trades_table(100).to_pylist()
     alerts = [{"call_id": f"c{i}", "mint": "m", "caller_name": "x", "chain": "solana",
-               "alert_ts_ms": 1_700_000_000_000 + i, "created_at": "2023-11-14T22:13:20.000Z"}
+               "alert_ts_ms": 1_700_000_000_000 + i, "created_at": "2023-11-14T22:13:20.000Z",
+               "side": "long"}
               for i in range(100)]
     errors = [{"timestamp": "2023-11-14T22:13:20.000Z", "level": "warning", "phase": "coverage",
                "call_id": f"c{i}", "message": "missing_range", "details": None} for i in range(100)]

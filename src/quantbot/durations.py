@@ -4,7 +4,7 @@ A duration is a number and one unit: ``ms``, ``s``, ``m``, ``h``, ``d``, ``w``. 
 of that grammar exist, because their users need different things:
 
 - :func:`parse_duration` (flow parameters, policies, optimizer constraints): a *whole*
-  number of ``ms s m h d``, as integer epoch milliseconds, the unit of everything inside
+  number of ``ms s m h d w``, as integer epoch milliseconds, the unit of everything inside
   quantbot. Fractions (``1.5h``) and compound forms (``1h30m``) are rejected on purpose
   (write ``90m``): a manifest must record one exact value.
 - :func:`parse_interval` (candle intervals): a *positive* whole number of ``ms s m h d w``;
@@ -27,11 +27,8 @@ from quantbot.errors import DataError
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
             "w": 7 * 86_400_000}
 _GRAMMAR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_DURATION_UNITS = ("ms", "s", "m", "h", "d")
+_DURATION_UNITS = ("ms", "s", "m", "h", "d", "w")
 _AGE_UNITS = ("s", "m", "h", "d", "w")
-
-SUPPORTED_INTERVALS: tuple[str, ...] = ("1s", "15s", "1m", "5m", "15m", "1h", "4h", "1d")
-"""Common candle intervals, for the ``--interval`` help text: any positive duration is accepted."""
 
 _CALENDAR = re.compile(r"^\s*\d*\s*(mo|mon|mons|month|months|M|y|yr|year|years)\s*$")
 
@@ -44,7 +41,7 @@ def _match(text: object, units: tuple[str, ...], whole: bool) -> tuple[str, str]
 
 
 def parse_duration(text: str) -> int:
-    """``'90s'`` → 90000: a whole number and one unit (ms, s, m, h, d), in ms.
+    """``'90s'`` → 90000: a whole number and one unit (ms, s, m, h, d, w), in ms.
 
     Zero is allowed (e.g. an empty pre-alert window).
     """
@@ -52,7 +49,7 @@ def parse_duration(text: str) -> int:
     if found is None:
         raise DataError(
             f"invalid duration {text!r}: expected a whole number and a unit "
-            "(ms, s, m, h, d), e.g. '90s', '15m', '6h', '5d'"
+            "(ms, s, m, h, d, w), e.g. '90s', '15m', '6h', '5d'"
         )
     return int(found[0]) * _UNIT_MS[found[1]]
 

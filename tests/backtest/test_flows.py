@@ -177,16 +177,17 @@ def test_exception_marks_run_failed(sample, tmp_path, monkeypatch):
     assert m.parameters.model_dump()["inputs"]["alerts"]["fingerprint"].startswith("sha256:")
 
 
-def test_bad_data_fails_the_run_with_one_line(sample, tmp_path):
+def test_bad_data_is_refused_with_one_line_and_no_run(sample, tmp_path):
     with pytest.raises(DataError, match="missing column 'ts'") as err:
         run_path_only(sample[0], sample[0], base_dir=tmp_path, durable=False)
     assert "\n" not in str(err.value)
+    assert not any(tmp_path.rglob("run.json"))  # refused before a run directory exists
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"horizon": "90s"}, FlowParameterError, "whole number of 1m intervals"),
-    ({"interval": "2m"}, DataError, "unsupported candle interval"),
-    ({"horizon": "5x"}, DataError, "invalid duration"),
+    ({"interval": "1mo"}, FlowParameterError, "calendar months"),
+    ({"horizon": "5x"}, FlowParameterError, "horizon '5x': expected a duration"),
     ({"activity_move_pct": 10}, FlowParameterError, "activity_move_pct"),
     ({"date_from": "2026-13-01"}, DataError, "date_from: invalid date"),
     ({"ts_unit": "us"}, DataError, "invalid ts_unit"),

@@ -44,7 +44,8 @@ def test_hole_after_the_alert_reads_the_same_window_with_or_without_a_later_aler
     rows = []
     for with_later in (False, True):
         alerts = _alerts(tmp_path / f"a{with_later}.parquet", with_later)
-        result = run_path_only(alerts, candles, base_dir=tmp_path / "runs", durable=False)
+        result = run_path_only(alerts, candles, base_dir=tmp_path / "runs", durable=False,
+                               max_entry_delay="none")
         paths = read_artifact(result.run_dir, "paths").to_pylist()
         rows.append(next(r for r in paths if r["call_id"] == "A"))
     for row in rows:  # anchor at T0+2h (after the hole), horizon to T0+26h: the spike counts
@@ -56,7 +57,8 @@ def test_far_anchor_is_the_first_candle_after_the_alert(tmp_path: Path):
     policy = {"kind": "fixed_stop", "stop_pct": 0.5}
     for with_later in (False, True):
         alerts = _alerts(tmp_path / f"a{with_later}.parquet", with_later)
-        result = run_policy_backtest(alerts, candles, policy, base_dir=tmp_path / "runs",
+        result = run_policy_backtest(alerts, candles, policy, max_entry_delay="none",
+                                     base_dir=tmp_path / "runs",
                                      durable=False)
         trades = read_artifact(result.run_dir, "trades").to_pylist()
         entry = next(t["entry_ts_ms"] for t in trades if t["call_id"] == "A")

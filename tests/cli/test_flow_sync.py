@@ -3,6 +3,7 @@ in the catalog exactly as a later ``catalog-sync`` would, a failed run too."""
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from quantbot.artifacts import catalog_all_runs
+from quantbot.artifacts.store.writer import RunDirectory
 from quantbot.backtest import write_sample_data
 from quantbot.cli import cli
 
@@ -71,15 +73,33 @@ def test_sync_registers_every_run_type_like_catalog_sync(work, tmp_path, monkeyp
         assert synced["status"] == "completed"
 
 
+def _full_disk(self, *args, **kwargs):
+    """The disk fills up while the run writes its artifacts (ENOSPC from the writer)."""
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_sync_registers_a_failed_run(name, work, tmp_path, monkeypatch):
     monkeypatch.chdir(work)
+    monkeypatch.setattr(RunDirectory, "write_artifact", _full_disk)
     db = tmp_path / "synced.duckdb"
     base = tmp_path / "runs"
-    res = CliRunner().invoke(cli, ["backtest", *COMMANDS[name], *_inputs(work, "broken.parquet"),
+    res = CliRunner().invoke(cli, ["backtest", *COMMANDS[name], *_inputs(work),
                                    "--base-dir", str(base), "--duckdb", str(db), "--sync",
                                    "--no-durable"])
     assert res.exit_code != 0
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute("SELECT run_type, status FROM backtest_runs_catalog").fetchall()
     assert rows == [(name, "failed")]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_unreadable_input_is_refused_before_a_run_exists(name, work, tmp_path, monkeypatch):
+    monkeypatch.chdir(work)
+    db, base = tmp_path / "synced.duckdb", tmp_path / "runs"
+    res = CliRunner().invoke(cli, ["backtest", *COMMANDS[name], *_inputs(work, "broken.parquet"),
+                                   "--base-dir", str(base), "--duckdb", str(db), "--sync",
+                                   "--no-durable"])
+    assert res.exit_code == 1 and "broken.parquet" in res.stderr
+    assert not base.exists() or not any(base.rglob("run.json"))
+    assert not db.exists()  # nothing to register

@@ -93,7 +93,7 @@ def test_manifest_records_the_options_and_rerun_reproduces(work: Path):
                     "--format", "json", cwd=work)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    params = read_manifest(work / out["run_dir"]).parameters
+    params = read_manifest(work / out["run_dir"]).to_dict()["parameters"]
     assert params["entry"] == "next-open" and params["levels"] == [1.1, 2.0]
     assert params["side"] == "short" and params["symbol"] == "ACME"
     assert params["alerts_columns"] == {"caller_name": "who"}

@@ -6,6 +6,7 @@ in-process through ``quantbot.cli.main`` (``run_main``), with the same one-line 
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from qbtest import assert_clean_error, assert_usage_error, run_cli, run_main
 
 from quantbot.artifacts import read_manifest
+from quantbot.artifacts.store.writer import RunDirectory
 from quantbot.backtest.data.sample import write_sample_data
 
 COUNT_KEYS = {"run_id", "run_dir", "status", "calls", "eligible", "excluded", "excluded_total",
@@ -156,10 +158,20 @@ def test_csv_alerts_and_seconds_candles_with_ts_unit(work):
     assert p["ts_unit"] == "s" and p["inputs"]["candles"]["kind"] == "csv"
 
 
-def test_failed_run_with_sync_is_cataloged_as_failed(work):
-    proc = run_main("backtest", "run", "path-only", "--alerts", "data/sample/alerts.parquet",
-                    "--candles", "data/sample/alerts.parquet", "--sync", "--no-durable", cwd=work)
-    assert assert_clean_error(proc, 1).startswith("error: candles source")
+def test_failed_run_with_sync_is_cataloged_as_failed(work, monkeypatch):
+    def full_disk(self, *args, **kwargs):  # the disk fills up while artifacts are written
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(RunDirectory, "write_artifact", full_disk)
+    proc = run_main("backtest", "run", "path-only", *INPUTS, "--sync", "--no-durable", cwd=work)
+    assert "No space left on device" in assert_clean_error(proc, 1)
     with duckdb.connect(str(work / "data/backtest_catalog.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT run_type, status FROM backtest_runs_catalog").fetchall()
     assert rows == [("path-only", "failed")]
+
+
+def test_input_refused_before_a_run_exists_leaves_the_catalog_alone(work):
+    proc = run_main("backtest", "run", "path-only", "--alerts", "data/sample/alerts.parquet",
+                    "--candles", "data/sample/alerts.parquet", "--sync", "--no-durable", cwd=work)
+    assert assert_clean_error(proc, 1).startswith("error: candles source")
+    assert not (work / "runs").exists() and not (work / "data/backtest_catalog.duckdb").exists()

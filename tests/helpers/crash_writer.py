@@ -137,7 +137,7 @@ def write_forever(base_dir: str, data=None) -> None:
             with run:
                 run.write_artifact("alerts", [{"call_id": "a", "mint": "m", "caller_name": "c",
                                                "chain": "sol", "alert_ts_ms": i,
-                                               "created_at": "x"}])
+                                               "created_at": "x", "side": "long"}])
                 run.write_artifact("trades", big)
                 run.update_manifest(timing={"execution_ms": float(i)})
                 with run.artifact_writer("paths") as w:

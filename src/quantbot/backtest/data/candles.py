@@ -69,6 +69,7 @@ def load_candles(
     ts_format: str | None = None,
     tz: str = "UTC",
     duplicates: str = "error",
+    entry: str = "close",
 ) -> CandleSet:
     """The candles the alerts need, as a ``CandleSet``, without reading the whole source.
 
@@ -109,7 +110,7 @@ def load_candles(
         scan = _Scan.of(src, ts_unit, ts_format, mapping, _single_asset(symbol, mints))
         rows = _sorted(scan.rows_in(ranges.table(mints)), ranges)
         firsts = scan.first_ts(mints)
-        anchors = _own_anchors(rows, ranges, alert_mint, alert_ts, reach)
+        anchors = _own_anchors(rows, ranges, alert_mint, alert_ts, reach, entry)
         far = np.flatnonzero(anchors < 0)  # no candle within reach: find the first one after
         if far.size:
             anchors[far] = scan.first_at_or_after(_ranges_table(
@@ -310,9 +311,11 @@ def _blocks(rows: Rows, ranges: _Ranges, mint_ids: np.ndarray) -> tuple[np.ndarr
 
 
 def _own_anchors(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts: np.ndarray,
-                 reach_ms: int) -> np.ndarray:
+                 reach_ms: int, entry: str) -> np.ndarray:
     """Per alert, the open time of its entry candle *within its own loaded window*
-    [alert, alert + reach]; -1 where that window holds none.
+    [alert, alert + reach]; -1 where that window holds none. The entry candle follows the
+    engine's rule: the first opening at or after the alert (``close``), strictly after it
+    (``next-open``), so the horizon is loaded from the candle the trade really enters on.
 
     Only the alert's own window counts: rows loaded for a later alert on the same mint are
     not contiguous with it, so an entry found there could skip unloaded candles.
@@ -321,7 +324,7 @@ def _own_anchors(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts: 
     out = np.full(len(alert_ts), -1, dtype=np.int64)
     starts, ends = _blocks(rows, ranges, alert_mint)
     for k, (t, s, e) in enumerate(zip(alert_ts.tolist(), starts.tolist(), ends.tolist())):
-        i = s + int(np.searchsorted(ts[s:e], t, side="left"))
+        i = s + int(np.searchsorted(ts[s:e], t, side="right" if entry == "next-open" else "left"))
         if i < e and ts[i] <= t + reach_ms:
             out[k] = ts[i]
     return out

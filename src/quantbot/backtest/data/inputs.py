@@ -123,7 +123,8 @@ def load_alert_inputs(spec: InputSpec) -> tuple[pa.Table, SourceRecord]:
 
 
 def load_candle_inputs(spec: InputSpec, alerts: pa.Table, *, interval_ms: int, horizon_ms: int,
-                       pre_window_ms: int) -> tuple[CandleSet, SourceRecord]:
+                       pre_window_ms: int, entry: str = "close"
+                       ) -> tuple[CandleSet, SourceRecord]:
     """Only the candles ``alerts`` need (pre-alert window to horizon), and their record;
     ``CandleSet.warnings`` holds the data notes (duplicates dropped or chosen)."""
     candles = load_candles(spec.candles, alerts, interval_ms=interval_ms, horizon_ms=horizon_ms,
@@ -131,7 +132,7 @@ def load_candle_inputs(spec: InputSpec, alerts: pa.Table, *, interval_ms: int, h
                            table=spec.candles_table, query=spec.candles_query,
                            columns=spec.candles_columns, symbol=spec.symbol,
                            ts_format=spec.candles_ts_format, tz=spec.tz,
-                           duplicates=spec.duplicates)
+                           duplicates=spec.duplicates, entry=entry)
     return candles, describe_source(spec.candles, candles, table=spec.candles_table,
                                     query=spec.candles_query)
 

@@ -179,7 +179,10 @@ def _create_view(con: duckdb.DuckDBPyConnection, view: str, path: Path, kind: st
         pattern = literal(str(path / "**" / "*.parquet"))
         reader = (f"read_parquet({pattern}, hive_partitioning = true, "
                   "hive_types_autocast = false, union_by_name = true)")
-    con.execute(f"CREATE VIEW {quote(view)} AS SELECT * FROM {reader}")
+    try:  # DuckDB binds the view now: a corrupt or unreadable file fails here
+        con.execute(f"CREATE VIEW {quote(view)} AS SELECT * FROM {reader}")
+    except duckdb.Error as exc:
+        raise DataError(f"{view} source {path}: cannot read it: {_first_line(exc)}") from None
 
 
 def fetch_arrow(src: Source, sql: str, what: str, casts: dict[str, str] | None = None) -> pa.Table:

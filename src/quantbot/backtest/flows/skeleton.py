@@ -240,7 +240,7 @@ def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInp
     with clock.phase("slice", "loading candles"):
         candles, candles_record = load_candle_inputs(
             spec, alerts, interval_ms=params.interval_ms, horizon_ms=params.horizon_ms,
-            pre_window_ms=params.pre_window_ms)
+            pre_window_ms=params.pre_window_ms, entry=params.entry)
     with clock.phase("coverage", "checking coverage"):
         mints = alerts.column("mint").to_pylist()
         alert_ts = alerts.column("alert_ts_ms").to_numpy(zero_copy_only=False)

@@ -15,6 +15,7 @@ from quantbot.artifacts import catalog_all_runs
 from quantbot.artifacts.store.writer import RunDirectory
 from quantbot.backtest import write_sample_data
 from quantbot.cli import cli
+from quantbot.errors import DataError
 
 GRID = {"families": {"fixed": {"kind": "fixed_stop", "product": {"stop_pct": [0.1, 0.3]}}}}
 POLICY = '{"kind":"fixed_stop","stop_pct":0.2}'
@@ -100,6 +101,6 @@ def test_unreadable_input_is_refused_before_a_run_exists(name, work, tmp_path, m
     res = CliRunner().invoke(cli, ["backtest", *COMMANDS[name], *_inputs(work, "broken.parquet"),
                                    "--base-dir", str(base), "--duckdb", str(db), "--sync",
                                    "--no-durable"])
-    assert res.exit_code == 1 and "broken.parquet" in res.stderr
+    assert isinstance(res.exception, DataError) and "broken.parquet" in str(res.exception)
     assert not base.exists() or not any(base.rglob("run.json"))
     assert not db.exists()  # nothing to register

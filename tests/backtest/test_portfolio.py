@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from quantbot.backtest.engine.portfolio import (
     PortfolioConfig,
@@ -41,7 +43,7 @@ def reference(ets, xts, ret, cfg: dict, vol=None, callers=None):
     taken, amount = [False] * n, [0.0] * n
     skips = {"concurrency": 0, "cash": 0, "volatility": 0}
     points: list[tuple] = []
-    for pos, (t, phase, _, i) in enumerate(events):
+    for t, phase, _, i in events:
         touched = False
         if phase == 0:
             if i in open_pos:
@@ -78,7 +80,6 @@ def reference(ets, xts, ret, cfg: dict, vol=None, callers=None):
                 points[-1] = state
             else:
                 points.append(state)
-        del pos
     return taken, amount, skips, points
 
 
@@ -224,8 +225,8 @@ def test_config_defaults_and_dict_equals_json():
     default = parse_portfolio(None)
     assert isinstance(default, PortfolioConfig) and default.capital == 100_000
     assert default.size.fraction == 0.01 and default.max_concurrent is None and not default.compound
-    with pytest.raises(Exception):
-        default.capital = 1  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
+        default.capital = 1
 
 
 @pytest.mark.parametrize(("ets", "xts", "ret", "message"), [
@@ -260,7 +261,7 @@ def test_metrics_on_a_hand_curve():
     assert m["trades_taken"] == 3 and m["skipped_signals"] == 0
     # Daily samples at midnights 0..5 (equity after events strictly before each midnight).
     samples = [1_000, 1_000, 1_010, 990, 990, 995]
-    r = [b / a - 1 for a, b in zip(samples, samples[1:])]
+    r = [b / a - 1 for a, b in itertools.pairwise(samples)]
     mean = sum(r) / len(r)
     sd = math.sqrt(sum((x - mean) ** 2 for x in r) / (len(r) - 1))
     down = math.sqrt(sum(min(x, 0) ** 2 for x in r) / len(r))
@@ -268,6 +269,17 @@ def test_metrics_on_a_hand_curve():
     assert m["sortino"] == pytest.approx(mean / down * math.sqrt(365.25))
     weekly = portfolio_metrics(res, ret, period_ms=DAY, periods_per_year=52)
     assert weekly["sharpe"] == pytest.approx(mean / sd * math.sqrt(52))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"period_ms": 0}, r"^portfolio\.period_ms: must be > 0 \(got 0\)$"),
+    ({"period_ms": 1}, r"^portfolio\.period_ms: 1 ms makes \d+ periods"),
+    ({"periods_per_year": -1.0}, r"^portfolio\.periods_per_year: must be > 0"),
+])
+def test_bad_metric_settings_are_named(kwargs, message):
+    res = simulate_portfolio(np.array([0]), np.array([400 * DAY]), np.array([1.0]), None)
+    with pytest.raises(PortfolioConfigError, match=message):
+        portfolio_metrics(res, np.array([1.0]), **kwargs)
 
 
 def test_drawdown_duration_ends_at_recovery():
@@ -323,11 +335,31 @@ def trades_and_config(draw, sizes=("amount", "fraction", "volatility")):
 
 
 @settings(max_examples=300, deadline=None)
-@given(trades_and_config())
-def test_kernel_equals_reference(case):
+@given(trades_and_config(), st.booleans())
+def test_kernel_equals_reference(case, tie_by_caller):
     ets, xts, ret, vol, callers, cfg = case
-    res = check_against_reference(ets, xts, ret, cfg, vol=vol, callers=callers)
+    res = check_against_reference(ets, xts, ret, cfg, vol=vol,
+                                  callers=callers if tie_by_caller else None)
     assert int(res.taken.sum()) + res.skipped == len(ets)
+
+
+@settings(max_examples=100, deadline=None)
+@given(trades_and_config())
+def test_by_caller_equals_reference_per_caller_and_pooled(case):
+    ets, xts, ret, vol, callers, cfg = case
+    out = portfolio_by_caller(np.array(callers, dtype=str), np.array(ets, dtype=np.int64),
+                              np.array(xts, dtype=np.int64), np.array(ret), cfg,
+                              vol=np.array(vol))
+    assert [name for name, _, _ in out] == sorted(set(callers)) + [None]
+    for name, res, metrics in out:
+        rows = [i for i, c in enumerate(callers) if name is None or c == name]
+        taken, _, _, points = reference([ets[i] for i in rows], [xts[i] for i in rows],
+                                             [ret[i] for i in rows], cfg,
+                                             [vol[i] for i in rows],
+                                             [callers[i] for i in rows])
+        assert res.taken.tolist() == taken
+        np.testing.assert_allclose(res.equity, [p[1] for p in points], rtol=1e-9, atol=1e-6)
+        assert metrics["trades_taken"] == sum(taken)
 
 
 @settings(max_examples=200, deadline=None)

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
+from backtesting.test import GOOG, SMA
 
-backtesting = pytest.importorskip("backtesting")
-
-from backtesting import Backtest, Strategy  # noqa: E402
-from backtesting.lib import crossover  # noqa: E402
-from backtesting.test import GOOG, SMA  # noqa: E402
-
-from quantbot.backtest.engine.portfolio import portfolio_metrics, simulate_portfolio  # noqa: E402
+from quantbot.backtest.engine.portfolio import portfolio_metrics, simulate_portfolio
 
 CASH = 1e12
 REL = 1e-6

@@ -81,6 +81,7 @@ from quantbot.errors import PortfolioConfigError, PortfolioInputError
 
 YEAR_MS = 365.25 * 86_400_000
 DAY_MS = 86_400_000
+MAX_PERIODS = 10_000_000  # sampling grid size bound (memory: 8 bytes a period)
 _AMOUNT, _FRACTION, _VOLATILITY = 0, 1, 2
 
 
@@ -103,7 +104,7 @@ class Size(BaseModel):
     volatility: VolatilityTarget | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Size":
+    def _exactly_one(self) -> Size:
         given = [k for k in ("amount", "fraction", "volatility") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("exactly one of amount, fraction, volatility"
@@ -122,7 +123,7 @@ class PortfolioConfig(BaseModel):
     compound: bool = False
 
 
-def parse_portfolio(obj: "str | dict[str, Any] | PortfolioConfig | None") -> PortfolioConfig:
+def parse_portfolio(obj: str | dict[str, Any] | PortfolioConfig | None) -> PortfolioConfig:
     """A PortfolioConfig from JSON text or a dict (None = defaults); raises
     PortfolioConfigError as one line ``portfolio.<key>: <message>``."""
     if isinstance(obj, PortfolioConfig):
@@ -206,26 +207,29 @@ def _inputs(entry_ts_ms: Any, exit_ts_ms: Any, realized_return_bps: Any,
 
 
 def _entry_order(ets: np.ndarray, callers: Any) -> np.ndarray:
-    """Trade indices by (entry_ts_ms, caller, trade index) — stable sorts keep the index."""
+    """Trade indices by (entry_ts_ms, caller, trade index) — stable sorts keep the index.
+    ``callers`` are names, or integer codes that sort like the names."""
     if callers is None:
         return np.argsort(ets, kind="stable")
-    names = np.asarray(callers).astype(str)
-    if names.shape != ets.shape:
-        raise PortfolioInputError(f"portfolio: callers has shape {names.shape}, entry_ts_ms "
+    code = np.asarray(callers)
+    if code.shape != ets.shape:
+        raise PortfolioInputError(f"portfolio: callers has shape {code.shape}, entry_ts_ms "
                                   f"{ets.shape} (one value per trade)")
-    _, code = np.unique(names, return_inverse=True)
-    return np.lexsort((code.ravel(), ets))
+    if code.dtype.kind not in "iu":
+        code = np.unique(code.astype(str), return_inverse=True)[1].ravel()
+    return np.lexsort((code, ets))
 
 
 def simulate_portfolio(entry_ts_ms: np.ndarray, exit_ts_ms: np.ndarray,
                        realized_return_bps: np.ndarray,
-                       config: "PortfolioConfig | dict[str, Any] | str | None" = None, *,
+                       config: PortfolioConfig | dict[str, Any] | str | None = None, *,
                        vol: np.ndarray | None = None,
                        callers: np.ndarray | Sequence[str] | None = None) -> PortfolioResult:
     """Simulate the portfolio over trades given in trade order (module docstring).
 
-    ``vol`` (per trade, NaN = unknown) is required by volatility sizing; ``callers`` only
-    orders entries at the same time (pooled portfolios of several callers).
+    ``vol`` (per trade, NaN = unknown) is required by volatility sizing; ``callers`` (names,
+    or integer codes in the names' order) only orders entries at the same time (pooled
+    portfolios of several callers).
     """
     cfg = parse_portfolio(config)
     ets, xts, ret, vol = _inputs(entry_ts_ms, exit_ts_ms, realized_return_bps, vol)
@@ -260,13 +264,13 @@ def simulate_portfolio(entry_ts_ms: np.ndarray, exit_ts_ms: np.ndarray,
     equity = peq[:m]
     with np.errstate(divide="ignore", invalid="ignore"):
         exposure = np.where(equity > 0, pcost[:m] / equity, np.nan)
-    peak = np.maximum.accumulate(np.maximum(equity, cfg.capital)) if m else equity
+    peak = np.maximum.accumulate(np.maximum(equity, cfg.capital))
     return PortfolioResult(
         capital=float(cfg.capital), taken=taken, amount=amount,
         skipped_concurrency=int(counts[0]), skipped_cash=int(counts[1]),
         skipped_volatility=int(counts[2]), ts_ms=pts[:m].copy(), equity=equity.copy(),
         cash=pcash[:m].copy(), exposure=exposure, open_positions=popen[:m].copy(),
-        drawdown=equity / peak - 1.0 if m else equity.copy())
+        drawdown=equity / peak - 1.0)
 
 
 @njit(cache=True, nogil=True)
@@ -372,6 +376,10 @@ def _period_returns(result: PortfolioResult, period_ms: int) -> np.ndarray:
     ts = result.ts_ms
     first = (ts[0] // period_ms) * period_ms
     last = (ts[-1] // period_ms + 1) * period_ms
+    if (last - first) // period_ms > MAX_PERIODS:
+        raise PortfolioConfigError(f"portfolio.period_ms: {period_ms} ms makes "
+                                   f"{(last - first) // period_ms} periods over the trades' "
+                                   f"span (at most {MAX_PERIODS:,}); use a longer period")
     grid = np.arange(first, last + 1, period_ms, dtype=np.int64)
     at = np.searchsorted(ts, grid, side="left") - 1
     samples = np.where(at >= 0, result.equity[np.maximum(at, 0)], result.capital)
@@ -407,6 +415,9 @@ def portfolio_metrics(result: PortfolioResult, realized_return_bps: np.ndarray, 
     """The portfolio's summary metrics (definitions and units: module docstring)."""
     if period_ms <= 0:
         raise PortfolioConfigError(f"portfolio.period_ms: must be > 0 (got {period_ms})")
+    if periods_per_year is not None and not periods_per_year > 0:
+        raise PortfolioConfigError(
+            f"portfolio.periods_per_year: must be > 0 (got {periods_per_year})")
     ret = np.asarray(realized_return_bps, dtype=np.float64)[result.taken]
     final = result.final_equity
     out: dict[str, float | int | None] = {
@@ -440,7 +451,7 @@ def portfolio_metrics(result: PortfolioResult, realized_return_bps: np.ndarray, 
 
 def portfolio_by_caller(callers: np.ndarray | Sequence[str], entry_ts_ms: np.ndarray,
                         exit_ts_ms: np.ndarray, realized_return_bps: np.ndarray,
-                        config: "PortfolioConfig | dict[str, Any] | str | None" = None, *,
+                        config: PortfolioConfig | dict[str, Any] | str | None = None, *,
                         vol: np.ndarray | None = None, period_ms: int = DAY_MS,
                         periods_per_year: float | None = None,
                         ) -> list[tuple[str | None, PortfolioResult, dict[str, Any]]]:
@@ -448,19 +459,23 @@ def portfolio_by_caller(callers: np.ndarray | Sequence[str], entry_ts_ms: np.nda
     capital), then the pooled portfolio of all trades (caller None); per-trade arrays of a
     caller's result follow that caller's trades in trade order."""
     cfg = parse_portfolio(config)
-    names = np.asarray(callers).astype(str)
     ets, xts, ret, vol = _inputs(entry_ts_ms, exit_ts_ms, realized_return_bps, vol)
+    names = np.asarray(callers).astype(str)
     if names.shape != ets.shape:
         raise PortfolioInputError(f"portfolio: callers has shape {names.shape}, entry_ts_ms "
                                   f"{ets.shape} (one value per trade)")
+    uniq, code = np.unique(names, return_inverse=True)
+    code = code.ravel()
+    by_code = np.argsort(code, kind="stable")  # each caller's trades, in trade order
+    bounds = np.searchsorted(code[by_code], np.arange(len(uniq) + 1))
     out: list[tuple[str | None, PortfolioResult, dict[str, Any]]] = []
-    for name in np.unique(names):
-        sel = np.flatnonzero(names == name)
+    for c, name in enumerate(uniq):
+        sel = by_code[bounds[c]:bounds[c + 1]]
         res = simulate_portfolio(ets[sel], xts[sel], ret[sel], cfg,
                                  vol=vol[sel] if vol is not None else None)
         out.append((str(name), res, portfolio_metrics(res, ret[sel], period_ms=period_ms,
                                                       periods_per_year=periods_per_year)))
-    pooled = simulate_portfolio(ets, xts, ret, cfg, vol=vol, callers=names)
+    pooled = simulate_portfolio(ets, xts, ret, cfg, vol=vol, callers=code)
     out.append((None, pooled, portfolio_metrics(pooled, ret, period_ms=period_ms,
                                                 periods_per_year=periods_per_year)))
     return out

@@ -139,3 +139,8 @@ class StorageTimeoutError(StorageError):
 class InvalidRunError(QuantbotError):
     """A run directory whose manifest or artifacts do not check out (sync reports it as
     ``invalid: <path>: <reason>``; it never stops the other runs)."""
+
+
+class ObjectiveError(OptimizerConfigError):
+    """An objective that cannot be computed as configured (e.g. ``sharpe`` without the
+    per-policy portfolio metrics it ranks on)."""

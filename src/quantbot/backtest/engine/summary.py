@@ -85,7 +85,7 @@ def win_loss(ret: np.ndarray) -> dict[str, np.ndarray]:
     n_win, n_loss = wins.sum(axis=-1), losses.sum(axis=-1)
     gain = np.where(wins, ret, 0.0).sum(axis=-1)
     loss = np.where(losses, ret, 0.0).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return {
             "win_rate": n_win / ret.shape[-1] if ret.shape[-1] else np.full(n_win.shape, np.nan),
             "profit_factor": np.where(n_loss > 0, gain / -loss, np.nan),

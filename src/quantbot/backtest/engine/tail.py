@@ -33,7 +33,7 @@ def tail_capture(gross_bps: np.ndarray, peak_bps: np.ndarray,
         raise OptimizerConfigError(f"tail_min_peak_bps: must be > 0 (got {min_peak_bps!r})")
     gross = np.asarray(gross_bps, dtype=np.float64)
     peak = np.asarray(peak_bps, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.clip(gross / peak, -1.0, 1.0)
     return np.where(peak >= min_peak_bps, ratio, np.nan)
 

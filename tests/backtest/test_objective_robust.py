@@ -172,7 +172,8 @@ def test_a_d00354_like_trade_cannot_dominate():
     score = objective_scores(s, cfg)
     bound = robust_influence_bound(np.array(base), cfg)
     assert abs(score[1] - score[0]) <= bound
-    assert bound < 30  # a few bps, not the -230 points of the original score
+    assert score[0] - score[1] == pytest.approx(4.76, abs=0.01)  # docs/optimizer.md
+    assert bound == pytest.approx(8.06, abs=0.01)  # not the -230 points of the original
     # the original objective with the old unbounded tail_capture (-158) is dominated by it
     old_tail = [[0.5] * 40, [0.5] * 39 + [-544.0 / 3.44]]
     orig = objective_scores(stats_of([base, gap], tail=old_tail), make_config(
@@ -228,3 +229,34 @@ def test_tail_capture_default_and_bad_minimum():
     assert got[:3].tolist() == [0.5, 1.0, -1.0] and np.isnan(got[3])
     with pytest.raises(OptimizerConfigError, match="tail_min_peak_bps"):
         tail_capture(np.array([1.0]), np.array([1.0]), 0.0)
+
+
+def test_optimize_grid_ranks_on_the_portfolio_hook_for_sharpe():
+    from quantbot.backtest.engine.windows import prepare_windows
+    from quantbot.backtest.optimize.grid import parse_grid
+    from quantbot.backtest.optimize.search import POOLED, optimize_grid
+
+    from .reference import MIN, make_candles
+
+    blocks = {f"m{i}": [(10 * i, 100, 100, 100, 100), (10 * i + 1, 100, 110, 90, 104),
+                        (10 * i + 2, 104, 104, 96, 97)] for i in range(4)}
+    candles = make_candles(blocks)
+    windows = prepare_windows(candles, candles.mint_index(list(blocks)),
+                              np.array([10 * i * MIN for i in range(4)]), 2 * MIN)
+    grid = parse_grid({"families": {"f": [{"kind": "time_stop", "max_hold_ms": "1m"},
+                                          {"kind": "fixed_stop", "stop_pct": 0.5}]}})
+    cfg = make_config(objective="sharpe", min_calls=1)
+    with pytest.raises(ObjectiveError, match="portfolio_metric"):
+        optimize_grid(grid, candles, windows, ["a"] * 4, cfg)
+    seen = []
+
+    def metric(trades):  # a stand-in for the portfolio step: last trade's return
+        seen.append(len(trades))
+        return float(trades.realized_return_bps[-1]) if len(trades) else float("nan")
+
+    res = optimize_grid(grid, candles, windows, ["a"] * 4, cfg, portfolio_metric=metric,
+                        taker_fee_bps=0.0, slippage_bps=0.0)
+    g = res.group(POOLED)
+    assert g.score == pytest.approx([400.0, -300.0])  # close 104 at minute 1, 97 at 2
+    assert g.stats.portfolio_metric == pytest.approx([400.0, -300.0])
+    assert g.best == 0 and seen == [4, 4, 4, 4]  # 2 policies x (pooled, caller a)

@@ -1,5 +1,6 @@
 """Optimizer goldens: constraints, objective, ranking ties, splits, overfitting, and a tiny
-hand-made dataset whose frontier is computed by hand below.
+hand-made dataset whose frontier is computed by hand below (with the ``original``
+objective, whose scores these goldens have always pinned).
 
 The dataset (fees 0, horizon 3 minutes, entry = anchor close = 100, one call per mint):
 
@@ -21,8 +22,8 @@ Policies and their trades (return bps; tail capture; MAE bps is [0, -2000, -500,
 
 Pooled: median MAE -250, p95 drawdown = 5th pct of [-2000,-500,0,0] = -1775.
   P1 600 + 200·0.7 − 2.5 = 737.5 · P2 600 + 200·0.75 − 2.5 = 747.5 (stop-out 0.25) ·
-  P3 250 + 200·0.608333 − 2.5 = 369.1667 · P4 = P1 (tie: "fixed_stop:sl0.25:tp0.2" <
-  "fixed_stop:tp0.2" byte-wise, so P4 ranks first of the two).
+  P3 250 + 200·0.608333 − 2.5 = 369.1667 · P4 = P1 (identical trades: P4 is P1's alias,
+  one frontier row, P1's rank).
 alice (m1, m2): median MAE -1000; P1 750 + 80 − 10 = 820 · P2 750 + 100 − 10 = 840 but stop-out
   0.5 (infeasible) · P3 1250 + 160 − 10 = 1400 · P4 = P1.
 """

@@ -31,26 +31,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quantbot.backtest.engine.summary import trim_count, trimmed_mean, win_loss
-from quantbot.backtest.optimize.settings import OBJECTIVE_NAMES, OPTIMIZER_SETTINGS
+from quantbot.backtest.optimize.settings import (
+    OBJECTIVE_FORMULAS,
+    OPTIMIZER_SETTINGS,
+    formula_text,
+)
 from quantbot.backtest.optimize.splits import ValidationSplit, parse_validation
 from quantbot.durations import parse_duration
 from quantbot.errors import ObjectiveError, OptimizerConfigError
 
 #: Each objective's formula; ``{...}`` are OptimizerConfig fields (see objective_formula).
-OBJECTIVES: dict[str, str] = {
-    "robust": "objective_score = trimmed_mean(realized_return_bps, {trim_fraction:g} per end)"
-              " - {stop_out_weight:g} * stop_out_rate  [trimmed mean: drop max(1, "
-              "floor({trim_fraction:g}*n)) trades from each end (at most (n-1)/2), average "
-              "the rest; one trade moves the score by at most (k-th largest - k-th smallest"
-              " return)/(n-2k) + {stop_out_weight:g}/n for n >= 3]",
-    "original": "objective_score = {return_weight:g} * median_return_bps + "
-                "{tail_capture_weight:g} * avg_tail_capture - {mae_weight:g} * "
-                "|median max_adverse_excursion_bps|  [null avg_tail_capture counts as 0; "
-                "the original system's score, kept for comparison]",
-    "median": "objective_score = median(realized_return_bps)",
-    "sharpe": "objective_score = the policy's portfolio Sharpe ratio over the group's "
-              "calls (annualised; the portfolio step's definition)",
-}
+OBJECTIVES: dict[str, str] = OBJECTIVE_FORMULAS
 
 
 def _field(name: str, **constraints: Any) -> Any:
@@ -97,9 +88,6 @@ class OptimizerConfig(BaseModel):
         return parse_validation(v) if isinstance(v, str) else v
 
 
-assert tuple(OBJECTIVES) == OBJECTIVE_NAMES  # settings.py lists the names without numpy
-
-
 def make_config(config: OptimizerConfig | dict[str, Any] | None = None,
                 **overrides: Any) -> OptimizerConfig:
     """An OptimizerConfig from a config or dict plus keyword overrides (None = default);
@@ -122,7 +110,7 @@ def objective_formula(name: str, config: OptimizerConfig | None = None) -> str:
     if name not in OBJECTIVES:
         raise OptimizerConfigError(f"optimizer.objective: unknown objective {name!r}; "
                                    f"choose one of {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[name].format(**(config or OptimizerConfig()).model_dump())
+    return formula_text(name, (config or OptimizerConfig()).model_dump())
 
 
 @dataclass(frozen=True)

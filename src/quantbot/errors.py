@@ -149,3 +149,8 @@ class PortfolioConfigError(InvalidArgumentError):
 class PortfolioInputError(DataError):
     """Trades a portfolio cannot be simulated on (arrays of different lengths, a missing
     return, an exit before its entry): one line naming the first bad row."""
+
+
+class ObjectiveError(OptimizerConfigError):
+    """An objective that cannot be computed as configured (e.g. ``sharpe`` without the
+    per-policy portfolio metrics it ranks on)."""

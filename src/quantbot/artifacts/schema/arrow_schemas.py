@@ -139,6 +139,14 @@ ERRORS_SCHEMA = pa.schema([
     _f("call_id", _S, True), _f("message", _S), _f("details", _S, True),
 ])
 
+EQUITY_SCHEMA = pa.schema([
+    _f("run_id", _S), _f("policy_id", _S), _f("caller_name", _S, True), _f("split", _S),
+    _f("ts_ms", _I), _f("equity", _F), _f("cash", _F), _f("exposure", _F),
+    _f("open_positions", _I), _f("drawdown", _F),
+])
+"""The portfolio's realised equity curve (1.2.0): one row per event time of one portfolio
+(a policy, a caller or null = pooled, a split)."""
+
 ARTIFACT_SPECS: dict[ArtifactType, ArtifactSpec] = {
     s.type: s
     for s in (
@@ -150,6 +158,7 @@ ARTIFACT_SPECS: dict[ArtifactType, ArtifactSpec] = {
         ArtifactSpec(ArtifactType.SUMMARY, SUMMARY_SCHEMA),
         ArtifactSpec(ArtifactType.FRONTIER, FRONTIER_SCHEMA),
         ArtifactSpec(ArtifactType.ERRORS, ERRORS_SCHEMA),
+        ArtifactSpec(ArtifactType.EQUITY, EQUITY_SCHEMA),
     )
 }
 

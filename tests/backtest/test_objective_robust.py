@@ -250,13 +250,16 @@ def test_optimize_grid_ranks_on_the_portfolio_hook_for_sharpe():
         optimize_grid(grid, candles, windows, ["a"] * 4, cfg)
     seen = []
 
-    def metric(trades):  # a stand-in for the portfolio step: last trade's return
+    def metric(trades):  # a stand-in for the portfolio step: last trade's return as "sharpe"
         seen.append(len(trades))
-        return float(trades.realized_return_bps[-1]) if len(trades) else float("nan")
+        last = float(trades.realized_return_bps[-1]) if len(trades) else float("nan")
+        return last, last / 1e4, -0.5
 
     res = optimize_grid(grid, candles, windows, ["a"] * 4, cfg, portfolio_metric=metric,
                         taker_fee_bps=0.0, slippage_bps=0.0)
     g = res.group(POOLED)
     assert g.score == pytest.approx([400.0, -300.0])  # close 104 at minute 1, 97 at 2
-    assert g.stats.portfolio_metric == pytest.approx([400.0, -300.0])
+    assert g.stats.sharpe == pytest.approx([400.0, -300.0])
+    assert g.stats.total_return == pytest.approx([0.04, -0.03])
+    assert g.stats.max_drawdown.tolist() == [-0.5, -0.5]
     assert g.best == 0 and seen == [4, 4, 4, 4]  # 2 policies x (pooled, caller a)

@@ -117,7 +117,9 @@ def objective_formula(name: str, config: OptimizerConfig | None = None) -> str:
 class PolicyStats:
     """Frontier statistics of many policies over one group of calls (NaN = null).
 
-    ``portfolio_metric`` is filled by the optimizer's portfolio hook (NaN without one)."""
+    ``sharpe``, ``total_return`` and ``max_drawdown`` are the policy's portfolio figures
+    (:mod:`quantbot.backtest.engine.portfolio`), filled by the optimizer's portfolio hook
+    (NaN without one)."""
 
     trades_count: int
     avg_return_bps: np.ndarray
@@ -132,7 +134,9 @@ class PolicyStats:
     profit_factor: np.ndarray
     avg_win_bps: np.ndarray
     avg_loss_bps: np.ndarray
-    portfolio_metric: np.ndarray
+    sharpe: np.ndarray
+    total_return: np.ndarray
+    max_drawdown: np.ndarray
 
     @classmethod
     def empty(cls, n_policies: int, trades_count: int = 0) -> PolicyStats:
@@ -184,7 +188,8 @@ def group_stats(ret: np.ndarray, stop_out: np.ndarray, mae: np.ndarray, exposed:
         avg_tail_capture=avg_tail,
         win_rate=wl["win_rate"], profit_factor=wl["profit_factor"],
         avg_win_bps=wl["avg_win_bps"], avg_loss_bps=wl["avg_loss_bps"],
-        portfolio_metric=np.full(n_pol, np.nan),
+        sharpe=np.full(n_pol, np.nan), total_return=np.full(n_pol, np.nan),
+        max_drawdown=np.full(n_pol, np.nan),
     )
 
 

@@ -77,14 +77,19 @@ FRONTIER_VALIDATION_COLUMNS: dict[str, pa.DataType] = {
 #: them): ``aliases`` is a JSON list of the policy_ids reported by this row ("[]" when
 #: none); win_rate / profit_factor as in quantbot.backtest.engine.summary (training calls).
 FRONTIER_EXTRA_COLUMNS: dict[str, pa.DataType] = {
+    "split": pa.string(),
     "aliases": pa.string(),
     "win_rate": pa.float64(),
     "profit_factor": pa.float64(),
+    "sharpe": pa.float64(),
+    "total_return": pa.float64(),
+    "max_drawdown": pa.float64(),
 }
 
 Progress = Callable[[int, int], None]  # (policies done, policies total)
 #: The portfolio hook: one policy's trades on one group's calls -> its portfolio metric.
-PortfolioMetric = Callable[[Trades], float]
+PortfolioMetric = Callable[[Trades], tuple[float, float, float]]
+"""One policy's trades -> its portfolio's (sharpe, total_return, max_drawdown)."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,8 @@ def optimize_grid(grid: PolicyGrid, candles: CandleSet, windows: Windows,
 
     ``interval_ms`` (the run's bar) lets time stops be canonicalised to whole bars;
     ``portfolio_metric`` is called once per (simulated policy, group, split) on that
-    policy's trades and fills :attr:`PolicyStats.portfolio_metric` (``sharpe`` needs it).
+    policy's trades and fills the :class:`PolicyStats` portfolio figures (the ``sharpe``
+    objective needs it).
     """
     config = config or OptimizerConfig()
     if config.objective == "sharpe" and portfolio_metric is None:
@@ -213,13 +219,13 @@ def _score(g: GroupResult, alias_of: np.ndarray, config: OptimizerConfig) -> Non
     reps = np.flatnonzero(alias_of == np.arange(len(alias_of)))
     pos = np.searchsorted(reps, alias_of)  # representative's position, per grid policy
     g.stats.fill(slice(None), g.stats.take(alias_of))
-    g.score = objective_scores(g.stats, config, g.stats.portfolio_metric)
+    g.score = objective_scores(g.stats, config, g.stats.sharpe)
     g.meets_constraints = feasible(g.stats, config)
     g.rank = rank_policies(g.meets_constraints[reps], g.score[reps])[pos]
     if g.validation_stats is not None:
         g.validation_stats.fill(slice(None), g.validation_stats.take(alias_of))
         g.validation_score = objective_scores(g.validation_stats, config,
-                                              g.validation_stats.portfolio_metric)
+                                              g.validation_stats.sharpe)
         g.validation_meets_constraints = feasible(g.validation_stats, config)
         g.validation_rank = rank_policies(g.validation_meets_constraints[reps],
                                           g.validation_score[reps])[pos]
@@ -231,9 +237,13 @@ def _score(g: GroupResult, alias_of: np.ndarray, config: OptimizerConfig) -> Non
 def _fill_metric(g: GroupResult, at: np.ndarray, trades: list[Trades],
                  metric: PortfolioMetric) -> None:
     for j, t in zip(at, trades):
-        g.stats.portfolio_metric[j] = metric(t.take(g.train_rows))
+        _put_portfolio(g.stats, j, metric(t.take(g.train_rows)))
         if g.validation_stats is not None:
-            g.validation_stats.portfolio_metric[j] = metric(t.take(g.validation_rows))
+            _put_portfolio(g.validation_stats, j, metric(t.take(g.validation_rows)))
+
+
+def _put_portfolio(stats: PolicyStats, j: int, figures: tuple[float, float, float]) -> None:
+    stats.sharpe[j], stats.total_return[j], stats.max_drawdown[j] = figures
 
 
 def _digest(t: Trades) -> bytes:
@@ -350,7 +360,7 @@ def _track_best(g: GroupResult, trades: list[Trades], at: np.ndarray,
     total, so a running best works, and the first of a tie in grid order is always a
     representative (an identical earlier policy would tie and come first)."""
     sub = g.stats.take(at)
-    score = objective_scores(sub, config, sub.portfolio_metric)
+    score = objective_scores(sub, config, sub.sharpe)
     ok = feasible(sub, config)
     neg = np.where(np.isnan(score), np.inf, -score)
     i = int(np.lexsort((at, neg, ~ok))[0])
@@ -386,7 +396,8 @@ def frontier_columns(result: OptimizationResult, run_id: str | None = None,
         add("meets_constraints", g.meets_constraints[reps])
         add("objective_score", g.score[reps])
         for name in ("avg_return_bps", "median_return_bps", "stop_out_rate", "p95_drawdown_bps",
-                     "avg_time_exposed_ms", "win_rate", "profit_factor"):
+                     "avg_time_exposed_ms", "win_rate", "profit_factor", "sharpe",
+                     "total_return", "max_drawdown"):
             add(name, getattr(s, name)[reps])
         add("trades_count", np.full(n_rep, s.trades_count, dtype=np.int64))
         add("rank", g.rank[reps])
@@ -423,6 +434,8 @@ def frontier_columns(result: OptimizationResult, run_id: str | None = None,
             continue
         if name == "aliases":
             cols[name] = pa.array([json.dumps(aliases[int(i)]) for i in reps] * reps_n, typ)
+        elif name == "split":  # which calls the unprefixed figures are about
+            cols[name] = pa.array(np.where(validated, "train", "all").tolist(), typ)
         else:
             values = cat.get(name, np.empty(0))
             cols[name] = _typed(values, typ, mask=np.isnan(values.astype(np.float64)))

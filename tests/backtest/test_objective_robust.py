@@ -227,7 +227,7 @@ def test_tail_capture_default_and_bad_minimum():
     got = tail_capture(np.array([50.0, 500.0, -300.0, 10.0]), np.array([100.0, 400.0, 200.0,
                                                                           99.99]))
     assert got[:3].tolist() == [0.5, 1.0, -1.0] and np.isnan(got[3])
-    with pytest.raises(OptimizerConfigError, match="tail_min_peak_bps"):
+    with pytest.raises(OptimizerConfigError, match="min_peak_bps"):
         tail_capture(np.array([1.0]), np.array([1.0]), 0.0)
 
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
 from quantbot.errors import OptimizerConfigError
 
-#: Default minimum peak (bps) below which tail_capture is null.
-TAIL_MIN_PEAK_BPS: float = OPTIMIZER_SETTINGS["tail_min_peak_bps"].default
+TAIL_MIN_PEAK_BPS = 100.0
+"""Below this best move (bps of entry) a trade's tail_capture is null: no meaningful peak."""
 
 
 def tail_capture(gross_bps: np.ndarray, peak_bps: np.ndarray,
@@ -30,7 +29,7 @@ def tail_capture(gross_bps: np.ndarray, peak_bps: np.ndarray,
 
     ``min_peak_bps`` must be > 0 (the ratio needs a positive peak)."""
     if not min_peak_bps > 0:
-        raise OptimizerConfigError(f"tail_min_peak_bps: must be > 0 (got {min_peak_bps!r})")
+        raise OptimizerConfigError(f"min_peak_bps: must be > 0 (got {min_peak_bps!r})")
     gross = np.asarray(gross_bps, dtype=np.float64)
     peak = np.asarray(peak_bps, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

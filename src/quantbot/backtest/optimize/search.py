@@ -119,6 +119,7 @@ class GroupResult:
     overfit: np.ndarray | None = None
     best: int = -1  # grid index of the rank-1 policy
     best_trades: Trades | None = None  # best policy on the reported rows
+    best_all: Trades | None = None  # best policy on every eligible call (train + validation)
     best_key: tuple = ()  # (infeasible, -score, grid index) of ``best``, while searching
     validated: bool = False  # has out-of-sample statistics (validation_* fields)
 
@@ -368,6 +369,7 @@ def _track_best(g: GroupResult, trades: list[Trades], at: np.ndarray,
     if g.best < 0 or key < g.best_key:
         g.best_key = key
         g.best = int(at[i])
+        g.best_all = trades[i]
         g.best_trades = trades[i].take(g.report_rows)
 
 

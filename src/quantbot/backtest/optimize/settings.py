@@ -19,6 +19,7 @@ class Setting:
     default: Any
     help: str
     unit: str | None = None  # "duration": an int of ms, written as text (48h) on the CLI
+    choices: tuple[str, ...] = ()  # the values a text setting may take
 
 
 #: Each objective's formula; ``{...}`` are optimizer settings, filled by formula_text.
@@ -74,11 +75,9 @@ OPTIMIZER_SETTINGS: dict[str, Setting] = {
     "overfit_top_fraction": Setting(0.25, "Overfit also needs the policy's validation rank "
                                           "to be outside the top ceil(this x policies).",
                                     "fraction"),
-    "tail_min_peak_bps": Setting(100.0, "tail_capture is null when the window's best move "
-                                        "is below this (bps of entry).", "bps"),
 }
 
-OPTIMIZER_SETTINGS["objective"] = Setting("robust", _objective_help())
+OPTIMIZER_SETTINGS["objective"] = Setting("robust", _objective_help(), choices=OBJECTIVE_NAMES)
 
 __all__ = ["HOUR_MS", "OBJECTIVE_FORMULAS", "OBJECTIVE_NAMES", "OPTIMIZER_SETTINGS", "Setting",
            "formula_text"]

@@ -104,5 +104,52 @@ def merge_equity(parts: list[dict[str, list[Any]]]) -> dict[str, list[Any]] | No
     return {k: [v for part in parts for v in part[k]] for k in parts[0]}
 
 
+
+
+def run_portfolio(ref: str, portfolio: Any = None, *, catalog: Any = None,
+                  base_dir: Any = "runs") -> list[dict[str, Any]]:
+    """The portfolio of any completed run's trades, with another account if wanted: one
+    dict per portfolio (each caller by name, then all callers pooled as ``caller_name``
+    None; per policy for runs that hold several), its metrics and its ``curve``."""
+    from quantbot.artifacts.ops.lookup import locate_run
+    from quantbot.artifacts.store.reader import read_artifact
+    from quantbot.artifacts.store.runs import read_manifest
+    from quantbot.durations import parse_interval
+    from quantbot.errors import InvalidArgumentError
+
+    storage = locate_run(ref, catalog=catalog, base_dir=base_dir)
+    manifest = read_manifest(storage)
+    if manifest.status != "completed" or "trades" not in manifest.artifacts:
+        raise InvalidArgumentError(f"run {manifest.run_id} ({manifest.run_type}, "
+                                   f"{manifest.status}) has no completed trades to follow as "
+                                   "a portfolio")
+    config = parse_portfolio(portfolio)
+    trades = read_artifact(storage, "trades")
+    alerts = read_artifact(storage, "alerts")
+    caller_of = dict(zip(alerts.column("call_id").to_pylist(),
+                         alerts.column("caller_name").to_pylist()))
+    vol_of: dict[str, float] = {}
+    if config.size.volatility is not None and "features" in manifest.artifacts:
+        features = read_artifact(storage, "features")
+        vol_of = dict(zip(features.column("call_id").to_pylist(),
+                          features.column("vol_pre_alert").to_pylist()))
+    period = max(DAY_MS, parse_interval(manifest.parameters.get("interval", "1m")))
+    out: list[dict[str, Any]] = []
+    policies = np.asarray(trades.column("policy_id").to_pylist(), dtype=object)
+    for policy in sorted(set(policies.tolist())):
+        rows = trades.filter(policies == policy)
+        callers = np.asarray([caller_of[c] for c in rows.column("call_id").to_pylist()],
+                             dtype=object)
+        cols = [rows.column(n).to_numpy() for n in ("entry_ts_ms", "exit_ts_ms",
+                                                    "realized_return_bps")]
+        vol = (np.asarray([vol_of.get(c) for c in rows.column("call_id").to_pylist()],
+                          dtype=np.float64) if vol_of else None)
+        for caller, res, metrics in portfolio_by_caller(callers, *cols, config, vol=vol,
+                                                        period_ms=period):
+            out.append({"policy_id": policy, "caller_name": caller, **metrics,
+                        "curve": res.curve()})
+    return out
+
+
 __all__ = ["SUMMARY_PORTFOLIO_KEYS", "merge_equity", "period_ms", "portfolio_figures",
-           "portfolio_outputs", "resolve_portfolio"]
+           "portfolio_outputs", "resolve_portfolio", "run_portfolio"]

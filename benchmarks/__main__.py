@@ -13,7 +13,7 @@ import time
 
 from benchmarks._report import BenchResult
 
-MODULES = ("store", "catalog", "engine", "data", "optimizer", "flows")
+MODULES = ("store", "catalog", "engine", "data", "optimizer", "flows", "portfolio")
 
 
 def _fmt(value: float | None, unit: str) -> str:

@@ -139,3 +139,18 @@ class StorageTimeoutError(StorageError):
 class InvalidRunError(QuantbotError):
     """A run directory whose manifest or artifacts do not check out (sync reports it as
     ``invalid: <path>: <reason>``; it never stops the other runs)."""
+
+
+class PortfolioConfigError(InvalidArgumentError):
+    """A portfolio setting that does not validate (one line naming the key, e.g.
+    ``portfolio.size.fraction: ...``), or volatility sizing without volatilities."""
+
+
+class PortfolioInputError(DataError):
+    """Trades a portfolio cannot be simulated on (arrays of different lengths, a missing
+    return, an exit before its entry): one line naming the first bad row."""
+
+
+class ObjectiveError(OptimizerConfigError):
+    """An objective that cannot be computed as configured (e.g. ``sharpe`` without the
+    per-policy portfolio metrics it ranks on)."""

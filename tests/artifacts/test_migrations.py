@@ -89,9 +89,20 @@ def test_side_of_a_1_1_0_file_reads_as_long(kind: ArtifactType):
     assert upgraded.schema.field("side").type == pa.string()
 
 
-def test_the_1_2_0_step_leaves_other_artifacts_alone():
-    summary = pa.table({"x": [1]})
-    assert upgrade(summary, ArtifactType.SUMMARY, "1.1.0").column_names == ["x"]
+def test_the_1_2_0_side_step_leaves_other_artifacts_alone():
+    errors = pa.table({"x": [1]})
+    assert upgrade(errors, ArtifactType.ERRORS, "1.1.0").column_names == ["x"]
+
+
+@pytest.mark.parametrize("kind", [ArtifactType.SUMMARY, ArtifactType.FRONTIER])
+def test_a_1_0_0_file_climbs_every_step(kind: ArtifactType):
+    from qbtest import rows
+
+    current = pa.Table.from_pylist(rows(kind.value, 1))
+    new = {f.name for m in migrations.MIGRATIONS if kind in m.artifacts for f in m.added}
+    assert new  # both gained columns since 1.0.0
+    upgraded = upgrade(current.drop_columns(sorted(new)), kind, "1.0.0")
+    assert set(kind.spec.schema.names) - {"run_id"} <= set(upgraded.column_names)
 
 
 def test_sync_upgrades_old_runs_into_one_schema(old_run: Path, base_dir: Path, catalog: Path):

@@ -1,5 +1,6 @@
 """Optimizer goldens: constraints, objective, ranking ties, splits, overfitting, and a tiny
-hand-made dataset whose frontier is computed by hand below.
+hand-made dataset whose frontier is computed by hand below (with the ``original``
+objective, whose scores these goldens have always pinned).
 
 The dataset (fees 0, horizon 3 minutes, entry = anchor close = 100, one call per mint):
 
@@ -23,8 +24,8 @@ P2's [0, -1000, -500, 0]: a stop exit's candle counts at its fill, 90, not its l
 Pooled: median MAE -250, p95 drawdown = 5th pct of [-2000,-500,0,0] = -1775 (P2: of
   [-1000,-500,0,0] = -925).
   P1 600 + 200·0.7 − 2.5 = 737.5 · P2 600 + 200·0.75 − 2.5 = 747.5 (stop-out 0.25) ·
-  P3 250 + 200·0.608333 − 2.5 = 369.1667 · P4 = P1 (tie: "fixed_stop:sl0.25:tp0.2" <
-  "fixed_stop:tp0.2" byte-wise, so P4 ranks first of the two).
+  P3 250 + 200·0.608333 − 2.5 = 369.1667 · P4 = P1 (identical trades: P4 is P1's alias,
+  one frontier row, P1's rank).
 alice (m1, m2): median MAE -1000 (P2: -500); P1 750 + 80 − 10 = 820 · P2 750 + 100 − 5 = 845
   but stop-out 0.5 (infeasible) · P3 1250 + 160 − 10 = 1400 · P4 = P1. p95 drawdown -1900
   (P2: -950).
@@ -49,6 +50,7 @@ from quantbot.backtest.optimize.objective import (
     objective_scores,
     overfit_flags,
     rank_policies,
+    ranking_order,
 )
 from quantbot.backtest.optimize.search import (
     FRONTIER_VALIDATION_COLUMNS,
@@ -115,7 +117,7 @@ def _by_id(result, caller):
 def test_hand_dataset_pooled_frontier(hand):
     candles, windows, grid = hand
     assert grid.policy_ids == [P1, P2, P3, P4]
-    result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(min_calls=2),
+    result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(objective="original", min_calls=2),
                            **NO_FEES)
     ids, g = _by_id(result, POOLED)
     assert g.score == pytest.approx([737.5, 747.5, 250 + 200 * (0.8 + 500 / 1200) / 2 - 2.5, 737.5])
@@ -126,34 +128,35 @@ def test_hand_dataset_pooled_frontier(hand):
     assert g.stats.avg_time_exposed_ms.tolist() == [2.5 * MIN, 2.5 * MIN, 1 * MIN, 2.5 * MIN]
     assert g.stats.trades_count == 4
     assert g.meets_constraints.tolist() == [True, True, True, True]
-    # P2 best; P1 and P4 tie at 737.5 and the byte-wise smaller policy_id (P4) wins.
-    assert g.rank.tolist() == [3, 1, 4, 2]
+    # P2 best; P4 has P1's trades: one frontier row (P1's), the same rank.
+    assert result.alias_of.tolist() == [0, 1, 2, 0]
+    assert g.rank.tolist() == [2, 1, 3, 2]
     assert result.grid.policy_ids[g.best] == P2
 
 
 def test_hand_dataset_infeasible_ranks_after_every_feasible(hand):
     candles, windows, grid = hand
     result = optimize_grid(grid, candles, windows, HAND_CALLERS,
-                           make_config(min_calls=2, max_stop_out_rate=0.2), **NO_FEES)
+                           make_config(objective="original", min_calls=2, max_stop_out_rate=0.2), **NO_FEES)
     g = result.group(POOLED)
     assert g.meets_constraints.tolist() == [True, False, True, True]
     assert g.score[1] == pytest.approx(747.5)  # scored although infeasible
-    assert g.rank.tolist() == [2, 4, 3, 1]
+    assert g.rank.tolist() == [1, 3, 2, 1]
 
 
 def test_hand_dataset_per_caller(hand):
     candles, windows, grid = hand
-    result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(min_calls=2),
+    result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(objective="original", min_calls=2),
                            **NO_FEES)
     assert [g.caller_name for g in result.groups] == [POOLED, "alice", "bob"]
     alice = result.group("alice")
     assert alice.score == pytest.approx([820.0, 845.0, 1400.0, 820.0])
     assert alice.meets_constraints.tolist() == [True, False, True, True]
-    assert alice.rank.tolist() == [3, 4, 1, 2]
+    assert alice.rank.tolist() == [2, 3, 1, 2]
     assert alice.stats.p95_drawdown_bps == pytest.approx([-1900.0, -950.0, -1900.0, -1900.0])
     assert alice.best_trades is not None and alice.best_trades.alert_idx.tolist() == [0, 1]
     assert alice.best_trades.realized_return_bps == pytest.approx([4000.0, -1500.0])
-    skipped = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(min_calls=3),
+    skipped = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(objective="original", min_calls=3),
                             **NO_FEES)
     assert [g.caller_name for g in skipped.groups] == [POOLED]
     assert [(s.caller_name, s.train_calls, s.reason) for s in skipped.skipped] == [
@@ -162,19 +165,20 @@ def test_hand_dataset_per_caller(hand):
 
 def test_time_split_trains_early_and_reports_on_validation(hand):
     candles, windows, grid = hand
-    cfg = make_config(min_calls=1, validation="time:0.5")
+    cfg = make_config(objective="original", min_calls=1, validation="time:0.5")
     result = optimize_grid(grid, candles, windows, HAND_CALLERS, cfg, **NO_FEES)
     g = result.group(POOLED)
     assert result.split.train.tolist() == [True, True, False, False]
     assert g.stats.trades_count == 2 and g.validation_stats.trades_count == 2
     # Train = alice's calls: the alice ranking; validation = bob's calls (m3, m4).
-    assert g.rank.tolist() == [3, 4, 1, 2]
+    assert g.rank.tolist() == [2, 3, 1, 2]
     assert result.grid.policy_ids[g.best] == P3
     assert g.best_trades.alert_idx.tolist() == [2, 3]  # reported on validation calls
     # P3 on m3, m4: returns [0, 500], tail [-, 500/1200], MAE [-500, 0]
     assert g.validation_score[2] == pytest.approx(250 + 200 * 500 / 1200 - 2.5)
     # P1/P4 validate at 600 + 200 - 2.5 = 797.5 vs 820 train: within max(100, 410);
-    # P2 797.5 vs 840: fine; P3 330.8 vs 1400: more than 700 below -> overfit.
+    # P2 797.5 vs 840: fine; P3 330.8 vs 1400: more than 700 below and validation rank 3
+    # of 3 (outside the top ceil(0.25·3) = 1) -> overfit.
     assert g.validation_score == pytest.approx([797.5, 797.5, 250 + 200 * 500 / 1200 - 2.5,
                                                 797.5])
     assert g.overfit.tolist() == [False, False, True, False]
@@ -187,7 +191,7 @@ def test_time_split_trains_early_and_reports_on_validation(hand):
 def test_running_best_matches_rank_one_across_batches(hand):
     candles, windows, grid = hand
     for batch in (1, 2, 3, 64):
-        result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(min_calls=2),
+        result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(objective="original", min_calls=2),
                                batch_size=batch, **NO_FEES)
         for g in result.groups:
             assert g.rank[g.best] == 1
@@ -205,7 +209,7 @@ def test_per_caller_reuses_one_simulation_per_batch(hand, monkeypatch):
 
     monkeypatch.setattr(opt, "simulate_many", counting)
     candles, windows, grid = hand
-    result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(min_calls=1),
+    result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(objective="original", min_calls=1),
                            batch_size=3, **NO_FEES)
     assert len(result.groups) == 3 and calls == [3, 1]
 
@@ -234,17 +238,19 @@ def test_group_stats_equal_frontier_stats_per_policy(hand):
 
 def test_frontier_columns_and_validation_extras(hand):
     candles, windows, grid = hand
-    result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(min_calls=2),
+    result = optimize_grid(grid, candles, windows, HAND_CALLERS, make_config(objective="original", min_calls=2),
                            **NO_FEES)
     cols = frontier_columns(result, "run-1")
     assert list(cols) == ["run_id", "caller_name", "policy_id", "policy_params",
                           "meets_constraints", "objective_score", "avg_return_bps",
                           "median_return_bps", "stop_out_rate", "p95_drawdown_bps",
                           "avg_time_exposed_ms", "trades_count", "rank"]
-    assert cols["caller_name"].to_pylist() == ["*"] * 4 + ["alice"] * 4 + ["bob"] * 4
-    assert cols["rank"].to_pylist()[:8] == [3, 1, 4, 2, 3, 4, 1, 2]
+    # P4 is P1's alias: three rows per group
+    assert cols["caller_name"].to_pylist() == ["*"] * 3 + ["alice"] * 3 + ["bob"] * 3
+    assert cols["policy_id"].to_pylist()[:3] == [P1, P2, P3]
+    assert cols["rank"].to_pylist()[:6] == [2, 1, 3, 2, 3, 1]
     extras = frontier_columns(result, allowed=list(FRONTIER_VALIDATION_COLUMNS))
-    assert extras["overfit"].null_count == 12  # no split: validation columns are null
+    assert extras["overfit"].null_count == 9  # no split: validation columns are null
     assert extras["validation_trades_count"].type == FRONTIER_VALIDATION_COLUMNS[
         "validation_trades_count"]
 
@@ -256,9 +262,10 @@ def _stats(**over):
                 p95_drawdown_bps=[-1000.0], median_mae_bps=[-300.0],
                 avg_time_exposed_ms=[3_600_000.0], avg_tail_capture=[0.5])
     base.update(over)
-    return PolicyStats(10, *(np.asarray(base[k], dtype=float) for k in (
-        "avg_return_bps", "median_return_bps", "stop_out_rate", "p95_drawdown_bps",
-        "median_mae_bps", "avg_time_exposed_ms", "avg_tail_capture")))
+    n = len(next(iter(base.values())))
+    empty = PolicyStats.empty(n, 10)
+    return PolicyStats(10, **{k: np.asarray(base.get(k, getattr(empty, k)), dtype=float)
+                              for k in vars(empty) if k != "trades_count"})
 
 
 def test_objective_score_formula_and_weights():
@@ -266,11 +273,12 @@ def test_objective_score_formula_and_weights():
                median_mae_bps=[-300.0, -1000.0, 0.0], stop_out_rate=[0.1] * 3,
                p95_drawdown_bps=[-1000.0] * 3, avg_time_exposed_ms=[1.0] * 3,
                avg_return_bps=[0.0] * 3)
-    score = objective_scores(s, OptimizerConfig())
+    score = objective_scores(s, make_config(objective="original"))
     assert score[0] == 100 + 200 * 0.5 - 3.0  # the drawdown term penalises
     assert score[1] == -50 + 0 - 10.0  # null tail capture counts as 0
     assert np.isnan(score[2])  # no trades
-    weighted = objective_scores(s, make_config(return_weight=2, tail_capture_weight=0,
+    weighted = objective_scores(s, make_config(objective="original", return_weight=2,
+                                               tail_capture_weight=0,
                                                mae_weight=0.1))
     assert weighted[0] == 200 - 30
 
@@ -296,25 +304,27 @@ def test_configured_constraints():
     assert feasible(_stats(), cfg).tolist() == [False]
 
 
-def test_rank_feasible_first_then_score_then_policy_id():
-    ids = ["b", "a", "c", "d", "e", "f"]
+def test_rank_feasible_first_then_score_ties_share_a_rank():
     ok = np.array([False, True, True, True, True, False])
     score = np.array([999.0, 10.0, 10.0, np.nan, 50.0, np.nan])
-    # feasible: e (50), a/c tie at 10 -> "a" first, d (NaN) last; then infeasible b, f (NaN)
-    assert rank_policies(ok, score, ids).tolist() == [5, 2, 3, 4, 1, 6]
-    # the tiebreak is the id, not the position
-    assert rank_policies(ok[[2, 1]], score[[2, 1]], ["c", "a"]).tolist() == [2, 1]
-    # byte order: upper case before lower case, shorter prefix first
-    assert rank_policies(np.ones(3, bool), np.zeros(3), ["ab", "a", "B"]).tolist() == [3, 2, 1]
+    # feasible: e (50), a/c tie at 10 (both 2), d (NaN) 4; then infeasible b, f (NaN)
+    assert rank_policies(ok, score).tolist() == [5, 2, 2, 4, 1, 6]
+    assert rank_policies(np.ones(3, bool), np.zeros(3)).tolist() == [1, 1, 1]
+    # the order among tied policies is the input (grid) order
+    assert ranking_order(ok, score).tolist() == [4, 1, 2, 3, 0, 5]
 
 
 def test_overfit_rule():
-    cfg = OptimizerConfig()  # gap = max(100, 0.5·|train|)
-    train = np.array([100.0, 1000.0, 1000.0, -400.0, 50.0, np.nan])
-    val = np.array([0.0, 501.0, 499.0, -601.0, np.nan, 0.0])
-    assert overfit_flags(train, val, cfg).tolist() == [False, False, True, True, False, False]
-    strict = make_config(overfit_min_gap=0, overfit_rel_gap=0)
-    assert overfit_flags(np.array([1.0]), np.array([0.999]), strict).tolist() == [True]
+    cfg = OptimizerConfig()  # gap = max(100, 0.5·|train|); top ceil(0.25·8) = 2 ranks
+    train = np.array([100.0, 1000.0, 1000.0, -400.0, 50.0, np.nan, 1000.0, 10.0])
+    val = np.array([0.0, 501.0, 499.0, -601.0, np.nan, 0.0, 1.0, 500.0])
+    rank = np.array([3, 3, 3, 3, 3, 3, 1, 3])
+    # [6] far below train but still rank 1 on validation; [7] validation above training
+    assert overfit_flags(train, val, rank, cfg).tolist() == [False, False, True, True,
+                                                             False, False, False, False]
+    strict = make_config(overfit_min_gap=0, overfit_rel_gap=0, overfit_top_fraction=0.5)
+    assert overfit_flags(np.array([1.0, 1.0]), np.array([0.999, 0.5]), np.array([2, 1]),
+                         strict).tolist() == [True, False]
 
 
 def test_config_errors_are_one_line():
@@ -389,7 +399,7 @@ def test_caller_split_holds_out_whole_callers():
 
 def test_caller_split_per_caller_groups_are_in_sample(hand):
     candles, windows, grid = hand
-    cfg = make_config(min_calls=1, validation="caller:0.5:0")
+    cfg = make_config(objective="original", min_calls=1, validation="caller:0.5:0")
     result = optimize_grid(grid, candles, windows, HAND_CALLERS, cfg, **NO_FEES)
     (held,) = result.split.held_out_callers
     kept = ({"alice", "bob"} - {held}).pop()

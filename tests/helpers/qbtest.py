@@ -89,9 +89,18 @@ def error_row(i: int = 0, **over: Any) -> dict[str, Any]:
     return row
 
 
+def equity_row(i: int = 0, **over: Any) -> dict[str, Any]:
+    row = {"policy_id": "p1", "caller_name": None, "split": "all",
+           "ts_ms": 1_700_000_000_000 + i, "equity": 100_000.0 + i, "cash": 99_000.0,
+           "exposure": 0.01, "open_positions": 1, "drawdown": 0.0}
+    row.update(over)
+    return row
+
+
 ROW_FACTORIES = {
     "alerts": alert_row, "paths": path_row, "features": feature_row, "trades": trade_row,
     "summary": summary_row, "frontier": frontier_row, "errors": error_row,
+    "equity": equity_row,
 }
 
 

@@ -8,7 +8,8 @@ _EXPORTS = {
         "detect_regressions", "metric_spread", "pareto_front", "pareto_mask")},
     **{name: "quantbot.analysis.compare" for name in ("Comparison", "compare_runs")},
     **{name: "quantbot.analysis.report" for name in (
-        "plot_frontier", "plot_peaks", "plot_returns", "render_report", "write_report")},
+        "plot_equity", "plot_frontier", "plot_peaks", "plot_returns", "render_report",
+        "write_report")},
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

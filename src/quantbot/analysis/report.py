@@ -37,14 +37,16 @@ from quantbot.errors import ReportError
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-SUMMARY_COLUMNS = ("caller_name", "policy_id", "trades_count", "calls_excluded",
+SUMMARY_COLUMNS = ("caller_name", "split", "policy_id", "trades_count", "calls_excluded",
                    "avg_return_bps", "median_return_bps", "p25_return_bps", "p75_return_bps",
-                   "stop_out_rate", "avg_max_adverse_excursion_bps", "avg_time_exposed_ms",
-                   "avg_tail_capture")
-FRONTIER_COLUMNS = ("rank", "policy_id", "meets_constraints", "objective_score",
-                    "median_return_bps", "avg_return_bps", "stop_out_rate", "p95_drawdown_bps",
-                    "avg_time_exposed_ms", "trades_count", "validation_objective_score",
-                    "validation_median_return_bps", "overfit")
+                   "win_rate", "profit_factor", "stop_out_rate",
+                   "avg_max_adverse_excursion_bps", "avg_time_exposed_ms", "avg_tail_capture",
+                   "total_return", "max_drawdown", "sharpe")
+FRONTIER_COLUMNS = ("rank", "policy_id", "split", "meets_constraints", "objective_score",
+                    "median_return_bps", "avg_return_bps", "win_rate", "stop_out_rate",
+                    "p95_drawdown_bps", "sharpe", "trades_count", "validation_rank",
+                    "validation_objective_score", "validation_median_return_bps", "overfit",
+                    "aliases")
 
 
 # ---------------------------------------------------------------- plots (also for notebooks)
@@ -106,6 +108,36 @@ def plot_returns(ax: Axes, trades: Any, *, max_policies: int = 6,
     ax.set_ylabel("trades")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+
+
+SPLIT_COLOURS = {"all": "#4C72B0", "train": "#4C72B0", "validation": "#DD8452"}
+
+
+def plot_equity(ax: Axes, equity: Any, *, column: str = "equity",
+                title: str = "Portfolio equity (realised)") -> None:
+    """The pooled portfolio's ``column`` (equity or drawdown) over time, one line per split:
+    train and validation each in its own colour over a shaded span of its own time range."""
+    callers = _column(equity, "caller_name")
+    pooled = np.asarray([c is None for c in callers], dtype=bool)
+    splits = _column(equity, "split").astype(str)
+    ts = _column(equity, "ts_ms").astype(np.int64)
+    values = _column(equity, column).astype(float)
+    if not pooled.any():
+        ax.text(0.5, 0.5, "no trades taken", ha="center", va="center", transform=ax.transAxes)
+    for split in ("all", "train", "validation"):
+        sel = pooled & (splits == split)
+        if not sel.any():
+            continue
+        when = ts[sel].astype("datetime64[ms]")
+        colour = SPLIT_COLOURS[split]
+        ax.step(when, values[sel], where="post", color=colour, lw=1.4, label=split)
+        if split != "all":
+            ax.axvspan(when.min(), when.max(), color=colour, alpha=0.08)
+    ax.set_ylabel(column if column == "equity" else "drawdown (fraction of the peak)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if pooled.any():
+        ax.legend(loc="best", fontsize=8)
 
 
 def _setup(parameters: dict[str, Any]) -> str | None:
@@ -271,7 +303,7 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
     manifest = read_manifest(run_dir)
     m = manifest.to_dict()
     arts = {name: read_artifact(run_dir, name) for name in manifest.artifacts
-            if name in ("paths", "trades", "summary", "frontier", "errors")}
+            if name in ("paths", "trades", "summary", "frontier", "errors", "equity")}
     esc = html.escape
     parts: list[str] = []
     status_cls = m["status"] if m["status"] in ("completed", "failed") else ""
@@ -283,12 +315,17 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
     pooled = None
     if "summary" in arts and arts["summary"].num_rows:
         rows = arts["summary"].to_pylist()
-        pooled = next((r for r in rows if r["caller_name"] in (None, "*")), rows[0])
+        pooled = _headline_row(rows)
+        split = pooled.get("split") or "reported"
         label = "policy" if m["run_type"] == "policy" else "best policy (pooled)"
-        headline += [(label, pooled["policy_id"]), ("trades", pooled["trades_count"]),
+        headline += [(label, pooled["policy_id"]), ("figures on", f"{split} calls"),
+                     ("trades", pooled["trades_count"]),
                      ("avg_return_bps", pooled["avg_return_bps"]),
                      ("median_return_bps", pooled["median_return_bps"]),
-                     ("stop_out_rate", pooled["stop_out_rate"])]
+                     ("win_rate", pooled.get("win_rate")),
+                     ("stop_out_rate", pooled["stop_out_rate"]),
+                     ("portfolio total_return", pooled.get("total_return")),
+                     ("portfolio max_drawdown", pooled.get("max_drawdown"))]
     levels = (m.get("parameters") or {}).get("levels") or STANDARD_LEVELS
     if "paths" in arts:
         pm = path_metrics(arts["paths"], levels)
@@ -340,6 +377,10 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
         label = _group_label(group)
         plots.append(("Frontier", render_png(lambda ax: plot_frontier(
             ax, group, title=f"Frontier ({label}): median return vs stop-out rate"))))
+    if "equity" in arts and arts["equity"].num_rows:
+        plots.append(("Equity", render_png(lambda ax: plot_equity(ax, arts["equity"]))))
+        plots.append(("Drawdown", render_png(lambda ax: plot_equity(
+            ax, arts["equity"], column="drawdown", title="Portfolio drawdown")), ))
     if "trades" in arts and arts["trades"].num_rows:
         plots.append(("Return distribution",
                       render_png(lambda ax: plot_returns(ax, arts["trades"]))))
@@ -375,6 +416,13 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>quantbot run {esc(m['run_id'])}</title><style>{_CSS}</style></head>"
             f"<body>{''.join(parts)}</body></html>\n")
+
+
+def _headline_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pooled row the headline shows: out-of-sample (validation) when the run has a
+    split, else its only pooled row."""
+    pooled = [r for r in rows if r["caller_name"] in (None, "*")] or rows
+    return next((r for r in pooled if r.get("split") == "validation"), pooled[0])
 
 
 def _frontier_group(frontier: pa.Table) -> pa.Table:
@@ -434,5 +482,5 @@ def write_report(run_id: str, out: str | os.PathLike[str] | None = None, *,
     return path
 
 
-__all__ = ["ReportError", "plot_frontier", "plot_peaks", "plot_returns", "render_png",
-           "render_report", "write_report"]
+__all__ = ["ReportError", "plot_equity", "plot_frontier", "plot_peaks", "plot_returns",
+           "render_png", "render_report", "write_report"]

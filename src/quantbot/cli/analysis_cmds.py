@@ -1,4 +1,5 @@
-"""compare and report: what a change did, and one run as a shareable HTML page."""
+"""compare, report and portfolio: what a change did, one run as a shareable HTML page, and
+a run's trades followed as one account."""
 
 from __future__ import annotations
 
@@ -138,3 +139,31 @@ def report(run_id: str, out: str | None, base_dir: str, duckdb_path: str, top: i
 
     path = write_report(run_id, out, catalog=duckdb_path, base_dir=base_dir, top_n=top)
     click.echo(str(path))
+
+
+_PORTFOLIO_COLUMNS = ("policy_id", "caller_name", "trades_taken", "skipped_signals",
+                      "final_equity", "total_return", "annualised_return", "max_drawdown",
+                      "sharpe", "sortino", "win_rate", "profit_factor")
+
+
+@backtest.command("portfolio")
+@click.argument("run_id")
+@click.option("--portfolio", metavar="JSON", default=None,
+              help='The account, e.g. \'{"capital": 100000, "size": {"amount": 1000}, '
+                   '"max_concurrent": 20, "compound": false}\' (default: the flows\' defaults).')
+@base_dir_option
+@duckdb_option
+@format_option("table", "json")
+def portfolio_cmd(run_id: str, portfolio: str | None, base_dir: Any, duckdb_path: str,
+                  fmt: str) -> None:
+    """Follow a completed run's trades as one account: equity metrics per caller and pooled
+    (what-if: another capital, size or concurrency limit, without running the backtest)."""
+    from quantbot.backtest.flows.portfolio_step import run_portfolio
+
+    books = run_portfolio(run_id, portfolio, catalog=duckdb_path, base_dir=base_dir)
+    rows = [{k: v for k, v in book.items() if k != "curve"} for book in books]
+    if fmt == "json":
+        print_json(rows)
+        return
+    print_table([{k: ("(pooled)" if k == "caller_name" and r[k] is None else r[k])
+                  for k in _PORTFOLIO_COLUMNS} for r in rows], title=f"portfolio of {run_id}")

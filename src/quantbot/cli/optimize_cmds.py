@@ -13,10 +13,13 @@ from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
 from quantbot.cli.app import backtest
 from quantbot.cli.options import field_options
 from quantbot.cli.run_cmds import (
+    bps_text,
     fee_options,
     finish,
     flow_kwargs,
     input_options,
+    pct_text,
+    portfolio_option,
     run_group,
     writing_run,
 )
@@ -26,9 +29,10 @@ Callbacks = tuple[Callable[[str], None] | None, Callable[[int, int], None] | Non
 
 
 #: Optimizer settings offered as options (defaults and help: OPTIMIZER_SETTINGS).
-OPTIMIZER_FIELDS = ("validation", "min_calls", "max_stop_out_rate", "min_p95_drawdown_bps",
-                    "max_avg_time_exposed_ms", "return_weight", "tail_capture_weight",
-                    "mae_weight", "overfit_min_gap", "overfit_rel_gap")
+OPTIMIZER_FIELDS = ("objective", "trim_fraction", "stop_out_weight", "validation", "min_calls",
+                    "max_stop_out_rate", "min_p95_drawdown_bps", "max_avg_time_exposed_ms",
+                    "return_weight", "tail_capture_weight", "mae_weight", "overfit_min_gap",
+                    "overfit_rel_gap", "overfit_top_fraction")
 
 
 def _optimizer_options(f: F) -> F:
@@ -39,6 +43,7 @@ def _optimizer_options(f: F) -> F:
         field_options(OPTIMIZER_SETTINGS, OPTIMIZER_FIELDS),
         click.option("--no-per-caller", "no_per_caller", is_flag=True,
                      help="Only the pooled evaluation (caller_name '*')."),
+        portfolio_option,
         fee_options,
     ]
     for option in reversed(options):
@@ -75,24 +80,33 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
     with _optimizer_progress() as (phase, policies), writing_run(kw) as start:
         result = flow(kw["alerts"], kw["candles"], grid=kw["grid_path"], config=config,
                       taker_fee_bps=kw["taker_fee_bps"], slippage_bps=kw["slippage_bps"],
-                      per_caller=not kw["no_per_caller"], progress=phase,
+                      per_caller=not kw["no_per_caller"], portfolio=kw["portfolio"],
+                      progress=phase,
                       policy_progress=policies, run_id=start.run_id,
                       around_run=start.around_run, **flow_kwargs(kw))
     finish(result, kw, start.cataloged)
     if kw["fmt"] == "json":
         return
     m = result.metrics
-    line = f"  grid       {m['policies']} policies, {m['groups']} groups optimized"
+    line = (f"  grid       {m['policies']} policies ({m['distinct_policies']} distinct on this "
+            f"data), {m['groups']} groups optimized")
     click.echo(line + (f", {m['skipped_callers']} callers skipped" if m["skipped_callers"]
                        else ""))
-    if "objective_score" in m:
-        text = (f"  objective  (*) {m['objective_score']:.1f} "
-                f"({'feasible' if m['meets_constraints'] else 'infeasible'})")
-        if "validation_objective_score" in m:
-            v = m["validation_objective_score"]
-            text += f"  validation {'-' if v is None else f'{v:.1f}'}"
-            text += "  OVERFIT" if m.get("overfit") else ""
-        click.echo(text)
+    if "splits" in m:
+        click.echo(f"  objective  {m['objective']}, best (*) "
+                   f"{'feasible' if m['meets_constraints'] else 'infeasible'}"
+                   + ("  OVERFIT" if m.get("overfit") else ""))
+        for split, figures in m["splits"].items():
+            click.echo(f"  {split:<10} {split_text(figures)}")
+
+
+def split_text(f: dict[str, Any]) -> str:
+    """One split's figures of the best policy, on one line."""
+    score = f.get("objective_score")
+    return (f"score {'-' if score is None else f'{score:.1f}'}  trades {f['trades_count']}  "
+            f"avg {bps_text(f['avg_return_bps'])}  median {bps_text(f['median_return_bps'])}  "
+            f"win {pct_text(f['win_rate'])}  stop-out {pct_text(f['stop_out_rate'])}  "
+            f"portfolio {pct_text(f['total_return'])} (max dd {pct_text(f['max_drawdown'])})")
 
 
 @backtest.command("optimize")

@@ -77,7 +77,7 @@ def field_options(source: Any, names: tuple[str, ...]) -> Callable[[F], F]:
         specs = {f.name: (f.default, f.metadata["help"], f.metadata.get("unit"),
                           f.metadata.get("choices", ())) for f in dataclasses.fields(source)}
     else:
-        specs = {n: (s.default, s.help, s.unit, ()) for n, s in source.items()}
+        specs = {n: (s.default, s.help, s.unit, s.choices) for n, s in source.items()}
 
     def deco(f: F) -> F:
         for name in reversed(names):

@@ -38,6 +38,12 @@ from quantbot.cli.render import print_json
 F = Callable[..., Any]
 
 fee_options = field_options(FlowParams, FEE_FIELDS)
+portfolio_option = click.option(
+    "--portfolio", metavar="JSON", default=None,
+    help='The account the calls are followed with, e.g. \'{"capital": 100000, "size": '
+         '{"amount": 1000}, "max_concurrent": 20, "compound": false}\' (size may be '
+         '{"fraction": 0.01} or {"volatility": {"target_bps": 100, "fraction": 0.01}}); '
+         'default: capital 100000, size fraction 0.01, no concurrency limit, no compounding.')
 FLOW_PARAM_OPTIONS = ("interval", "horizon", "activity_move_pct", "pre_window", "entry", "levels",
                       "max_entry_delay")
 
@@ -204,10 +210,13 @@ def run_path_only_cmd(**kw: Any) -> None:
 @click.option("--policy-file", type=click.Path(exists=True, dir_okay=False),
               help="File holding the policy JSON.")
 @click.option("--policy-id", help="Id recorded for the policy (default: derived from it).")
+@portfolio_option
 @fee_options
 def run_policy_cmd(policy_json: str | None, policy_file: str | None, policy_id: str | None,
-                   taker_fee_bps: float, slippage_bps: float, **kw: Any) -> None:
-    """Simulate one exit policy over every eligible call (trades, summary, errors)."""
+                   portfolio: str | None, taker_fee_bps: float, slippage_bps: float,
+                   **kw: Any) -> None:
+    """Simulate one exit policy over every eligible call, then follow the calls as one
+    portfolio (trades, summary, equity, errors)."""
     from quantbot.backtest.flows.policy import run_policy_backtest
 
     if (policy_json is None) == (policy_file is None):
@@ -215,7 +224,7 @@ def run_policy_cmd(policy_json: str | None, policy_file: str | None, policy_id: 
     if policy_file is not None:
         with open(policy_file, encoding="utf-8") as fh:
             policy_json = fh.read()
-    flow_command(kw, run_policy_backtest, policy_json, policy_id=policy_id,
+    flow_command(kw, run_policy_backtest, policy_json, policy_id=policy_id, portfolio=portfolio,
                  taker_fee_bps=taker_fee_bps, slippage_bps=slippage_bps)
 
 
@@ -229,12 +238,16 @@ def finish(result: Any, kw: dict[str, Any], cataloged: bool) -> None:
         click.echo(f"  cataloged  {kw['duckdb_path']}")
 
 
-def _pct(value: float | None) -> str:
+def pct_text(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def _bps(value: float | None) -> str:
+def bps_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} bps"
+
+
+def num_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def setup_text(settings: dict[str, Any]) -> str:
@@ -261,18 +274,18 @@ def report_lines(result: Any) -> None:
         rates = [(k.removeprefix("hit_").removesuffix("_rate").replace("_", "."), v)
                  for k, v in m.items()
                  if k.startswith("hit_") and k.endswith("_rate")]
-        click.echo("  hit rates  " + "  ".join(f"{name} {_pct(v)}" for name, v in rates))
+        click.echo("  hit rates  " + "  ".join(f"{name} {pct_text(v)}" for name, v in rates))
+    elif "groups" in m:  # optimization/full: the figures per split follow (optimize_cmds)
+        click.echo(f"  trades     {result.trades} written (best policy of each of "
+                   f"{m['groups']} groups)")
+        click.echo(f"  best (*)   {m.get('policy_id', '-')}")
     else:
-        stats = (f"  avg {_bps(m.get('avg_return_bps'))}  median {_bps(m.get('median_return_bps'))}"
-                 f"  stop-out {_pct(m.get('stop_out_rate'))}") if "avg_return_bps" in m else ""
-        if "groups" in m:  # optimization/full: many best policies; the stats are the pooled one's
-            click.echo(f"  trades     {result.trades} written (best policy of each of "
-                       f"{m['groups']} groups)")
-            click.echo(f"  best (*)   {m.get('policy_id')}{stats}")
-        else:
-            if m.get("policy_id"):
-                click.echo(f"  policy     {m['policy_id']}")
-            click.echo(f"  trades     {result.trades}{stats}")
+        click.echo(f"  policy     {m['policy_id']}")
+        click.echo(f"  trades     {result.trades}  avg {bps_text(m['avg_return_bps'])}  median "
+                   f"{bps_text(m['median_return_bps'])}  win {pct_text(m['win_rate'])}  "
+                   f"stop-out {pct_text(m['stop_out_rate'])}")
+        click.echo(f"  portfolio  return {pct_text(m['total_return'])}  max dd "
+                   f"{pct_text(m['max_drawdown'])}  sharpe {num_text(m['sharpe'])}")
     timing = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items())
     click.echo(f"  timing     {timing}")
 

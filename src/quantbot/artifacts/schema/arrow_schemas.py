@@ -107,6 +107,22 @@ TRADES_SCHEMA = pa.schema([
     _f("tail_capture", _F, True), SIDE_FIELD,
 ])
 
+WIN_LOSS_FIELDS = (_f("win_rate", _F, True), _f("profit_factor", _F, True))
+
+PORTFOLIO_FIELDS = (
+    _f("final_equity", _F, True), _f("total_return", _F, True),
+    _f("annualised_return", _F, True), _f("max_drawdown", _F, True),
+    _f("max_drawdown_duration_ms", _I, True), _f("sharpe", _F, True), _f("sortino", _F, True),
+    _f("calmar", _F, True), _f("exposure_time", _F, True), _f("trades_taken", _I, True),
+    _f("skipped_signals", _I, True),
+)
+"""The portfolio metrics of a summary row (quantbot.backtest.engine.portfolio)."""
+
+SUMMARY_1_2_FIELDS = (
+    _f("split", _S, True), *WIN_LOSS_FIELDS, _f("avg_win_bps", _F, True),
+    _f("avg_loss_bps", _F, True), *PORTFOLIO_FIELDS,
+)
+
 SUMMARY_SCHEMA = pa.schema([
     _f("run_id", _S), _f("policy_id", _S), _f("caller_name", _S, True),
     _f("calls_processed", _I), _f("calls_excluded", _I), _f("trades_count", _I),
@@ -116,6 +132,8 @@ SUMMARY_SCHEMA = pa.schema([
     _f("avg_max_adverse_excursion_bps", _F, True), _f("avg_time_exposed_ms", _F, True),
     _f("median_time_exposed_ms", _F, True), _f("avg_tail_capture", _F, True),
     _f("median_tail_capture", _F, True),
+    # 1.2.0: which calls the row is about, win/loss statistics, and the portfolio's numbers
+    *SUMMARY_1_2_FIELDS,
 ])
 
 FRONTIER_VALIDATION_FIELDS = (
@@ -123,6 +141,15 @@ FRONTIER_VALIDATION_FIELDS = (
     _f("validation_meets_constraints", _B, True), _f("validation_trades_count", _I, True),
     _f("overfit", _B, True),
 )
+
+FRONTIER_1_2_FIELDS = (
+    _f("split", _S, True), _f("validation_rank", _I, True), _f("aliases", _S, True),
+    *WIN_LOSS_FIELDS, _f("sharpe", _F, True), _f("total_return", _F, True),
+    _f("max_drawdown", _F, True),
+)
+"""1.2.0: which calls the unprefixed figures are about (``train`` with a split, else
+``all``), the rank among the validation results, the equivalent policies a row stands for,
+win/loss and portfolio figures."""
 
 FRONTIER_SCHEMA = pa.schema([
     _f("run_id", _S), _f("caller_name", _S), _f("policy_id", _S), _f("policy_params", _S),
@@ -132,12 +159,21 @@ FRONTIER_SCHEMA = pa.schema([
     _f("rank", _I),
     # 1.1.0: out-of-sample validation (null when the optimizer ran without a split)
     *FRONTIER_VALIDATION_FIELDS,
+    *FRONTIER_1_2_FIELDS,
 ])
 
 ERRORS_SCHEMA = pa.schema([
     _f("run_id", _S), _f("timestamp", _S), _f("level", _S), _f("phase", _S),
     _f("call_id", _S, True), _f("message", _S), _f("details", _S, True),
 ])
+
+EQUITY_SCHEMA = pa.schema([
+    _f("run_id", _S), _f("policy_id", _S), _f("caller_name", _S, True), _f("split", _S),
+    _f("ts_ms", _I), _f("equity", _F), _f("cash", _F), _f("exposure", _F),
+    _f("open_positions", _I), _f("drawdown", _F),
+])
+"""The portfolio's realised equity curve (1.2.0): one row per event time of one portfolio
+(a policy, a caller or null = pooled, a split)."""
 
 ARTIFACT_SPECS: dict[ArtifactType, ArtifactSpec] = {
     s.type: s
@@ -150,6 +186,7 @@ ARTIFACT_SPECS: dict[ArtifactType, ArtifactSpec] = {
         ArtifactSpec(ArtifactType.SUMMARY, SUMMARY_SCHEMA),
         ArtifactSpec(ArtifactType.FRONTIER, FRONTIER_SCHEMA),
         ArtifactSpec(ArtifactType.ERRORS, ERRORS_SCHEMA),
+        ArtifactSpec(ArtifactType.EQUITY, EQUITY_SCHEMA),
     )
 }
 

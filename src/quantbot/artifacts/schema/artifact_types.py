@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class ArtifactType(str, Enum):
-    """The seven artifact kinds; the value is the name used in files, manifests and SQL."""
+    """The eight artifact kinds; the value is the name used in files, manifests and SQL."""
 
     ALERTS = "alerts"
     PATHS = "paths"
@@ -21,6 +21,7 @@ class ArtifactType(str, Enum):
     SUMMARY = "summary"
     FRONTIER = "frontier"
     ERRORS = "errors"
+    EQUITY = "equity"
 
     @classmethod
     def parse(cls, value: str | ArtifactType) -> ArtifactType:
@@ -55,4 +56,5 @@ ARTIFACT_PATHS: dict[ArtifactType, str] = {
     ArtifactType.SUMMARY: "results/summary.parquet",
     ArtifactType.FRONTIER: "results/frontier.parquet",
     ArtifactType.ERRORS: "errors/errors.parquet",
+    ArtifactType.EQUITY: "results/equity.parquet",
 }

@@ -64,7 +64,12 @@ class Migration:
 
 
 def _registry() -> list[Migration]:
-    from quantbot.artifacts.schema.arrow_schemas import FRONTIER_VALIDATION_FIELDS, SIDE_FIELD
+    from quantbot.artifacts.schema.arrow_schemas import (
+        FRONTIER_1_2_FIELDS,
+        FRONTIER_VALIDATION_FIELDS,
+        SIDE_FIELD,
+        SUMMARY_1_2_FIELDS,
+    )
 
     return [
         # 1.1.0: the frontier gained out-of-sample validation columns.
@@ -74,10 +79,17 @@ def _registry() -> list[Migration]:
         Migration("1.1.0", "1.2.0",
                   frozenset({ArtifactType.ALERTS, ArtifactType.PATHS, ArtifactType.TRADES}),
                   added=(SIDE_FIELD,), filled={"side": "long"}),
+        # 1.2.0 too: summary and frontier gained split labels, win/loss and portfolio
+        # figures (null in older files: not computed then).
+        Migration("1.1.0", "1.2.0", frozenset({ArtifactType.SUMMARY}),
+                  added=SUMMARY_1_2_FIELDS),
+        Migration("1.1.0", "1.2.0", frozenset({ArtifactType.FRONTIER}),
+                  added=FRONTIER_1_2_FIELDS),
     ]
 
 
-# The registry, oldest first. Each step's from_version is the previous step's to_version.
+# The registry, oldest first. A version's steps follow the previous version's; one version
+# may have several steps (each for its own artifact types).
 MIGRATIONS: list[Migration] = _registry()
 
 
@@ -94,12 +106,10 @@ def upgrade(table: pa.Table, kind: ArtifactType, version: str,
     """``table`` as written at ``version``, upgraded to the current schema version."""
     check_supported(version, f"{kind.value} artifact")
     steps = MIGRATIONS if migrations is None else migrations
-    current = parse_version(version)
-    for step in steps:
-        if parse_version(step.from_version) >= current and \
-                parse_version(step.to_version) <= parse_version(ARTIFACT_SCHEMA_VERSION):
+    written, now = parse_version(version), parse_version(ARTIFACT_SCHEMA_VERSION)
+    for step in steps:  # oldest first; several steps may share a version (one per artifact)
+        if parse_version(step.from_version) >= written and parse_version(step.to_version) <= now:
             table = step.apply(kind, table)
-            current = parse_version(step.to_version)
     return table
 
 

@@ -18,6 +18,8 @@ RANGE_TEXT = f"timestamps must lie in the years 1-9999 UTC (epoch ms {MIN_TS_MS}
 
 
 def is_timestamp_column(name: str) -> bool:
-    """Artifact columns named ``*_ts_ms`` or ``t_*_ms`` hold epoch ms (SCHEMAS.md); other
-    ``*_ms`` columns (``time_exposed_ms``) are durations and have no range."""
-    return name.endswith("_ts_ms") or (name.startswith("t_") and name.endswith("_ms"))
+    """Artifact columns named ``ts_ms``, ``*_ts_ms`` or ``t_*_ms`` hold epoch ms
+    (SCHEMAS.md); other ``*_ms`` columns (``time_exposed_ms``) are durations and have no
+    range."""
+    return (name == "ts_ms" or name.endswith("_ts_ms")
+            or (name.startswith("t_") and name.endswith("_ms")))

@@ -90,13 +90,17 @@ class OptimizationFlow(Flow):
 
     def __init__(self, grid: GridInput, config: ConfigInput, per_caller: bool = True,
                  policy_progress: PolicyProgress | None = None,
-                 recorded_grid: dict[str, Any] | None = None) -> None:
+                 recorded_grid: dict[str, Any] | None = None, portfolio: Any = None) -> None:
         """``recorded_grid``: a manifest's ``parameters.grid`` (rerun), instead of ``grid``."""
         self._grid, self._config, self._recorded = grid, config, recorded_grid
         self.per_caller, self.policy_progress = per_caller, policy_progress
+        self._portfolio = portfolio
 
     def plan(self, params: FlowParams) -> dict[str, Any]:
+        from quantbot.backtest.flows.portfolio_step import resolve_portfolio
+
         self.config = make_config(self._config)
+        self.portfolio, portfolio = resolve_portfolio(self._portfolio)
         if self._recorded is not None:
             self.grid = grid_from_record(self._recorded, params.interval_ms)
             _, record = _record(self.grid, self._recorded["source"], self._recorded.get("spec"))
@@ -105,7 +109,8 @@ class OptimizationFlow(Flow):
         optimizer = self.config.model_dump(mode="json")
         if self.config.validation is not None:
             optimizer["validation"] = self.config.validation.spec()
-        return {"grid": record, "optimizer": optimizer, "per_caller": self.per_caller}
+        return {"grid": record, "optimizer": optimizer, "per_caller": self.per_caller,
+                "portfolio": portfolio}
 
     def execute(self, prep: PreparedInputs, clock: PhaseClock) -> Outcome:
         return self.optimize(prep, clock)
@@ -118,6 +123,7 @@ class OptimizationFlow(Flow):
             error_rows,
             headline_metrics,
         )
+        from quantbot.backtest.flows.portfolio_step import portfolio_figures
         from quantbot.backtest.optimize.search import frontier_columns, optimize_grid
 
         params = prep.params
@@ -126,35 +132,42 @@ class OptimizationFlow(Flow):
             result = optimize_grid(self.grid, prep.candles, prep.windows, callers, self.config,
                                    taker_fee_bps=params.taker_fee_bps,
                                    slippage_bps=params.slippage_bps, per_caller=self.per_caller,
-                                   on_progress=self.policy_progress)
+                                   on_progress=self.policy_progress,
+                                   interval_ms=params.interval_ms,
+                                   portfolio_metric=portfolio_figures(prep, self.portfolio))
             names = ARTIFACT_SPECS[ArtifactType.FRONTIER].schema.names
             frontier = frontier_columns(result, allowed=names)
-            trades, summary = best_artifacts(result, prep, callers)
+            trades, summary, equity = best_artifacts(result, prep, callers, self.portfolio)
             errors = error_rows(prep.error_rows, result, callers)
         n_trades = len(trades["policy_id"]) if trades is not None else 0
         return Outcome({"frontier": frontier, "trades": trades, "summary": summary,
-                        "errors": errors}, headline_metrics(result), n_trades)
+                        "equity": equity, "errors": errors},
+                       headline_metrics(result, summary), n_trades)
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, Any]) -> OptimizationFlow:
         if not isinstance(parameters.get("grid"), dict):
             raise FlowParameterError("run manifest has no parameters.grid to rerun from")
-        return cls(None, parameters.get("optimizer"), bool(parameters.get("per_caller", True)),
-                   recorded_grid=parameters["grid"])
+        optimizer = dict(parameters.get("optimizer") or {})
+        optimizer.setdefault("objective", "original")  # runs before 1.2.0 ranked by it
+        return cls(None, optimizer, bool(parameters.get("per_caller", True)),
+                   recorded_grid=parameters["grid"], portfolio=parameters.get("portfolio"))
 
 
 def run_optimization(alerts: Input, candles: Input, *, grid: GridInput = None,
                      config: ConfigInput = None, per_caller: bool = True,
-                     policy_progress: PolicyProgress | None = None,
+                     policy_progress: PolicyProgress | None = None, portfolio: Any = None,
                      **options: Unpack[FlowOptions]) -> FlowResult:
-    """Optimize a policy grid: artifacts alerts, frontier, trades, summary, errors.
+    """Optimize a policy grid: artifacts alerts, frontier, trades, summary, equity, errors.
 
     ``grid``: None (the built-in default), a grid file path, a grid dict or a PolicyGrid.
     ``config``: constraints, weights, ``min_calls`` and ``validation`` (an OptimizerConfig
-    or its dict). ``per_caller``: also optimize each caller (else only ``*``).
+    or its dict; ``objective``: robust, original, median or sharpe). ``per_caller``: also
+    optimize each caller (else only ``*``). ``portfolio``: the account every policy's
+    trades are followed with (its Sharpe, total return and drawdown join the frontier).
     ``alerts``, ``candles`` and ``options`` as :func:`~quantbot.backtest.run_policy_backtest`.
     """
-    flow = OptimizationFlow(grid, config, per_caller, policy_progress)
+    flow = OptimizationFlow(grid, config, per_caller, policy_progress, portfolio=portfolio)
     return run_flow(flow, alerts, candles, options)
 
 
@@ -172,12 +185,12 @@ class FullFlow(OptimizationFlow):
 
 def run_full(alerts: Input, candles: Input, *, grid: GridInput = None,
              config: ConfigInput = None, per_caller: bool = True,
-             policy_progress: PolicyProgress | None = None,
+             policy_progress: PolicyProgress | None = None, portfolio: Any = None,
              **options: Unpack[FlowOptions]) -> FlowResult:
     """Truth layer and optimization in one run: alerts, paths, features, frontier, trades,
-    summary, errors. Arguments as :func:`~quantbot.backtest.run_optimization`."""
-    return run_flow(FullFlow(grid, config, per_caller, policy_progress), alerts, candles,
-                    options)
+    summary, equity, errors. Arguments as :func:`~quantbot.backtest.run_optimization`."""
+    flow = FullFlow(grid, config, per_caller, policy_progress, portfolio=portfolio)
+    return run_flow(flow, alerts, candles, options)
 
 
 __all__ = ["FullFlow", "OptimizationFlow", "grid_from_record", "resolve_grid", "run_full",

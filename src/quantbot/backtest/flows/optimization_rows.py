@@ -1,9 +1,10 @@
 """The rows an optimization writes besides the frontier: best trades, summary, errors, metrics.
 
-- :func:`best_artifacts`: ``summary``, one row per evaluated caller (and ``*``) for its
-  rank-1 policy on the calls that policy is reported on (the validation calls with a split,
-  else every eligible call of that caller); ``trades``, the trades behind those rows, each
-  (policy_id, call_id) once;
+- :func:`best_artifacts`: ``summary``, per evaluated caller (and ``*``) its rank-1 policy
+  on each split (``train`` and ``validation`` rows with a split, else one ``all`` row),
+  with the portfolio's columns; ``trades``, the trades on the calls that policy is
+  reported on (the validation calls with a split), each (policy_id, call_id) once;
+  ``equity``, the pooled best policy's portfolio per split;
 - :func:`error_rows`: coverage exclusions, a ``warning`` (phase ``optimization``) per caller
   skipped for too few calls, and ``info`` rows: the split, and each group's best policy
   with its train and validation numbers in ``details`` (the frontier schema has no
@@ -19,28 +20,44 @@ from typing import Any
 import numpy as np
 
 from quantbot.artifacts.schema.layout import iso_utc, utc_now
+from quantbot.backtest.engine.portfolio import PortfolioConfig
 from quantbot.backtest.engine.simulate import Trades
 from quantbot.backtest.flows.skeleton import PreparedInputs
 from quantbot.backtest.optimize.search import POOLED, GroupResult, OptimizationResult
 
 
-def best_artifacts(result: OptimizationResult, prep: PreparedInputs,
-                   callers: np.ndarray) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """(trades columns, summary rows) of every group's rank-1 policy on its reported calls."""
-    from quantbot.backtest.engine.summary import summarize
+def best_artifacts(result: OptimizationResult, prep: PreparedInputs, callers: np.ndarray,
+                   portfolio: PortfolioConfig
+                   ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
+    """(trades columns, summary rows, equity columns) of every group's rank-1 policy.
+
+    Summary: per group one row per split it was evaluated on (``train`` and ``validation``
+    with a split, else ``all``), each with its portfolio's columns. Trades: the calls each
+    best policy is reported on (validation with a split), each (policy_id, call_id) once.
+    Equity: the pooled group's best policy, one portfolio per split.
+    """
+    from quantbot.backtest.flows.policy import summary_row
+    from quantbot.backtest.flows.portfolio_step import merge_equity, portfolio_outputs
 
     ids = result.grid.policy_ids
     excluded = ~prep.windows.eligible
-    summary = []
+    summary: list[dict[str, Any]] = []
+    equity: list[dict[str, list[Any]]] = []
     pieces: dict[int, list[tuple[np.ndarray, Trades]]] = {}
     for g in result.groups:
-        trades = g.best_trades
-        assert trades is not None  # every evaluated group has a best policy
-        n_excl = int(excluded.sum() if g.caller_name == POOLED
-                     else (excluded & (callers == g.caller_name)).sum())
-        summary.append({"policy_id": ids[g.best], "caller_name": g.caller_name,
-                        **summarize(trades, len(trades), n_excl)})
-        pieces.setdefault(g.best, []).append((g.report_rows, trades))
+        assert g.best_all is not None and g.best_trades is not None  # evaluated groups
+        splits = ([("train", g.train_rows), ("validation", g.validation_rows)] if g.validated
+                  else [("all", g.train_rows)])
+        own = excluded if g.caller_name == POOLED else excluded & (callers == g.caller_name)
+        for split, rows in splits:
+            trades = g.best_all.take(rows)
+            curve, books = portfolio_outputs(prep, trades, portfolio, ids[g.best], split,
+                                             per_caller=False)
+            summary.append(summary_row(trades, ids[g.best], g.caller_name, split,
+                                       int(own.sum()), books[None]))
+            if g.caller_name == POOLED:
+                equity.append(curve)
+        pieces.setdefault(g.best, []).append((g.report_rows, g.best_trades))
     policy_col: list[str] = []
     parts: list[Trades] = []
     for best in sorted(pieces):  # grid order, then alert order: deterministic
@@ -51,12 +68,12 @@ def best_artifacts(result: OptimizationResult, prep: PreparedInputs,
         parts.append(chosen)
         policy_col += [ids[best]] * len(chosen)
     if not parts:
-        return None, summary  # an empty artifact with the full schema
+        return None, summary, merge_equity(equity)  # an empty artifact with the full schema
     all_trades = _concat(parts)
     cols: dict[str, Any] = {"policy_id": policy_col,
                             **prep.columns(("call_id",), all_trades.alert_idx),
                             **all_trades.columns()}
-    return cols, summary
+    return cols, summary, merge_equity(equity)
 
 
 def _concat(parts: list[Trades]) -> Trades:
@@ -136,23 +153,36 @@ def _best_details(result: OptimizationResult, g: GroupResult) -> dict[str, Any]:
     return out
 
 
-def headline_metrics(result: OptimizationResult) -> dict[str, Any]:
-    metrics: dict[str, Any] = {"policies": len(result.grid), "groups": len(result.groups),
-                               "skipped_callers": len(result.skipped)}
+_HEADLINE_KEYS = ("trades_count", "avg_return_bps", "median_return_bps", "stop_out_rate",
+                  "win_rate", "profit_factor", "total_return", "max_drawdown", "sharpe")
+
+
+def headline_metrics(result: OptimizationResult, summary: list[dict[str, Any]]
+                     ) -> dict[str, Any]:
+    """The pooled best policy, its figures nested per split (``train`` and ``validation``,
+    or ``all``): every number says which calls it is about."""
+    metrics: dict[str, Any] = {"policies": len(result.grid),
+                               "distinct_policies": len(result.representatives),
+                               "groups": len(result.groups),
+                               "skipped_callers": len(result.skipped),
+                               "objective": result.config.objective}
     try:
         g = result.group(POOLED)
     except KeyError:
         return metrics
     b = g.best
-    stats = g.stats.row(b)
-    metrics.update(policy_id=result.grid.policy_ids[b], objective_score=_num(g.score[b]),
-                   meets_constraints=bool(g.meets_constraints[b]),
-                   avg_return_bps=stats["avg_return_bps"],
-                   median_return_bps=stats["median_return_bps"],
-                   stop_out_rate=stats["stop_out_rate"])
-    if g.validation_score is not None and g.overfit is not None:
-        metrics.update(validation_objective_score=_num(g.validation_score[b]),
-                       overfit=bool(g.overfit[b]))
+    scores = {"train" if g.validated else "all": _num(g.score[b])}
+    if g.validated:
+        assert g.validation_score is not None and g.overfit is not None
+        scores["validation"] = _num(g.validation_score[b])
+        metrics["overfit"] = bool(g.overfit[b])
+    metrics.update(policy_id=result.grid.policy_ids[b],
+                   aliases=result.aliases().get(b, []),
+                   meets_constraints=bool(g.meets_constraints[b]))
+    metrics["splits"] = {
+        row["split"]: {"objective_score": scores.get(row["split"]),
+                       **{k: row.get(k) for k in _HEADLINE_KEYS}}
+        for row in summary if row["caller_name"] == POOLED}
     return metrics
 
 

@@ -13,18 +13,36 @@ feasibility and rank are computed on the training calls, the same numbers on the
 calls are kept alongside, and the best policy — rank 1 on train — is reported on the
 validation calls (:attr:`GroupResult.best_trades`).
 
+Equivalent policies are evaluated once and reported once. (a) Before simulating, each
+policy gets a canonical form: a time stop's hold becomes ``ceil(hold/I)·I`` when every
+scanned candle of every eligible window lies a whole number of intervals ``I`` after its
+entry (then ``ts - entry_ts >= hold`` ⟺ ``>= ceil(hold/I)·I``), and a hold longer than
+the longest window (the largest ``last candle ts - entry ts``) is "no time stop" (it never
+fires); policies with equal canonical forms are simulated once. (b) After simulating,
+policies whose trades are bit-identical on every eligible alert (a 128-bit blake2b of
+exit time, exit price, exit reason, gross return and MAE) are merged too. Each group is
+reported by its first policy in grid order (:attr:`OptimizationResult.alias_of`); the
+others are its ``aliases`` in the frontier. The per-policy arrays of a
+:class:`GroupResult` stay indexed like the grid (an alias carries its representative's
+numbers), and ranks count representatives only.
+
 Scores, constraints and ranking: :mod:`quantbot.backtest.optimize.objective`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from quantbot.backtest.data.candle_set import CandleSet
+from quantbot.backtest.engine.policies import Combo, TimeStop, parse_policy
 from quantbot.backtest.engine.simulate import ScanIndex, Trades, build_scan_index, simulate_many
 from quantbot.backtest.engine.windows import Windows
 from quantbot.backtest.optimize.grid import PolicyGrid
@@ -33,12 +51,12 @@ from quantbot.backtest.optimize.objective import (
     PolicyStats,
     feasible,
     group_stats,
-    id_order_keys,
     objective_scores,
     overfit_flags,
     rank_policies,
 )
 from quantbot.backtest.optimize.splits import Split, make_split
+from quantbot.errors import ObjectiveError
 
 POOLED = "*"
 DEFAULT_BATCH_SIZE = 64
@@ -52,9 +70,26 @@ FRONTIER_VALIDATION_COLUMNS: dict[str, pa.DataType] = {
     "validation_meets_constraints": pa.bool_(),
     "validation_trades_count": pa.int64(),
     "overfit": pa.bool_(),
+    "validation_rank": pa.int64(),
+}
+
+#: Further frontier columns for the integrator's schema (written when ``allowed`` lists
+#: them): ``aliases`` is a JSON list of the policy_ids reported by this row ("[]" when
+#: none); win_rate / profit_factor as in quantbot.backtest.engine.summary (training calls).
+FRONTIER_EXTRA_COLUMNS: dict[str, pa.DataType] = {
+    "split": pa.string(),
+    "aliases": pa.string(),
+    "win_rate": pa.float64(),
+    "profit_factor": pa.float64(),
+    "sharpe": pa.float64(),
+    "total_return": pa.float64(),
+    "max_drawdown": pa.float64(),
 }
 
 Progress = Callable[[int, int], None]  # (policies done, policies total)
+#: The portfolio hook: one policy's trades on one group's calls -> its portfolio metric.
+PortfolioMetric = Callable[[Trades], tuple[float, float, float]]
+"""One policy's trades -> its portfolio's (sharpe, total_return, max_drawdown)."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +115,12 @@ class GroupResult:
     rank: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     validation_score: np.ndarray | None = None
     validation_meets_constraints: np.ndarray | None = None
+    validation_rank: np.ndarray | None = None  # competition rank among validation results
     overfit: np.ndarray | None = None
     best: int = -1  # grid index of the rank-1 policy
     best_trades: Trades | None = None  # best policy on the reported rows
+    best_all: Trades | None = None  # best policy on every eligible call (train + validation)
+    best_key: tuple = ()  # (infeasible, -score, grid index) of ``best``, while searching
     validated: bool = False  # has out-of-sample statistics (validation_* fields)
 
     @property
@@ -99,6 +137,21 @@ class OptimizationResult:
     split: Split
     groups: list[GroupResult]
     skipped: list[SkippedGroup]
+    alias_of: np.ndarray  # int64 per grid policy: grid index of the policy reporting it
+
+    @property
+    def representatives(self) -> np.ndarray:
+        """Grid indices of the policies with a frontier row (ascending)."""
+        return np.flatnonzero(self.alias_of == np.arange(len(self.alias_of)))
+
+    def aliases(self) -> dict[int, list[str]]:
+        """Representative grid index -> policy_ids of its aliases, in grid order."""
+        ids = self.grid.policy_ids
+        out: dict[int, list[str]] = {int(r): [] for r in self.representatives}
+        for i, r in enumerate(self.alias_of):
+            if i != r:
+                out[int(r)].append(ids[i])
+        return out
 
     def group(self, caller_name: str) -> GroupResult:
         for g in self.groups:
@@ -112,9 +165,19 @@ def optimize_grid(grid: PolicyGrid, candles: CandleSet, windows: Windows,
                   taker_fee_bps: float = 30.0, slippage_bps: float = 10.0,
                   scan_index: ScanIndex | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                   per_caller: bool = True, on_progress: Progress | None = None,
-                  ) -> OptimizationResult:
-    """Evaluate every grid policy pooled and per caller (``callers``: one per input alert)."""
+                  interval_ms: int | None = None,
+                  portfolio_metric: PortfolioMetric | None = None) -> OptimizationResult:
+    """Evaluate every grid policy pooled and per caller (``callers``: one per input alert).
+
+    ``interval_ms`` (the run's bar) lets time stops be canonicalised to whole bars;
+    ``portfolio_metric`` is called once per (simulated policy, group, split) on that
+    policy's trades and fills the :class:`PolicyStats` portfolio figures (the ``sharpe``
+    objective needs it).
+    """
     config = config or OptimizerConfig()
+    if config.objective == "sharpe" and portfolio_metric is None:
+        raise ObjectiveError("objective sharpe: optimize_grid needs portfolio_metric "
+                             "(a function of one policy's trades)")
     index = scan_index if scan_index is not None else build_scan_index(candles)
     eligible = windows.eligible_idx
     call_callers = np.asarray(callers, dtype=object)[eligible]
@@ -125,31 +188,126 @@ def optimize_grid(grid: PolicyGrid, candles: CandleSet, windows: Windows,
         g.stats = PolicyStats.empty(n_pol, len(g.train_rows))
         if g.validated:
             g.validation_stats = PolicyStats.empty(n_pol, len(g.validation_rows))
-    id_keys = id_order_keys(grid.policy_ids)
-    best_key: dict[str, tuple] = {}
+    alias_of = canonical_groups(grid.policies, candles, windows, interval_ms)
+    todo = np.flatnonzero(alias_of == np.arange(n_pol))
+    digests: dict[bytes, int] = {}
     policies = grid.policies
-    for b0 in range(0, n_pol, batch_size):
-        batch = policies[b0:b0 + batch_size]
-        trades = simulate_many(batch, candles, windows, taker_fee_bps, slippage_bps, index)
+    for b0 in range(0, len(todo), batch_size):
+        at = todo[b0:b0 + batch_size]
+        trades = simulate_many([policies[i] for i in at], candles, windows, taker_fee_bps,
+                               slippage_bps, index)
         mats = _matrices(trades)
-        at = slice(b0, b0 + len(batch))
         for g in groups:
-            g.stats.fill(at, _stats(mats, g.train_rows, len(eligible)))
+            g.stats.fill(at, _stats(mats, g.train_rows, len(eligible), config))
             if g.validation_stats is not None:
-                g.validation_stats.fill(at, _stats(mats, g.validation_rows, len(eligible)))
-            _track_best(g, best_key, trades, b0, id_keys, config)
+                g.validation_stats.fill(at, _stats(mats, g.validation_rows, len(eligible),
+                                                   config))
+            if portfolio_metric is not None:
+                _fill_metric(g, at, trades, portfolio_metric)
+            _track_best(g, trades, at, config)
+        for i, t in zip(at, trades):
+            first = digests.setdefault(_digest(t), int(i))
+            alias_of[alias_of == i] = first
         if on_progress is not None:
-            on_progress(b0 + len(batch), n_pol)
-    ids = grid.policy_ids
+            on_progress(int(at[-1]) + 1 if b0 + batch_size < len(todo) else n_pol, n_pol)
     for g in groups:
-        g.score = objective_scores(g.stats, config)
-        g.meets_constraints = feasible(g.stats, config)
-        g.rank = rank_policies(g.meets_constraints, g.score, ids)
+        _score(g, alias_of, config)
+    return OptimizationResult(grid, config, eligible, split, groups, skipped, alias_of)
+
+
+def _score(g: GroupResult, alias_of: np.ndarray, config: OptimizerConfig) -> None:
+    """Scores, feasibility, ranks (over representatives) and overfit of one group."""
+    reps = np.flatnonzero(alias_of == np.arange(len(alias_of)))
+    pos = np.searchsorted(reps, alias_of)  # representative's position, per grid policy
+    g.stats.fill(slice(None), g.stats.take(alias_of))
+    g.score = objective_scores(g.stats, config, g.stats.sharpe)
+    g.meets_constraints = feasible(g.stats, config)
+    g.rank = rank_policies(g.meets_constraints[reps], g.score[reps])[pos]
+    if g.validation_stats is not None:
+        g.validation_stats.fill(slice(None), g.validation_stats.take(alias_of))
+        g.validation_score = objective_scores(g.validation_stats, config,
+                                              g.validation_stats.sharpe)
+        g.validation_meets_constraints = feasible(g.validation_stats, config)
+        g.validation_rank = rank_policies(g.validation_meets_constraints[reps],
+                                          g.validation_score[reps])[pos]
+        rep_flags = overfit_flags(g.score[reps], g.validation_score[reps],
+                                  g.validation_rank[reps], config)
+        g.overfit = rep_flags[pos]
+
+
+def _fill_metric(g: GroupResult, at: np.ndarray, trades: list[Trades],
+                 metric: PortfolioMetric) -> None:
+    for j, t in zip(at, trades):
+        _put_portfolio(g.stats, j, metric(t.take(g.train_rows)))
         if g.validation_stats is not None:
-            g.validation_score = objective_scores(g.validation_stats, config)
-            g.validation_meets_constraints = feasible(g.validation_stats, config)
-            g.overfit = overfit_flags(g.score, g.validation_score, config)
-    return OptimizationResult(grid, config, eligible, split, groups, skipped)
+            _put_portfolio(g.validation_stats, j, metric(t.take(g.validation_rows)))
+
+
+def _put_portfolio(stats: PolicyStats, j: int, figures: tuple[float, float, float]) -> None:
+    stats.sharpe[j], stats.total_return[j], stats.max_drawdown[j] = figures
+
+
+def _digest(t: Trades) -> bytes:
+    """128-bit fingerprint of a policy's trades (what differs between policies; the rest
+    derives from these and the shared windows)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (t.exit_ts_ms, t.exit_px, t.exit_reason, t.gross_return_bps,
+              t.max_adverse_excursion_bps):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.digest()
+
+
+def canonical_groups(policies: Sequence[Any], candles: CandleSet, windows: Windows,
+                     interval_ms: int | None = None) -> np.ndarray:
+    """Per policy, the grid index of the first policy with the same canonical form (see the
+    module docstring): int64, ``i`` for a policy that is its own representative."""
+    reach = _longest_window_ms(candles, windows)
+    bar = interval_ms if interval_ms and windows_aligned(candles, windows, interval_ms) else None
+    first: dict[str, int] = {}
+    out = np.empty(len(policies), dtype=np.int64)
+    for i, p in enumerate(policies):
+        key = json.dumps(_canonical(parse_policy(p), reach, bar), sort_keys=True)
+        out[i] = first.setdefault(key, i)
+    return out
+
+
+def _canonical(p: Any, reach_ms: int, bar_ms: int | None) -> Any:
+    if isinstance(p, Combo):
+        return {"kind": "combo", "policies": [_canonical(s, reach_ms, bar_ms)
+                                              for s in p.policies]}
+    out = p.model_dump(mode="json")
+    if isinstance(p, TimeStop):
+        hold = p.max_hold_ms
+        if bar_ms is not None:
+            hold = math.ceil(hold / bar_ms) * bar_ms
+        out["max_hold_ms"] = 0 if hold > reach_ms else hold  # 0: never fires
+    return out
+
+
+def _longest_window_ms(candles: CandleSet, windows: Windows) -> int:
+    """max over eligible windows of (last scanned candle ts - entry ts): no hold beyond it
+    can fire (0 without eligible windows)."""
+    idx = windows.eligible_idx
+    if len(idx) == 0:
+        return 0
+    return int((candles.ts_ms[windows.end[idx] - 1] - windows.anchor_ts_ms[idx]).max())
+
+
+def windows_aligned(candles: CandleSet, windows: Windows, interval_ms: int) -> bool:
+    """True when every scanned candle of every eligible window opens a whole number of
+    ``interval_ms`` after its window's entry time (O(candles + windows))."""
+    idx = windows.eligible_idx
+    if len(idx) == 0:
+        return True
+    ts = candles.ts_ms
+    step = np.diff(ts)
+    np.remainder(step, interval_ms, out=step)
+    changes = np.zeros(len(ts), dtype=np.int64)
+    np.cumsum(step != 0, out=changes[1:])  # residue changes up to each row
+    start, last = windows.start[idx], windows.end[idx] - 1
+    same_residue = changes[last] == changes[start]
+    on_grid = (ts[start] - windows.anchor_ts_ms[idx]) % interval_ms == 0
+    return bool((same_residue & on_grid).all())
 
 
 def _plan_groups(call_callers: np.ndarray, split: Split, config: OptimizerConfig,
@@ -190,95 +348,102 @@ def _matrices(trades: list[Trades]) -> tuple[np.ndarray, ...]:
                   "time_exposed_ms", "tail_capture"))
 
 
-def _stats(mats: tuple[np.ndarray, ...], rows: np.ndarray, n_calls: int) -> PolicyStats:
+def _stats(mats: tuple[np.ndarray, ...], rows: np.ndarray, n_calls: int,
+           config: OptimizerConfig) -> PolicyStats:
     if len(rows) == n_calls:  # every call: no copy
-        return group_stats(*mats)
-    return group_stats(*(m[:, rows] for m in mats))
+        return group_stats(*mats, trim_fraction=config.trim_fraction)
+    return group_stats(*(m[:, rows] for m in mats), trim_fraction=config.trim_fraction)
 
 
-def _track_best(g: GroupResult, best_key: dict[str, tuple], trades: list[Trades], b0: int,
-                id_keys: np.ndarray, config: OptimizerConfig) -> None:
-    """Keep the best policy so far (the ranking order is total, so a running best works)."""
-    at = slice(b0, b0 + len(trades))
-    sub = _slice_stats(g.stats, at)
-    score = objective_scores(sub, config)
+def _track_best(g: GroupResult, trades: list[Trades], at: np.ndarray,
+                config: OptimizerConfig) -> None:
+    """Keep the best policy so far: the ranking order (feasible, score, grid index) is
+    total, so a running best works, and the first of a tie in grid order is always a
+    representative (an identical earlier policy would tie and come first)."""
+    sub = g.stats.take(at)
+    score = objective_scores(sub, config, sub.sharpe)
     ok = feasible(sub, config)
     neg = np.where(np.isnan(score), np.inf, -score)
-    i = int(np.lexsort((id_keys[at], neg, ~ok))[0])
-    key = (not bool(ok[i]), float(neg[i]), int(id_keys[b0 + i]))
-    current = best_key.get(g.caller_name)
-    if current is None or key < current:
-        best_key[g.caller_name] = key
-        g.best = b0 + i
+    i = int(np.lexsort((at, neg, ~ok))[0])
+    key = (not bool(ok[i]), float(neg[i]), int(at[i]))
+    if g.best < 0 or key < g.best_key:
+        g.best_key = key
+        g.best = int(at[i])
+        g.best_all = trades[i]
         g.best_trades = trades[i].take(g.report_rows)
-
-
-def _slice_stats(stats: PolicyStats, at: slice) -> PolicyStats:
-    return PolicyStats(stats.trades_count, *(getattr(stats, n)[at] for n in
-                                             ("avg_return_bps", "median_return_bps",
-                                              "stop_out_rate", "p95_drawdown_bps",
-                                              "median_mae_bps", "avg_time_exposed_ms",
-                                              "avg_tail_capture")))
 
 
 def frontier_columns(result: OptimizationResult, run_id: str | None = None,
                      allowed: Sequence[str] | None = None) -> dict[str, pa.Array]:
-    """Frontier columns (SCHEMAS.md), one row per (group, policy), groups in result order.
+    """Frontier columns (SCHEMAS.md), one row per (group, representative policy), groups in
+    result order, policies in grid order; aliases are listed in the ``aliases`` column.
 
-    The :data:`FRONTIER_VALIDATION_COLUMNS` are included when ``allowed`` (the frontier
-    schema's column names) lists them; their values are null without a validation split.
+    The :data:`FRONTIER_VALIDATION_COLUMNS` and :data:`FRONTIER_EXTRA_COLUMNS` are included
+    when ``allowed`` (the frontier schema's column names) lists them; validation values are
+    null without a validation split.
     """
-    grid = result.grid
-    n_pol = len(grid)
-    parts: dict[str, list] = {k: [] for k in (
-        "caller_name", "meets_constraints", "objective_score", "avg_return_bps",
-        "median_return_bps", "stop_out_rate", "p95_drawdown_bps", "avg_time_exposed_ms",
-        "trades_count", "rank", *FRONTIER_VALIDATION_COLUMNS)}
+    reps = result.representatives
+    n_rep, reps_n = len(reps), len(result.groups)
+    n_rows = n_rep * reps_n
+    ids = result.grid.policy_ids
+    aliases = result.aliases()
+    parts: dict[str, list[np.ndarray]] = {}
+
+    def add(name: str, values: Any) -> None:
+        parts.setdefault(name, []).append(np.asarray(values))
+
     for g in result.groups:
-        s = g.stats
-        parts["caller_name"].append(np.full(n_pol, g.caller_name, dtype=object))
-        parts["meets_constraints"].append(g.meets_constraints)
-        parts["objective_score"].append(g.score)
+        s, v = g.stats, g.validation_stats
+        add("caller_name", np.full(n_rep, g.caller_name, dtype=object))
+        add("meets_constraints", g.meets_constraints[reps])
+        add("objective_score", g.score[reps])
         for name in ("avg_return_bps", "median_return_bps", "stop_out_rate", "p95_drawdown_bps",
-                     "avg_time_exposed_ms"):
-            parts[name].append(getattr(s, name))
-        parts["trades_count"].append(np.full(n_pol, s.trades_count, dtype=np.int64))
-        parts["rank"].append(g.rank)
-        v = g.validation_stats
-        null_f = np.full(n_pol, np.nan)
-        null_b = np.zeros(n_pol, dtype=bool)
-        parts["validation_objective_score"].append(g.validation_score if v else null_f)
-        parts["validation_median_return_bps"].append(v.median_return_bps if v else null_f)
-        parts["validation_meets_constraints"].append(
-            g.validation_meets_constraints if v else null_b)
-        parts["validation_trades_count"].append(np.full(n_pol, v.trades_count if v else -1))
-        parts["overfit"].append(g.overfit if v else null_b)
-    n_rows = n_pol * len(result.groups)
-    cat = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
-    reps = len(result.groups)
+                     "avg_time_exposed_ms", "win_rate", "profit_factor", "sharpe",
+                     "total_return", "max_drawdown"):
+            add(name, getattr(s, name)[reps])
+        add("trades_count", np.full(n_rep, s.trades_count, dtype=np.int64))
+        add("rank", g.rank[reps])
+        null_f, null_b, null_i = np.full(n_rep, np.nan), np.zeros(n_rep, bool), np.zeros(n_rep)
+        add("validation_objective_score", g.validation_score[reps] if v else null_f)
+        add("validation_median_return_bps", v.median_return_bps[reps] if v else null_f)
+        add("validation_meets_constraints",
+            g.validation_meets_constraints[reps] if v else null_b)
+        add("validation_trades_count", np.full(n_rep, v.trades_count if v else 0))
+        add("overfit", g.overfit[reps] if v else null_b)
+        add("validation_rank", g.validation_rank[reps] if v else null_i)
+    cat = {k: np.concatenate(v) for k, v in parts.items()} if result.groups else {}
     cols: dict[str, pa.Array] = {}
     if run_id is not None:
         cols["run_id"] = pa.array([run_id] * n_rows, pa.string())
-    cols["caller_name"] = pa.array(cat["caller_name"].tolist(), pa.string())
-    cols["policy_id"] = pa.array(grid.policy_ids * reps, pa.string())
-    cols["policy_params"] = pa.array([e.params for e in grid.entries] * reps, pa.string())
-    cols["meets_constraints"] = pa.array(cat["meets_constraints"].astype(bool), pa.bool_())
-    for name in ("objective_score", "avg_return_bps", "median_return_bps", "stop_out_rate",
-                 "p95_drawdown_bps", "avg_time_exposed_ms"):
-        cols[name] = pa.array(cat[name].astype(np.float64), pa.float64())
-    cols["trades_count"] = pa.array(cat["trades_count"].astype(np.int64), pa.int64())
-    cols["rank"] = pa.array(cat["rank"].astype(np.int64), pa.int64())
-    validated = np.concatenate([np.full(n_pol, g.validation_stats is not None, dtype=bool)
+    cols["caller_name"] = pa.array(cat["caller_name"].tolist() if cat else [], pa.string())
+    cols["policy_id"] = pa.array([ids[i] for i in reps] * reps_n, pa.string())
+    cols["policy_params"] = pa.array([result.grid.entries[i].params for i in reps] * reps_n,
+                                     pa.string())
+    typed = {"meets_constraints": pa.bool_(), "objective_score": pa.float64(),
+             "avg_return_bps": pa.float64(), "median_return_bps": pa.float64(),
+             "stop_out_rate": pa.float64(), "p95_drawdown_bps": pa.float64(),
+             "avg_time_exposed_ms": pa.float64(), "trades_count": pa.int64(),
+             "rank": pa.int64()}
+    for name, typ in typed.items():
+        cols[name] = _typed(cat.get(name, np.empty(0)), typ)
+    validated = np.concatenate([np.full(n_rep, g.validation_stats is not None)
                                 for g in result.groups]) if result.groups else np.empty(0, bool)
     for name, typ in FRONTIER_VALIDATION_COLUMNS.items():
+        if allowed is not None and name in allowed:
+            cols[name] = _typed(cat.get(name, np.empty(0)), typ, mask=~validated)
+    for name, typ in FRONTIER_EXTRA_COLUMNS.items():
         if allowed is None or name not in allowed:
             continue
-        values = cat[name]
-        if typ == pa.float64():
-            values = values.astype(np.float64)
-        elif typ == pa.int64():
-            values = values.astype(np.int64)
+        if name == "aliases":
+            cols[name] = pa.array([json.dumps(aliases[int(i)]) for i in reps] * reps_n, typ)
+        elif name == "split":  # which calls the unprefixed figures are about
+            cols[name] = pa.array(np.where(validated, "train", "all").tolist(), typ)
         else:
-            values = values.astype(bool)
-        cols[name] = pa.array(values, typ, mask=~validated)
+            values = cat.get(name, np.empty(0))
+            cols[name] = _typed(values, typ, mask=np.isnan(values.astype(np.float64)))
     return cols
+
+
+def _typed(values: np.ndarray, typ: pa.DataType, mask: np.ndarray | None = None) -> pa.Array:
+    as_np = {pa.float64(): np.float64, pa.int64(): np.int64, pa.bool_(): bool}[typ]
+    return pa.array(values.astype(as_np), typ, mask=mask)

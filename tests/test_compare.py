@@ -54,9 +54,10 @@ def test_different_policies_list_changed_calls(runs: dict[str, Any]) -> None:
     assert ch.differs and set(ch.differs) <= {"exit_reason", "realized_return_bps"}
     assert ch.a["policy_id"] != ch.b["policy_id"]
     assert not c.identical
-    (pair,) = c.summary
+    pair, *per_caller = c.summary  # the pooled row first, then one per caller
     assert pair.group is None and pair.policy_a != pair.policy_b
     assert pair.a["trades_count"] == trades.rows_a
+    assert per_caller and sum(p.a["trades_count"] for p in per_caller) == trades.rows_a
 
 
 def test_identical_rerun_has_no_changes(runs: dict[str, Any]) -> None:

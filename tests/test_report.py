@@ -48,7 +48,9 @@ def test_full_run_report(runs: dict[str, Any]) -> None:
     page = path.read_text(encoding="utf-8")
     _self_contained(page)
     assert full.run_id in page
-    assert page.count("data:image/png;base64,") == 3  # frontier, returns, peak multiples
+    # frontier, equity, drawdown, returns, peak multiples
+    assert page.count("data:image/png;base64,") == 5
+    assert "alt='Equity'" in page and "alt='Drawdown'" in page
     for section in ("Overview", "Summary", "Frontier: top", "Errors and exclusions",
                     "Parameters", "Artifacts", "Truth layer"):
         assert section in page
@@ -69,7 +71,7 @@ def test_policy_report_via_cli_default_name(runs: dict[str, Any]) -> None:
     page = path.read_text(encoding="utf-8")
     _self_contained(page)
     assert pol.run_id in page and "fixed_stop:sl0.2:tp1" in page
-    assert page.count("data:image/png;base64,") == 1  # the return histogram
+    assert page.count("data:image/png;base64,") == 3  # equity, drawdown, the return histogram
     median = pol.metrics["median_return_bps"]
     assert f"{median:,.1f}" in page  # the headline median return, formatted like the tables
 

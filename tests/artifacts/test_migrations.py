@@ -101,7 +101,8 @@ def test_a_1_0_0_file_climbs_every_step(kind: ArtifactType):
     current = pa.Table.from_pylist(rows(kind.value, 1))
     new = {f.name for m in migrations.MIGRATIONS if kind in m.artifacts for f in m.added}
     assert new  # both gained columns since 1.0.0
-    upgraded = upgrade(current.drop_columns(sorted(new)), kind, "1.0.0")
+    old = current.drop_columns([n for n in sorted(new) if n in current.column_names])
+    upgraded = upgrade(old, kind, "1.0.0")
     assert set(kind.spec.schema.names) - {"run_id"} <= set(upgraded.column_names)
 
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from qbtest import make_run, rows, sha256_file, snapshot_tree
 
+from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.artifacts import (
     create_run_directory,
     is_complete,
@@ -275,7 +276,7 @@ def test_artifact_writer_without_batches_writes_empty_file(base_dir):
     with run.artifact_writer("summary"):
         pass
     t = pq.read_table(Path(run.path) / "results" / "summary.parquet")
-    assert t.num_rows == 0 and len(t.schema) == 17
+    assert t.num_rows == 0 and t.schema.names == ArtifactType.SUMMARY.spec.schema.names
 
 
 def test_footer_metadata_and_manifest_hashes(base_dir):

@@ -211,7 +211,8 @@ def ref_trade(policy: Any, candles: CandleSet, w: dict[str, Any],
         "stop_out": reason in STOP_EXITS,
         "max_adverse_excursion_bps": mae,
         "time_exposed_ms": int(candles.ts_ms[row]) - w["anchor_ts"],
-        "tail_capture": min(1.0, gross / peak_bps) if peak_bps > 0 else None,
+        # bounded: null below a 100 bps best move, else the ratio clipped to [-1, 1]
+        "tail_capture": max(-1.0, min(1.0, gross / peak_bps)) if peak_bps >= 100 else None,
     }
 
 

@@ -46,7 +46,7 @@ def test_rerun_reproduces_optimization_and_full(flow, grid_kind, sample, tmp_pat
     report = rerun(original.run_id, base_dir=tmp_path / "runs", durable=False)
     _check_reproduced(report, original.run_id)
     artifacts = {a.artifact for a in report.artifacts}
-    expected = {"alerts", "frontier", "trades", "summary", "errors"}
+    expected = {"alerts", "frontier", "trades", "summary", "equity", "errors"}
     assert artifacts == (expected | {"paths", "features"} if flow is run_full else expected)
     new = read_manifest(report.rerun.run_dir).parameters.model_dump()
     old = read_manifest(original.run_dir).parameters.model_dump()

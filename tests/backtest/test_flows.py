@@ -120,12 +120,22 @@ def test_policy_run_with_camel_case_policy(sample, tmp_path):
                            "hard_stop_pct": 0.3}
     assert (p["policy_id"], p["taker_fee_bps"], p["slippage_bps"]) == (
         result.metrics["policy_id"], 25.0, 5.0)
-    assert {k: v.rows for k, v in m.artifacts.items()} == {
-        "alerts": 500, "trades": 492, "summary": 1, "errors": 8}
-    summary = _read(result.run_dir, "summary").to_pylist()[0]
+    rows = {k: v.rows for k, v in m.artifacts.items()}
+    assert {k: v for k, v in rows.items() if k not in ("summary", "equity")} == {
+        "alerts": 500, "trades": 492, "errors": 8}
+    all_rows = _read(result.run_dir, "summary").to_pylist()
+    summary, per_caller = all_rows[0], all_rows[1:]
     assert summary["caller_name"] is None and summary["policy_id"] == p["policy_id"]
+    assert summary["split"] == "all" and summary["trades_taken"] == 492
     assert (summary["calls_processed"], summary["calls_excluded"], summary["trades_count"]) == (
         492, 8, 492)
+    callers = sorted(set(_read(result.run_dir, "alerts").column("caller_name").to_pylist()))
+    assert [r["caller_name"] for r in per_caller] == callers  # then one row per caller
+    assert sum(r["trades_count"] for r in per_caller) == 492
+    assert sum(r["calls_excluded"] for r in per_caller) == 8
+    equity = _read(result.run_dir, "equity")
+    assert rows["equity"] == equity.num_rows > 0
+    assert set(equity.column("caller_name").to_pylist()) == {None, *callers}
     trades = _read(result.run_dir, "trades")
     _check_schema(trades, "trades")
     assert set(trades.column("policy_id").to_pylist()) == {p["policy_id"]}
@@ -143,7 +153,7 @@ def test_zero_eligible_run_completes_with_empty_artifacts(sample, tmp_path):
     assert result.status == "completed" and (result.calls, result.eligible, result.trades) == (0, 0, 0)
     m = read_manifest(result.run_dir)
     assert {k: v.rows for k, v in m.artifacts.items()} == {
-        "alerts": 0, "trades": 0, "summary": 1, "errors": 0}
+        "alerts": 0, "trades": 0, "summary": 1, "equity": 0, "errors": 0}
     summary = _read(result.run_dir, "summary").to_pylist()[0]
     assert summary["trades_count"] == 0 and summary["avg_return_bps"] is None
     assert m.dataset.from_ is None and m.dataset.calls_count == 0
@@ -238,7 +248,8 @@ def test_rerun_identical_then_detects_changed_input(sample, tmp_path):
     assert report.identical and not report.warnings
     assert report.fingerprints_match == {"alerts": True, "candles": True}
     assert report.rerun.run_id != original.run_id
-    assert {a.artifact for a in report.artifacts} == {"alerts", "trades", "summary", "errors"}
+    assert {a.artifact for a in report.artifacts} == {"alerts", "trades", "summary", "equity",
+                                                      "errors"}
 
     table = pq.read_table(candles)
     table = table.set_column(table.schema.get_field_index("high"), "high",

@@ -64,15 +64,19 @@ def _read(run_dir: str, path: str) -> pa.Table:
 
 
 def test_frontier_file_of_the_hand_dataset(hand_files, tmp_path):
-    result = run_optimization(*hand_files, grid=HAND_GRID, config={"min_calls": 2},
+    result = run_optimization(*hand_files, grid=HAND_GRID,
+                              config={"min_calls": 2, "objective": "original"},
                               horizon="3m", taker_fee_bps=0, slippage_bps=0,
                               base_dir=tmp_path, durable=False)
     assert result.status == "completed" and result.eligible == 4
     frontier = _read(result.run_dir, "results/frontier.parquet").to_pylist()
-    assert len(frontier) == 12 and {r["run_id"] for r in frontier} == {result.run_id}
+    # P4 trades exactly like P1 on every call: one row (P1's), P4 listed as its alias
+    assert len(frontier) == 9 and {r["run_id"] for r in frontier} == {result.run_id}
     got = {(r["caller_name"], r["policy_id"]): r for r in frontier}
-    expected_rank = {"*": {P1: 3, P2: 1, P3: 4, P4: 2}, "alice": {P1: 3, P2: 4, P3: 1, P4: 2},
-                     "bob": {P1: 3, P2: 1, P3: 4, P4: 2}}
+    assert {json.dumps([P4])} == {r["aliases"] for r in frontier if r["policy_id"] == P1}
+    assert {r["split"] for r in frontier} == {"all"}
+    expected_rank = {"*": {P1: 2, P2: 1, P3: 3}, "alice": {P1: 2, P2: 3, P3: 1},
+                     "bob": {P1: 1, P2: 1, P3: 3}}  # bob: P1 and P2 tie, and share rank 1
     for caller, ranks in expected_rank.items():
         for pid, rank in ranks.items():
             assert got[(caller, pid)]["rank"] == rank, (caller, pid)
@@ -83,19 +87,21 @@ def test_frontier_file_of_the_hand_dataset(hand_files, tmp_path):
         '{"kind":"fixed_stop","stop_pct":0.0,"take_profit_pct":0.2}')
     assert got[("*", P1)]["p95_drawdown_bps"] == pytest.approx(-1775.0)
     assert got[("bob", P1)]["trades_count"] == 2
-    # bob (m3, m4): P1, P2, P4 all trade [0, 1200] and tie at 600 + 200 - 2.5 = 797.5;
-    # the policy_id decides: "fixed_stop:sl0.1" < "fixed_stop:sl0.25:tp0.2" < "fixed_stop:tp0.2"
-    bob_scores = {got[("bob", p)]["objective_score"] for p in (P1, P2, P4)}
+    # bob (m3, m4): P1 and P2 trade [0, 1200] and tie at 600 + 200 - 2.5 = 797.5; the
+    # first in grid order is reported
+    bob_scores = {got[("bob", p)]["objective_score"] for p in (P1, P2)}
     assert len(bob_scores) == 1 and bob_scores.pop() == pytest.approx(797.5)
     summary = {r["caller_name"]: r
                for r in _read(result.run_dir, "results/summary.parquet").to_pylist()}
-    assert {k: v["policy_id"] for k, v in summary.items()} == {"*": P2, "alice": P3, "bob": P2}
+    assert {k: v["policy_id"] for k, v in summary.items()} == {"*": P2, "alice": P3, "bob": P1}
     assert summary["alice"]["trades_count"] == 2 and summary["*"]["calls_processed"] == 4
     assert summary["alice"]["median_return_bps"] == pytest.approx(1250.0)
     trades = _read(result.run_dir, "policy/trades.parquet")
     pairs = list(zip(trades.column("policy_id").to_pylist(), trades.column("call_id").to_pylist()))
-    # P2 chosen by * (every call) and bob (m3, m4): each (policy, call) once, grid order
-    assert pairs == [(P2, f"call-{m}") for m in HAND_WINDOWS] + [(P3, "call-m1"), (P3, "call-m2")]
+    # each (policy, call) once, grid order: P1 for bob (m3, m4), P2 for * (every call), P3
+    # for alice (m1, m2)
+    assert pairs == ([(P1, "call-m3"), (P1, "call-m4")] + [(P2, f"call-{m}") for m in HAND_WINDOWS]
+                     + [(P3, "call-m1"), (P3, "call-m2")])
 
 
 def test_optimize_on_sample_data(sample, tmp_path):
@@ -103,7 +109,7 @@ def test_optimize_on_sample_data(sample, tmp_path):
     run_dir = result.run_dir
     manifest = read_manifest(run_dir)
     assert manifest.run_type == "optimization" and manifest.status == "completed"
-    assert set(manifest.artifacts) == {"alerts", "frontier", "trades", "summary", "errors"}
+    assert set(manifest.artifacts) == {"alerts", "frontier", "trades", "summary", "equity", "errors"}
     assert manifest.timing.optimization_ms is not None
     params = manifest.parameters.model_dump()
     assert params["grid"]["policies"] == 8 and params["grid"]["source"] == "api"
@@ -130,11 +136,16 @@ def test_run_full_with_time_validation(sample, tmp_path):
     manifest = read_manifest(result.run_dir)
     assert manifest.run_type == "full" and manifest.status == "completed"
     assert set(manifest.artifacts) == {"alerts", "paths", "features", "frontier", "trades",
-                                       "summary", "errors"}
+                                       "summary", "equity", "errors"}
     assert manifest.parameters.model_dump()["optimizer"]["validation"] == "time:0.8"
     summary = _read(result.run_dir, "results/summary.parquet").to_pylist()
-    pooled = next(r for r in summary if r["caller_name"] == "*")
-    assert pooled["trades_count"] == result.eligible - int(0.8 * result.eligible)
+    pooled = {r["split"]: r for r in summary if r["caller_name"] == "*"}
+    assert set(pooled) == {"train", "validation"}  # every number says which calls
+    assert pooled["validation"]["trades_count"] == result.eligible - int(0.8 * result.eligible)
+    assert pooled["train"]["trades_count"] == int(0.8 * result.eligible)
+    equity = _read(result.run_dir, "results/equity.parquet")
+    assert set(equity.column("split").to_pylist()) == {"train", "validation"}
+    assert set(equity.column("caller_name").to_pylist()) == {None}
     errors = _read(result.run_dir, "errors/errors.parquet").to_pylist()
     split = [e for e in errors if e["message"].startswith("validation split time:0.8")]
     assert len(split) == 1

@@ -35,13 +35,31 @@ def test_optimize_json(inputs, tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["run_type"] == "optimization" and out["status"] == "completed"
-    assert out["metrics"]["policies"] == 6 and "validation_objective_score" in out["metrics"]
+    m = out["metrics"]
+    assert m["policies"] == 6 and m["objective"] == "robust"
+    assert set(m["splits"]) == {"train", "validation"}  # nested: every figure says its calls
+    for figures in m["splits"].values():
+        assert {"objective_score", "trades_count", "median_return_bps", "win_rate",
+                "total_return", "max_drawdown", "sharpe"} <= set(figures)
+    assert "avg_return_bps" not in m  # no unlabelled figure at the top
     manifest = read_manifest(out["run_dir"])
-    assert set(manifest.artifacts) == {"alerts", "frontier", "trades", "summary", "errors"}
+    assert set(manifest.artifacts) == {"alerts", "frontier", "trades", "summary", "equity",
+                                       "errors"}
     opt = manifest.parameters.model_dump()["optimizer"]
     assert opt["validation"] == "random:3:0.8" and opt["min_calls"] == 5
     frontier = pq.read_table(f"{out['run_dir']}/results/frontier.parquet")
     assert set(frontier.column("caller_name").to_pylist()) >= {"*"}
+
+
+def test_table_report_shows_train_and_validation(inputs, tmp_path):
+    res = run_main("backtest", "optimize", *inputs, "--base-dir", str(tmp_path),
+                   "--validation", "time:0.7", "--min-calls", "5", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    train = next(line for line in lines if line.startswith("  train "))
+    validation = next(line for line in lines if line.startswith("  validation "))
+    for line in (train, validation):
+        assert "score " in line and "median " in line and "portfolio " in line
 
 
 def test_run_full_table_report(inputs, tmp_path):
@@ -50,11 +68,12 @@ def test_run_full_table_report(inputs, tmp_path):
                    "--tail-capture-weight", "100", "--mae-weight", "0", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "(full, completed)" in res.stdout and "6 policies" in res.stdout
-    assert "best (*)" in res.stdout
+    assert "best (*)" in res.stdout and "objective  robust" in res.stdout
+    assert "\n  all        score " in res.stdout  # no split: the figures say "all"
     run_dir = res.stdout.split("directory")[1].split()[0]
     manifest = read_manifest(run_dir)
     assert set(manifest.artifacts) == {"alerts", "paths", "features", "frontier", "trades",
-                                       "summary", "errors"}
+                                       "summary", "equity", "errors"}
     opt = manifest.parameters.model_dump()["optimizer"]
     assert opt["max_stop_out_rate"] == 0.5 and opt["max_avg_time_exposed_ms"] == 6 * 3_600_000
     assert opt["tail_capture_weight"] == 100 and opt["mae_weight"] == 0

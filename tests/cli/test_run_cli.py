@@ -83,7 +83,8 @@ def test_policy_report_and_policy_file(work):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for text in ("run ", "(policy, completed)", "directory", "eligible", "excluded",
-                 "fixed_stop:sl0.2:tp1", "trades", "avg", "median", "stop-out"):
+                 "fixed_stop:sl0.2:tp1", "trades", "avg", "median", "stop-out", "win ",
+                 "portfolio  return", "fees 20 + slippage 5 bps per side"):
         assert text in out, out
     run_dir = work / out.split("directory")[1].split()[0]
     p = read_manifest(run_dir).parameters.model_dump()
@@ -91,7 +92,9 @@ def test_policy_report_and_policy_file(work):
     assert (p["taker_fee_bps"], p["slippage_bps"], p["horizon"]) == (20.0, 5.0, "6h")
     assert (p["date_from"], p["date_to"]) == ("2026-01-02", "2026-01-31")
     summary = pq.read_table(run_dir / "results/summary.parquet").to_pylist()
-    assert len(summary) == 1 and summary[0]["caller_name"] is None
+    assert summary[0]["caller_name"] is None and summary[0]["split"] == "all"
+    assert [r["caller_name"] for r in summary[1:]] == sorted({r["caller_name"] for r in summary[1:]})
+    assert p["portfolio"]["capital"] == 100000  # the default account, recorded
 
 
 def test_rerun_identical_then_changed_input(work):
@@ -105,7 +108,8 @@ def test_rerun_identical_then_changed_input(work):
     report = json.loads(as_json.stdout)
     assert report["identical"] is True and report["differing"] == []
     assert report["original_run_id"] == run_id and report["run_id"] != run_id
-    assert {a["artifact"] for a in report["artifacts"]} == {"alerts", "trades", "summary", "errors"}
+    assert {a["artifact"] for a in report["artifacts"]} == {"alerts", "trades", "summary", "equity",
+                                                         "errors"}
 
     table = pq.read_table(work / "data/sample/candles.parquet")
     pq.write_table(table.slice(0, table.num_rows // 2), work / "data/sample/candles.parquet")

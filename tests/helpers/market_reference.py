@@ -190,9 +190,10 @@ def simulate(w: Window, side: str, policy: dict[str, Any]) -> Exit:
 
 
 def tail_capture(w: Window, side: str, gross_bps: float) -> float | None:
-    """Share of the window's best move that the trade kept (None when there was none)."""
+    """Share of the window's best move that the trade kept, in [-1, 1] (None when the best
+    move is below 100 bps: nothing meaningful to capture)."""
     peak_bps = max(return_bps(side, w.entry_px, _favourable(side, c)) for c in w.scanned)
-    return min(1.0, gross_bps / peak_bps) if peak_bps > 0 else None
+    return max(-1.0, min(1.0, gross_bps / peak_bps)) if peak_bps >= 100 else None
 
 
 def level_suffix(m: float) -> str:

@@ -65,8 +65,9 @@ class ParamDiff:
 
 @dataclass(frozen=True)
 class SummaryPair:
-    """The summary metrics of both runs for one group (caller_name; None in policy and
-    path-only runs, ``*`` = pooled). ``a``/``b`` are None when a run lacks the group."""
+    """The summary metrics of both runs for one group (caller_name: None for the pooled row of
+    policy and path-only runs, ``*`` = pooled in optimization runs; there the validation row
+    when the run has a split). ``a``/``b`` are None when a run lacks the group."""
 
     group: str | None
     policy_a: str | None
@@ -228,7 +229,8 @@ def _summary_rows(run_dir: Storage, manifest: Any, read: Any
         out: dict[str | None, tuple[str | None, dict[str, float | None]]] = {}
         for row in table.to_pylist():
             metrics = {m: _clean(row.get(m)) for m in SUMMARY_METRICS if m in row}
-            out.setdefault(row["caller_name"], (row["policy_id"], metrics))
+            if row["caller_name"] not in out or row.get("split") == "validation":
+                out[row["caller_name"]] = (row["policy_id"], metrics)  # out-of-sample wins
         return out
     if "paths" in manifest.artifacts:
         return {None: (None, path_metrics(read(run_dir, "paths")))}

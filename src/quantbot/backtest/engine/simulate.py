@@ -51,6 +51,7 @@ from quantbot.backtest.engine.policies import (
     TrailingStop,
     parse_policy,
 )
+from quantbot.backtest.engine.tail import tail_capture
 from quantbot.backtest.engine.windows import Windows
 
 EXIT_REASONS = ("stop_loss", "take_profit", "time_stop", "hard_stop", "trailing_stop",
@@ -82,7 +83,7 @@ class Trades:
     stop_out: np.ndarray  # bool
     max_adverse_excursion_bps: np.ndarray  # float64 <= 0
     time_exposed_ms: np.ndarray  # int64 >= 0
-    tail_capture: np.ndarray  # float64 <= 1, NaN = null (no positive peak)
+    tail_capture: np.ndarray  # float64 in [-1, 1], NaN = null (peak below 100 bps)
 
     def __len__(self) -> int:
         return len(self.alert_idx)
@@ -215,14 +216,12 @@ def simulate_many(policies: Sequence[Any], candles: CandleSet, windows: Windows,
     for p in range(n_pol):
         exit_ts = candles.ts_ms[exit_row[p]]
         gross = floats[1, p]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tail = np.where(peak_bps > 0.0, np.minimum(1.0, gross / peak_bps), np.nan)
         out.append(Trades(
             alert_idx=idx, side=side, entry_ts_ms=entry_ts, entry_px=entry_px, exit_ts_ms=exit_ts,
             exit_px=floats[0, p], exit_reason=reason[p], gross_return_bps=gross,
             realized_return_bps=gross - fees, stop_out=np.isin(reason[p], STOP_REASONS),
             max_adverse_excursion_bps=floats[2, p], time_exposed_ms=exit_ts - entry_ts,
-            tail_capture=tail,
+            tail_capture=tail_capture(gross, peak_bps),
         ))
     return out
 

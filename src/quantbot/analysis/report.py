@@ -133,6 +133,11 @@ def plot_equity(ax: Axes, equity: Any, *, column: str = "equity",
         ax.step(when, values[sel], where="post", color=colour, lw=1.4, label=split)
         if split != "all":
             ax.axvspan(when.min(), when.max(), color=colour, alpha=0.08)
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # no overlapping dates
     ax.set_ylabel(column if column == "equity" else "drawdown (fraction of the peak)")
     ax.set_title(title)
     ax.grid(alpha=0.3)

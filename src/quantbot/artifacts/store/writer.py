@@ -67,14 +67,15 @@ class RunDirectory:
     and re-raises; a clean exit marks it completed unless already marked.
     """
 
-    def __init__(self, storage: Storage, path: str, manifest: RunManifest, durable: bool) -> None:
+    def __init__(self, storage: Storage, path: str, manifest: RunManifest, durable: bool,
+                 started: float | None = None) -> None:
         self.storage = storage
         self._dir = path  # the storage's own path form
         self.path = storage.uri(path)  # what people see and re-open (a URI on object stores)
         self.durable = durable
         self._manifest = manifest
         self._on_disk: bytes | None = None  # run.json as this writer last wrote it
-        self._started = time.perf_counter()
+        self._started = time.perf_counter() if started is None else started
         self._open_writers: dict[ArtifactType, ArtifactWriter] = {}
 
     # -- state ---------------------------------------------------------------------------
@@ -315,11 +316,14 @@ def create_run_directory(
     dataset: dict[str, Any] | None = None,
     durable: bool = True,
     git: bool = True,
+    started: float | None = None,
 ) -> RunDirectory:
     """Create ``<base_dir>/YYYY-MM/run_id=<uuid>/`` with a ``running`` manifest.
 
     ``durable=False`` skips fsync (scratch runs: a power cut may lose them, a crash still
     cannot tear them). An existing run directory is an error, never overwritten.
+    ``started`` (a ``time.perf_counter()`` value): when the run's work began, if before the
+    directory (a flow loads and checks its inputs first); ``timing.total_ms`` counts from it.
     """
     if run_type not in RUN_TYPES:
         raise InvalidArgumentError(
@@ -346,6 +350,6 @@ def create_run_directory(
         "dataset": dataset or {}, "parameters": parameters or {},
         "host": host_info(),
     })
-    run = RunDirectory(storage, path, manifest, durable)
+    run = RunDirectory(storage, path, manifest, durable, started)
     run._write_manifest(manifest)
     return run

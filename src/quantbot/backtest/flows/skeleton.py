@@ -124,6 +124,7 @@ class PhaseClock:
     """Accumulates wall time per phase (``<phase>_ms``) and reports phase starts."""
 
     def __init__(self, progress: Progress | None) -> None:
+        self.started = time.perf_counter()  # the flow's start: timing.total_ms counts from it
         self.ms: dict[str, float] = {}
         self._progress = progress
 
@@ -208,7 +209,7 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
     # duplicates) are refused here, before a run directory exists.
     prep = _load(spec, params, clock)
     with clock.phase("plan", "creating the run"):
-        run = _create_run(flow.run_type, spec, run_params, prep, opts)
+        run = _create_run(flow.run_type, spec, run_params, prep, opts, clock.started)
     hook = opts.get("around_run")
     with run, (hook(run) if hook is not None else nullcontext()):
         outcome = flow.execute(prep, clock)
@@ -221,14 +222,14 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
 
 
 def _create_run(run_type: str, spec: InputSpec, run_params: dict[str, Any],
-                prep: PreparedInputs, opts: dict[str, Any]) -> RunDirectory:
+                prep: PreparedInputs, opts: dict[str, Any], started: float) -> RunDirectory:
     """The run directory, with every parameter and the records of the loaded inputs."""
     from quantbot.artifacts import create_run_directory
 
     return create_run_directory(
         run_type, opts.get("run_id"), opts.get("base_dir", "runs"),
         parameters=_parameters(spec, run_params, prep.records), dataset=_dataset(prep),
-        durable=opts.get("durable", True))
+        durable=opts.get("durable", True), started=started)
 
 
 def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInputs:

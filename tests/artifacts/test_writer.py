@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 from qbtest import make_run, rows, sha256_file, snapshot_tree
 
-from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.artifacts import (
     create_run_directory,
     is_complete,
     read_manifest,
 )
+from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.errors import (
     InvalidArgumentError,
     InvalidRunIdError,

@@ -298,12 +298,7 @@ def _run(ets, xts, ret, vol, exit_order, mode, param, target, capital, max_conc,
             is_exit = i >= n or xts[k] <= ets[i]
         t = xts[exit_order[j]] if is_exit else ets[i]
         if t != cur_ts and dirty:
-            pts[m] = cur_ts
-            peq[m] = cash + cost
-            pcash[m] = cash
-            pcost[m] = cost
-            popen[m] = n_open
-            m += 1
+            m = _point(pts, peq, pcash, pcost, popen, m, cur_ts, cash, cost, n_open)
             dirty = False
         cur_ts = t
         if is_exit:
@@ -344,13 +339,19 @@ def _run(ets, xts, ret, vol, exit_order, mode, param, target, capital, max_conc,
             cost += a
             n_open += 1
     if dirty:
-        pts[m] = cur_ts
-        peq[m] = cash + cost
-        pcash[m] = cash
-        pcost[m] = cost
-        popen[m] = n_open
-        m += 1
+        m = _point(pts, peq, pcash, pcost, popen, m, cur_ts, cash, cost, n_open)
     return m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _point(pts, peq, pcash, pcost, popen, m, ts, cash, cost, n_open):  # pragma: no cover
+    """Write the curve point ``m`` (the state after every event at ``ts``); the next index."""
+    pts[m] = ts
+    peq[m] = cash + cost
+    pcash[m] = cash
+    pcost[m] = cost
+    popen[m] = n_open
+    return m + 1
 
 
 def _maybe(value: float) -> float | None:

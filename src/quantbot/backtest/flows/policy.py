@@ -34,7 +34,6 @@ class PolicyFlow(Flow):
 
     def plan(self, params: FlowParams) -> dict[str, Any]:
         from quantbot.backtest.engine.policies import canonical_json, parse_policy, policy_id
-
         from quantbot.backtest.flows.portfolio_step import resolve_portfolio
 
         self.policy = parse_policy(self._raw)

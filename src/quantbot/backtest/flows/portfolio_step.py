@@ -52,8 +52,15 @@ def _volatility(prep: PreparedInputs, config: PortfolioConfig) -> np.ndarray | N
 
 def portfolio_figures(prep: PreparedInputs, config: PortfolioConfig
                       ) -> Callable[[Trades], tuple[float, float, float]]:
-    """The optimizer's hook: one policy's trades -> (sharpe, total_return, max_drawdown)."""
-    vol_all, period = _volatility(prep, config), period_ms(prep)
+    """The optimizer's hook for this run: one policy's trades -> (sharpe, total_return,
+    max_drawdown)."""
+    return portfolio_hook(config, period_ms(prep), _volatility(prep, config))
+
+
+def portfolio_hook(config: PortfolioConfig, period: int, vol_all: np.ndarray | None = None
+                   ) -> Callable[[Trades], tuple[float, float, float]]:
+    """One policy's trades -> its portfolio's (sharpe, total_return, max_drawdown);
+    ``vol_all``: every alert's volatility (volatility sizing), ``period`` in ms."""
 
     def figures(trades: Trades) -> tuple[float, float, float]:
         vol = None if vol_all is None else vol_all[trades.alert_idx]
@@ -152,4 +159,4 @@ def run_portfolio(ref: str, portfolio: Any = None, *, catalog: Any = None,
 
 
 __all__ = ["SUMMARY_PORTFOLIO_KEYS", "merge_equity", "period_ms", "portfolio_figures",
-           "portfolio_outputs", "resolve_portfolio", "run_portfolio"]
+           "portfolio_hook", "portfolio_outputs", "resolve_portfolio", "run_portfolio"]

@@ -274,8 +274,10 @@ def test_input_spec_round_trips_the_new_options(tmp_path):
     assert spec.side == "short"
     keys = ("ts_unit", "date_from", "date_to", "alerts_columns", "candles_columns", "symbol",
             "alerts_ts_format", "candles_ts_format", "tz", "side", "duplicates")
-    parameters = {**{k: getattr(spec, k) for k in keys}, "inputs": spec.source_records()}
+    records = {"alerts": {"path": spec.alerts, "table": None, "query": None},
+               "candles": {"path": spec.candles, "table": None, "query": spec.candles_query}}
+    parameters = {**{k: getattr(spec, k) for k in keys}, "inputs": records}
     assert parameters["inputs"]["candles"]["query"] == "SELECT * FROM candles"
     assert InputSpec.from_manifest(parameters) == spec
-    old_run = {"inputs": spec.source_records()}  # a run recorded before these options
+    old_run = {"inputs": records}  # a run recorded before these options
     assert InputSpec.from_manifest(old_run).tz == "UTC"

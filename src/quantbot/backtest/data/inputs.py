@@ -80,14 +80,6 @@ class InputSpec:
         object.__setattr__(self, "side", check_side(self.side))
         check_duplicates(self.duplicates)
 
-    def source_records(self) -> dict[str, dict[str, object]]:
-        """``parameters.inputs`` before loading (no rows or fingerprint yet): what a run that
-        fails while reading its inputs records."""
-        return {"alerts": {**_where(self.alerts), "table": self.alerts_table,
-                           "query": self.alerts_query},
-                "candles": {**_where(self.candles), "table": self.candles_table,
-                            "query": self.candles_query}}
-
     @classmethod
     def from_manifest(cls, parameters: dict[str, Any]) -> InputSpec:
         """The spec a run recorded (``parameters`` of its manifest); keys a run made before
@@ -142,12 +134,6 @@ def check_paths_exist(spec: InputSpec) -> None:
     for what, path in (("alerts", spec.alerts), ("candles", spec.candles)):
         if isinstance(path, str) and not Path(path).expanduser().exists():
             raise DataError(f"{what} input not found: {path}")
-
-
-def _where(source: Input) -> dict[str, object]:
-    if isinstance(source, pa.Table):
-        return {"path": None, "kind": IN_MEMORY}
-    return {"path": str(Path(source).expanduser().resolve())}
 
 
 def _check_text(value: object, name: str) -> None:

@@ -1,4 +1,4 @@
-"""The one flow skeleton: plan → create run → load → record → coverage → execute → store → result.
+"""The one flow skeleton: plan → load and check → coverage → create run → execute → store → result.
 
 Every flow (path-only, policy, optimization, full) is a :class:`Flow` that supplies two
 steps of its own: ``plan`` (validate its own arguments, say what the manifest records of

@@ -140,7 +140,7 @@ def run_portfolio(ref: str, portfolio: Any = None, *, catalog: Any = None,
         features = read_artifact(storage, "features")
         vol_of = dict(zip(features.column("call_id").to_pylist(),
                           features.column("vol_pre_alert").to_pylist()))
-    period = max(DAY_MS, parse_interval(manifest.parameters.get("interval", "1m")))
+    period = max(DAY_MS, parse_interval(manifest.to_dict()["parameters"].get("interval", "1m")))
     out: list[dict[str, Any]] = []
     policies = np.asarray(trades.column("policy_id").to_pylist(), dtype=object)
     for policy in sorted(set(policies.tolist())):

@@ -22,11 +22,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from quantbot.backtest.engine.constants import TRIM_FRACTION
 from quantbot.backtest.engine.simulate import Trades
-from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
-
-#: The robust objective's default trim (the ``trim_fraction`` setting).
-TRIM_FRACTION: float = OPTIMIZER_SETTINGS["trim_fraction"].default
 
 _NUMERIC = ("realized_return_bps", "stop_out", "max_adverse_excursion_bps", "time_exposed_ms",
             "tail_capture")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from quantbot.backtest.engine.constants import TRIM_FRACTION
+
 HOUR_MS = 3_600_000
 
 
@@ -53,7 +55,7 @@ def _objective_help() -> str:
 
 OPTIMIZER_SETTINGS: dict[str, Setting] = {
     "objective": Setting("robust", ""),  # help below: it quotes the other defaults
-    "trim_fraction": Setting(0.1, "robust: share of trades trimmed from EACH end of the "
+    "trim_fraction": Setting(TRIM_FRACTION, "robust: share of trades trimmed from EACH end of the "
                                   "returns before averaging.", "fraction"),
     "stop_out_weight": Setting(100.0, "robust: penalty in bps per unit of stop_out_rate "
                                       "(100 = 1 bps per percentage point).", "bps"),

@@ -77,6 +77,7 @@ import numpy as np
 from numba import njit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from quantbot.backtest.engine.summary import win_loss
 from quantbot.errors import PortfolioConfigError, PortfolioInputError
 
 YEAR_MS = 365.25 * 86_400_000
@@ -400,14 +401,9 @@ def _sharpe_sortino(r: np.ndarray, ppy: float) -> tuple[float | None, float | No
 
 
 def _trade_stats(ret: np.ndarray) -> dict[str, float | None]:
-    """win_rate, profit_factor, avg_win_bps, avg_loss_bps over the taken trades' returns."""
-    wins, losses = ret[ret > 0], ret[ret < 0]
-    return {
-        "win_rate": float(len(wins) / len(ret)) if len(ret) else None,
-        "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) else None,
-        "avg_win_bps": float(wins.mean()) if len(wins) else None,
-        "avg_loss_bps": float(losses.mean()) if len(losses) else None,
-    }
+    """win_rate, profit_factor, avg_win_bps, avg_loss_bps over the taken trades' returns
+    (the summary's definitions, :func:`~quantbot.backtest.engine.summary.win_loss`)."""
+    return {k: (None if np.isnan(v) else float(v)) for k, v in win_loss(ret).items()}
 
 
 def portfolio_metrics(result: PortfolioResult, realized_return_bps: np.ndarray, *,

@@ -83,9 +83,11 @@ def win_loss(ret: np.ndarray) -> dict[str, np.ndarray]:
     gain = np.where(wins, ret, 0.0).sum(axis=-1)
     loss = np.where(losses, ret, 0.0).sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        factor = gain / -loss
         return {
             "win_rate": n_win / ret.shape[-1] if ret.shape[-1] else np.full(n_win.shape, np.nan),
-            "profit_factor": np.where(n_loss > 0, gain / -loss, np.nan),
+            # null without a loss, and when the ratio overflows (losses of ~1e-300 bps)
+            "profit_factor": np.where((n_loss > 0) & np.isfinite(factor), factor, np.nan),
             "avg_win_bps": np.where(n_win > 0, gain / n_win, np.nan),
             "avg_loss_bps": np.where(n_loss > 0, loss / n_loss, np.nan),
         }

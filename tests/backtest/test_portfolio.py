@@ -251,11 +251,14 @@ def test_metrics_on_a_hand_curve():
     m = portfolio_metrics(res, ret)
     span = 4 * DAY
     assert m["total_return"] == pytest.approx(-0.005)
-    assert m["annualised_return"] == pytest.approx(0.995 ** (365.25 * DAY / span) - 1)
+    assert m["annualised_return"] is None and m["calmar"] is None  # 4 days: not annualised
+    long = simulate_portfolio(ets * 10, xts * 10, ret, {"capital": 1_000, "size": {"amount": 100}})
+    lm = portfolio_metrics(long, ret)
+    assert lm["annualised_return"] == pytest.approx(0.995 ** (365.25 * DAY / (10 * span)) - 1)
+    assert lm["calmar"] == pytest.approx(lm["annualised_return"] / abs(lm["max_drawdown"]))
     assert m["max_drawdown"] == pytest.approx(990 / 1010 - 1)
     assert m["max_drawdown_duration_ms"] == 3 * DAY  # peak at day 1, never regained
     assert m["exposure_time"] == pytest.approx(3 / 4)  # nothing open from day 2 to day 3
-    assert m["calmar"] == pytest.approx(m["annualised_return"] / abs(m["max_drawdown"]))
     assert (m["win_rate"], m["profit_factor"]) == (pytest.approx(2 / 3), pytest.approx(1500 / 2000))
     assert (m["avg_win_bps"], m["avg_loss_bps"]) == (750.0, -2_000.0)
     assert m["trades_taken"] == 3 and m["skipped_signals"] == 0

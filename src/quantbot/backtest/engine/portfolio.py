@@ -44,7 +44,8 @@ Metrics (:func:`portfolio_metrics`); the span is the curve's first point .. last
 
 - ``final_equity`` (currency); ``total_return`` = final / capital − 1 (fraction).
 - ``annualised_return`` = (final / capital)^(year / span) − 1, year = 365.25 days (fraction;
-  null when the span is 0, final ≤ 0, or the power overflows on a very short span).
+  null when the span is shorter than 30 days, since a few days' return compounded to a year
+  is noise (1e27 for a day's +1 %), or when final ≤ 0).
 - ``max_drawdown`` = min drawdown (fraction ≤ 0; 0 without trades);
   ``max_drawdown_duration_ms`` = longest time from a peak to the point that regains it, or
   to the end of the span when it is never regained (0 without a drawdown).
@@ -81,6 +82,7 @@ from quantbot.backtest.engine.summary import win_loss
 from quantbot.errors import PortfolioConfigError, PortfolioInputError
 
 YEAR_MS = 365.25 * 86_400_000
+MIN_ANNUALISED_SPAN_MS = 30 * 86_400_000  # a few days' return raised to a year means nothing
 DAY_MS = 86_400_000
 MAX_PERIODS = 10_000_000  # sampling grid size bound (memory: 8 bytes a period)
 _AMOUNT, _FRACTION, _VOLATILITY = 0, 1, 2
@@ -433,7 +435,7 @@ def portfolio_metrics(result: PortfolioResult, realized_return_bps: np.ndarray, 
     out["max_drawdown"] = float(min(result.drawdown.min(), 0.0))
     out["max_drawdown_duration_ms"] = _drawdown_duration_ms(ts, result.drawdown)
     if span > 0:
-        if final > 0:
+        if final > 0 and span >= MIN_ANNUALISED_SPAN_MS:
             with np.errstate(over="ignore"):  # a tiny span can annualise to infinity: null
                 growth = np.float64(final / result.capital) ** (YEAR_MS / span)
             out["annualised_return"] = _maybe(growth - 1.0)

@@ -210,7 +210,8 @@ def _fmt(value: Any, column: str = "") -> str:
             return "NaN"
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
-        if column.endswith("rate"):
+        if column.endswith(("rate", "total_return", "annualised_return", "max_drawdown",
+                            "exposure_time")):  # fractions shown as percentages
             return f"{value * 100:.1f}\u00a0%"
         if column.endswith("_ms") and not column.endswith("ts_ms"):
             return f"{value / 3_600_000:,.2f} h"
@@ -274,7 +275,8 @@ table.kv th{background:#f8f8f8;font-weight:600;white-space:nowrap}
 table.kv td{word-break:break-all;max-width:820px}
 tr.hl td{background:#fff6e0}.muted{color:#777}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
-.card{border:1px solid #e2e2e2;border-radius:6px;padding:8px 14px;min-width:120px}
+.card{border:1px solid #e2e2e2;border-radius:6px;padding:8px 14px;min-width:120px;
+overflow-wrap:anywhere;max-width:100%;box-sizing:border-box}
 .card .v{font-size:20px;font-weight:600}.card .k{font-size:12px;color:#666}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}
 footer{margin-top:30px;font-size:11px;color:#888}
@@ -459,7 +461,10 @@ def _frontier_section(frontier: pa.Table, top_n: int) -> str:
         best.sort(key=lambda r: r["caller_name"])
         cols = ["caller_name", "policy_id", "meets_constraints", "objective_score",
                 "median_return_bps", "stop_out_rate", "trades_count"]
-        out += (f"<p>Best policy per caller ({len(best)} callers with enough calls):</p>"
+        n_callers = len({r["caller_name"] for r in best})
+        ties = " (policies tied on score share rank 1 and are all listed)" if (
+            len(best) > n_callers) else ""
+        out += (f"<p>Best policy per caller ({n_callers} callers with enough calls{ties}):</p>"
                 + _table(best, cols))
     return out
 

@@ -23,14 +23,12 @@ DEMO_POLICIES = (
 COMPARE_SQL = """
 SELECT s.policy_id, s.trades_count AS trades,
        round(s.avg_return_bps, 1) AS avg_bps, round(s.median_return_bps, 1) AS median_bps,
-       round(s.stop_out_rate, 3) AS stop_out_rate, round(t.win_rate, 3) AS win_rate,
-       round(t.avg_hold_h, 2) AS avg_hold_h, left(r.run_id, 8) AS run
+       round(s.stop_out_rate, 3) AS stop_out_rate, round(s.win_rate, 3) AS win_rate,
+       round(s.total_return, 3) AS portfolio_return, round(s.max_drawdown, 4) AS max_dd,
+       round(s.avg_time_exposed_ms / 3.6e6, 2) AS avg_hold_h, left(r.run_id, 8) AS run
 FROM all_summary s
 JOIN backtest_runs_catalog r USING (run_id)
-JOIN (SELECT run_id, avg(CASE WHEN realized_return_bps > 0 THEN 1.0 ELSE 0.0 END) AS win_rate,
-             avg(time_exposed_ms) / 3.6e6 AS avg_hold_h
-      FROM all_trades GROUP BY run_id) t USING (run_id)
-WHERE r.run_type = 'policy' AND list_contains(?, r.run_id)
+WHERE r.run_type = 'policy' AND s.caller_name IS NULL AND list_contains(?, r.run_id)
 ORDER BY s.median_return_bps DESC
 """
 
@@ -73,7 +71,7 @@ def demo(base_dir: str, duckdb_path: str, data_dir: str) -> None:
     click.echo("\n== catalog-query (newest 5)")
     print_rows([manifest_summary(m) for m in query_runs(duckdb_path, limit=5)], "table")
 
-    click.echo("\n== policies compared across runs (all_summary + all_trades + catalog)")
+    click.echo("\n== policies compared across runs (all_summary, pooled rows, + catalog)")
     table = run_sql(duckdb_path, COMPARE_SQL, [run_ids])
     print_rows(table.to_pylist(), "table")
     click.echo(f"\nnext: quantbot backtest show {run_ids[0]}   |   "

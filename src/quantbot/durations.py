@@ -88,6 +88,16 @@ def parse_interval(text: str) -> int:
     return int(found[0]) * _UNIT_MS[found[1]]
 
 
+_BARS = re.compile(r"^\s*(\d+)\s*bars?\s*$")
+
+
+def parse_bars(text: object) -> int | None:
+    """``'60bars'`` / ``'1 bar'`` → the count of candles; None for anything else (then the
+    text is a duration). Windows and time stops in bars follow the run's interval."""
+    match = _BARS.match(text) if isinstance(text, str) else None
+    return int(match.group(1)) if match else None
+
+
 def format_duration(ms: int) -> str:
     """The shortest exact text form of ``ms`` (``5_400_000`` → ``'90m'``); inverse of parse."""
     if isinstance(ms, bool) or not isinstance(ms, numbers.Integral) or ms < 0:

@@ -62,3 +62,20 @@ def test_cli_table_json_and_refusals(runs):
     assert "portfolio.size.amount" in assert_clean_error(bad, 1)
     none = run_main("backtest", "portfolio", runs["truth"].run_id, "--base-dir", "runs", cwd=root)
     assert "has no completed trades" in assert_clean_error(none, 1)
+
+
+def test_volatility_sized_policy_run(runs, tmp_path):
+    """Volatility sizing takes each call's pre-alert volatility (computed once per run):
+    a call without one is skipped and counted, never sized by a guess."""
+    alerts, candles = (runs["root"] / "data" / n for n in ("alerts.parquet", "candles.parquet"))
+    account = {"capital": 1e9, "size": {"volatility": {"target_bps": 50, "fraction": 0.01}}}
+    result = run_policy_backtest(alerts, candles, {"kind": "fixed_stop", "stop_pct": 0.2},
+                                 portfolio=account, base_dir=tmp_path, durable=False)
+    pooled = pq.read_table(Path(result.run_dir) / "results/summary.parquet").to_pylist()[0]
+    assert pooled["trades_taken"] + pooled["skipped_signals"] == result.trades
+    assert pooled["trades_taken"] > 0
+    features = run_path_only(alerts, candles, base_dir=tmp_path, durable=False)
+    vols = pq.read_table(Path(features.run_dir) / "features/features.parquet").column(
+        "vol_pre_alert").to_pylist()
+    eligible_unknown = pooled["skipped_signals"]
+    assert eligible_unknown <= sum(v is None or v <= 0 for v in vols)

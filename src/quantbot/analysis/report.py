@@ -145,18 +145,19 @@ def plot_equity(ax: Axes, equity: Any, *, column: str = "equity",
         ax.legend(loc="best", fontsize=8)
 
 
-def _setup(parameters: dict[str, Any]) -> str | None:
-    """Entry, horizon, levels and the fees a run used (no fee default suits every
-    market, so the report says which were used)."""
+def setup_text(parameters: dict[str, Any]) -> str | None:
+    """What a run's numbers depend on, in one line: bars, horizon, entry, fees (no fee
+    default suits every market, so every report says which were used) and levels."""
     if not parameters:
         return None
-    parts = [f"entry {parameters.get('entry', 'close')}",
+    parts = [f"{parameters.get('interval', '?')} bars",
              f"horizon {parameters.get('horizon', '?')}",
-             "levels " + ", ".join(f"{v:g}x" for v in parameters.get("levels", STANDARD_LEVELS))]
+             f"entry {parameters.get('entry', 'close')}"]
     if "taker_fee_bps" in parameters:
         parts.append(f"fees {parameters['taker_fee_bps']:g} + slippage "
                      f"{parameters.get('slippage_bps', 0):g} bps per side")
-    return ", ".join(parts)
+    levels = parameters.get("levels") or STANDARD_LEVELS
+    return ", ".join([*parts, "levels " + ", ".join(f"{v:g}x" for v in levels)])
 
 
 def plot_peaks(ax: Axes, paths: Any, *, levels: Sequence[float] = STANDARD_LEVELS,
@@ -353,7 +354,7 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
                 ("created_at", m.get("created_at")), ("completed_at", m.get("completed_at")),
                 ("git", git), ("dataset", f"{ds.get('from') or '?'} .. {ds.get('to') or '?'}"),
                 ("interval", ds.get("interval")), ("calls", ds.get("calls_count")),
-                ("setup", _setup(m.get("parameters") or {})),
+                ("setup", setup_text(m.get("parameters") or {})),
                 ("total time", f"{timing['total_ms'] / 1000:.2f} s"
                  if timing.get("total_ms") is not None else None),
                 ("phases", ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms"
@@ -493,4 +494,4 @@ def write_report(run_id: str, out: str | os.PathLike[str] | None = None, *,
 
 
 __all__ = ["ReportError", "plot_equity", "plot_frontier", "plot_peaks", "plot_returns",
-           "render_png", "render_report", "write_report"]
+           "render_png", "render_report", "setup_text", "write_report"]

@@ -250,17 +250,6 @@ def num_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def setup_text(settings: dict[str, Any]) -> str:
-    """What the numbers depend on, in one line: bars, horizon, entry and the fees (no fee
-    default suits every market, so a report always says which were used)."""
-    parts = [f"{settings.get('interval')} bars", f"horizon {settings.get('horizon')}",
-             f"entry {settings.get('entry', 'close')}"]
-    if "taker_fee_bps" in settings:
-        parts.append(f"fees {settings['taker_fee_bps']:g} + slippage "
-                     f"{settings['slippage_bps']:g} bps per side")
-    return ", ".join(parts)
-
-
 def report_lines(result: Any) -> None:
     """The short human report of a finished flow."""
     click.echo(f"run {result.run_id}  ({result.run_type}, {result.status})")
@@ -268,6 +257,8 @@ def report_lines(result: Any) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in result.excluded.items())
     click.echo(f"  calls      {result.calls}  eligible {result.eligible}  excluded "
                f"{result.excluded_total}" + (f" ({reasons})" if reasons else ""))
+    from quantbot.analysis.report import setup_text
+
     click.echo(f"  setup      {setup_text(result.settings)}")
     m = result.metrics
     if result.trades is None:

@@ -45,7 +45,7 @@ def best_artifacts(result: OptimizationResult, prep: PreparedInputs, callers: np
     equity: list[dict[str, list[Any]]] = []
     pieces: dict[int, list[tuple[np.ndarray, Trades]]] = {}
     for g in result.groups:
-        assert g.best_all is not None and g.best_trades is not None  # evaluated groups
+        assert g.best_all is not None  # every evaluated group has a best policy
         splits = ([("train", g.train_rows), ("validation", g.validation_rows)] if g.validated
                   else [("all", g.train_rows)])
         own = excluded if g.caller_name == POOLED else excluded & (callers == g.caller_name)
@@ -57,7 +57,7 @@ def best_artifacts(result: OptimizationResult, prep: PreparedInputs, callers: np
                                        int(own.sum()), books[None]))
             if g.caller_name == POOLED:
                 equity.append(curve)
-        pieces.setdefault(g.best, []).append((g.report_rows, g.best_trades))
+        pieces.setdefault(g.best, []).append((g.report_rows, g.best_all.take(g.report_rows)))
     policy_col: list[str] = []
     parts: list[Trades] = []
     for best in sorted(pieces):  # grid order, then alert order: deterministic

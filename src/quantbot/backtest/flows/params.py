@@ -12,11 +12,10 @@ nothing heavy (no numpy): the CLI reads it to build its options.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from quantbot.durations import format_duration, parse_duration, parse_interval
+from quantbot.durations import format_duration, parse_bars, parse_duration, parse_interval
 from quantbot.errors import DataError, FlowParameterError
 
 
@@ -29,8 +28,6 @@ FEE_FIELDS = ("taker_fee_bps", "slippage_bps")
 
 
 ENTRY_MODES = ("close", "next-open")
-DEFAULT_LEVELS = (2.0, 3.0, 4.0)
-_BARS = re.compile(r"^\s*(\d+)\s*bars?\s*$")
 _NO_LIMIT = ("none", "off")
 _MAX_LEVEL = 1e6  # below it every float's shortest repr is decimal: a plain column name
 _MIN_AUTO_HORIZON_BARS = 20
@@ -41,9 +38,9 @@ def bars_or_duration_ms(text: str, interval_ms: int, name: str) -> int:
     """``'60bars'`` (a count of candles of ``interval_ms``) or a duration (``'1h'``), in ms:
     windows written in bars follow the data's interval (60 bars: 1 h of 1m candles, 60 days
     of daily ones)."""
-    match = _BARS.match(text) if isinstance(text, str) else None
-    if match:
-        return int(match.group(1)) * interval_ms
+    bars = parse_bars(text)
+    if bars is not None:
+        return bars * interval_ms
     try:
         return parse_duration(text)
     except DataError:
@@ -191,5 +188,5 @@ class FlowParams:
         return out
 
 
-__all__ = ["DEFAULT_LEVELS", "ENTRY_MODES", "FEE_FIELDS", "FlowParameterError", "FlowParams",
+__all__ = ["ENTRY_MODES", "FEE_FIELDS", "FlowParameterError", "FlowParams",
            "auto_horizon_ms", "bars_or_duration_ms", "parse_levels"]

@@ -43,11 +43,7 @@ def period_ms(prep: PreparedInputs) -> int:
 
 def _volatility(prep: PreparedInputs, config: PortfolioConfig) -> np.ndarray | None:
     """Every alert's pre-alert volatility, only when the sizing needs it."""
-    if config.size.volatility is None:
-        return None
-    from quantbot.backtest.engine.features import pre_alert_features
-
-    return pre_alert_features(prep.candles, prep.windows, prep.params.pre_window_ms)[0]
+    return None if config.size.volatility is None else prep.pre_alert_vol
 
 
 def portfolio_figures(prep: PreparedInputs, config: PortfolioConfig

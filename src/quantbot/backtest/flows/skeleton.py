@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import numpy as np
@@ -157,6 +158,14 @@ class PreparedInputs:
         rows = pa.array(idx, pa.int64())
         return {n: self.alerts.column(n).take(rows) for n in names}
 
+    @cached_property
+    def pre_alert_vol(self) -> np.ndarray:
+        """Every alert's vol_pre_alert (NaN = null), computed once per run however many
+        volatility-sized portfolios need it."""
+        from quantbot.backtest.engine.features import pre_alert_features
+
+        return pre_alert_features(self.candles, self.windows, self.params.pre_window_ms)[0]
+
     @property
     def callers(self) -> np.ndarray:
         return np.asarray(self.alerts.column("caller_name").to_pylist(), dtype=object)
@@ -247,7 +256,7 @@ def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInp
         alert_ts = alerts.column("alert_ts_ms").to_numpy(zero_copy_only=False)
         windows = prepare_windows(candles, candles.mint_index(mints), alert_ts,
                                   params.horizon_ms, entry=params.entry,
-                                  side=side_codes(alerts),
+                                  side=_side_codes(alerts),
                                   max_entry_delay_ms=params.max_entry_delay_ms)
         errors = coverage_error_rows(alerts, windows, candles)
         notes = _note_rows(candles.warnings)
@@ -273,7 +282,7 @@ def _note_rows(notes: tuple[Any, ...]) -> dict[str, list]:
                                    default=str) for note in notes]}
 
 
-def side_codes(alerts: pa.Table) -> np.ndarray:
+def _side_codes(alerts: pa.Table) -> np.ndarray:
     """+1 (long) / -1 (short) per alert, from the alerts' ``side`` column."""
     side = alerts.column("side").to_numpy(zero_copy_only=False)
     return np.where(side == "short", -1, 1).astype(np.int8)
@@ -327,4 +336,4 @@ def manifest_options(parameters: dict[str, Any], flow: Flow) -> tuple[Input, Inp
 
 
 __all__ = ["Flow", "FlowOptions", "FlowResult", "Outcome", "PhaseClock", "PreparedInputs",
-           "Progress", "RunHook", "manifest_options", "run_flow", "side_codes"]
+           "Progress", "RunHook", "manifest_options", "run_flow"]

@@ -34,17 +34,16 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from quantbot.backtest.engine.policies import AnyPolicy, canonical_json, parse_policy, policy_id
+from quantbot.durations import parse_bars
 from quantbot.errors import GridError, PolicyError
 
 DEFAULT_GRID_RESOURCE = "default_grid.json"
-_BARS = re.compile(r"^\s*(\d+)\s*bars?\s*$")
 _TOP_KEYS = {"description", "families"}
 
 
@@ -220,12 +219,12 @@ def _in_ms(obj: Any, interval_ms: int | None, where: str) -> Any:
         return obj
     out = {k: _in_ms(v, interval_ms, where) for k, v in obj.items()}
     hold = out.get("max_hold_ms")
-    match = _BARS.match(hold) if isinstance(hold, str) else None
-    if match:
+    bars = parse_bars(hold)
+    if bars is not None:
         if interval_ms is None:
             raise GridError(f"{where}: max_hold_ms {hold!r} is in bars, which needs the "
                             "run's interval")
-        out["max_hold_ms"] = int(match.group(1)) * interval_ms
+        out["max_hold_ms"] = bars * interval_ms
     return out
 
 

@@ -118,7 +118,6 @@ class GroupResult:
     validation_rank: np.ndarray | None = None  # competition rank among validation results
     overfit: np.ndarray | None = None
     best: int = -1  # grid index of the rank-1 policy
-    best_trades: Trades | None = None  # best policy on the reported rows
     best_all: Trades | None = None  # best policy on every eligible call (train + validation)
     best_key: tuple = ()  # (infeasible, -score, grid index) of ``best``, while searching
     validated: bool = False  # has out-of-sample statistics (validation_* fields)
@@ -127,6 +126,11 @@ class GroupResult:
     def report_rows(self) -> np.ndarray:
         """Calls the best policy is reported on: validation calls if split, else training."""
         return self.validation_rows if self.validated else self.train_rows
+
+    @property
+    def best_trades(self) -> Trades | None:
+        """The best policy's trades on the reported calls."""
+        return None if self.best_all is None else self.best_all.take(self.report_rows)
 
 
 @dataclass(frozen=True)
@@ -370,7 +374,6 @@ def _track_best(g: GroupResult, trades: list[Trades], at: np.ndarray,
         g.best_key = key
         g.best = int(at[i])
         g.best_all = trades[i]
-        g.best_trades = trades[i].take(g.report_rows)
 
 
 def frontier_columns(result: OptimizationResult, run_id: str | None = None,

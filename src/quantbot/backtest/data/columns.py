@@ -37,10 +37,13 @@ if TYPE_CHECKING:
 SECONDS_BELOW = 100_000_000_000
 """Integer timestamps below this (1e11) are seconds, the others milliseconds."""
 
+_ADDRESS_NAMES = ("token_address", "mint_address", "token_mint", "address", "contract_address")
+_SYMBOL_NAMES = ("symbol", "ticker", "asset", "instrument", "pair")
+"""Names of the asset column (quantbot's ``mint``) in alerts and candles alike."""
+
 ALERT_ROLES: dict[str, tuple[str, ...]] = {
     "call_id": ("call_id", "id", "alert_id", "callid"),
-    "mint": ("mint", "token_address", "mint_address", "token_mint", "address", "contract_address", "ca",
-             "symbol", "ticker", "asset", "instrument", "pair"),
+    "mint": ("mint", *_ADDRESS_NAMES, "ca", *_SYMBOL_NAMES),
     "caller_name": ("caller_name", "caller", "caller_handle", "caller_username"),
     "chain": ("chain", "network", "blockchain"),
     # alert_ts_ms first: when both it and created_at are present (our own alerts artifact),
@@ -51,8 +54,7 @@ ALERT_ROLES: dict[str, tuple[str, ...]] = {
 }
 
 CANDLE_ROLES: dict[str, tuple[str, ...]] = {
-    "mint": ("mint", "token_address", "mint_address", "token_mint", "address", "contract_address",
-             "symbol", "ticker", "asset", "instrument", "pair"),
+    "mint": ("mint", *_ADDRESS_NAMES, *_SYMBOL_NAMES),
     "ts": ("ts", "ts_ms", "timestamp", "timestamp_ms", "time", "open_time", "datetime", "t",
            "unix_time", "unixtime", "date"),
     "open": ("open", "o", "open_price"),
@@ -117,11 +119,6 @@ def parse_column_map(value: str | Mapping[str, str] | None, what: str) -> dict[s
             raise DataError(f"{flag}: role {role!r} is mapped twice ({mapping[role]!r}, {column!r})")
         mapping[role] = column.strip()
     return mapping
-
-
-def format_column_map(mapping: Mapping[str, str]) -> str:
-    """The text form of a mapping (``role=column,...``), read back by :func:`parse_column_map`."""
-    return ",".join(f"{role}={column}" for role, column in mapping.items())
 
 
 def resolve_columns(

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +50,12 @@ class _Ranges:
     mint_id: np.ndarray  # int64
     lo: np.ndarray  # int64
     hi: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, triples: list[Any]) -> _Ranges:
+        """Ranges from (mint_id, lo, hi) triples, in order."""
+        arr = np.array(triples, dtype=np.int64).reshape(-1, 3)
+        return cls(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
 
     def table(self, mints: list[str]) -> pa.Table:
         return _ranges_table(mints, self.mint_id, self.lo, self.hi)
@@ -238,8 +245,7 @@ def _merge(mint_id: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _Ranges:
             out[-1][2] = max(out[-1][2], b)
         else:
             out.append([j, a, b])
-    arr = np.array(out, dtype=np.int64).reshape(-1, 3)
-    return _Ranges(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
+    return _Ranges.of(out)
 
 
 def _subtract(new: _Ranges, old: _Ranges) -> _Ranges:
@@ -257,8 +263,7 @@ def _subtract(new: _Ranges, old: _Ranges) -> _Ranges:
                 break
         if a <= b:
             out.append((j, a, b))
-    arr = np.array(out, dtype=np.int64).reshape(-1, 3)
-    return _Ranges(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
+    return _Ranges.of(out)
 
 
 def _ranges_table(mints: list[str], ids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> pa.Table:

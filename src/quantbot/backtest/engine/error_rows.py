@@ -1,4 +1,5 @@
-"""Rows of the ``errors`` artifact: one ``coverage`` warning per excluded call.
+"""Rows of the ``errors`` artifact: one ``coverage`` warning per excluded call, and one
+``slice`` warning per data note of the candle loader (:func:`data_note_rows`).
 
 ``message`` is the exclusion reason (``no_candles``, ``too_new``, ``late_entry``,
 ``invalid_price``, ``invalid_candles``, ``missing_range``); ``details`` is JSON with what
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from quantbot.artifacts.schema.layout import iso_utc
-from quantbot.backtest.data.candle_set import CandleSet
+from quantbot.backtest.data.candle_set import CandleSet, DataNote
 from quantbot.backtest.engine.windows import (
     EXCLUSION_REASONS,
     INVALID_CANDLES,
@@ -52,8 +53,24 @@ def coverage_error_rows(alerts: pa.Table, windows: Windows, candles: CandleSet) 
         elif windows.status[k] == INVALID_CANDLES:
             info.update(_invalid_candles(windows, candles, k))
         details.append(json.dumps(info, sort_keys=True, separators=(",", ":")))
-    n = len(excluded)
-    return {"timestamp": [stamp] * n, "level": ["warning"] * n, "phase": ["coverage"] * n,
+    return _warning_rows(stamp, "coverage", call_ids, messages, details)
+
+
+def data_note_rows(notes: tuple[DataNote, ...]) -> dict[str, list]:
+    """Columns (without run_id) of one warning row (phase ``slice``, no call) per data note
+    of the candle loader (e.g. identical duplicate candles dropped): nothing is repaired
+    silently."""
+    details = [None if note.details is None else
+               json.dumps(note.details, sort_keys=True, separators=(",", ":"), default=str)
+               for note in notes]
+    return _warning_rows(iso_utc(datetime.now(UTC)), "slice", [None] * len(notes),
+                         [note.message for note in notes], details)
+
+
+def _warning_rows(stamp: str, phase: str, call_ids: list, messages: list[str],
+                  details: list) -> dict[str, list]:
+    n = len(messages)
+    return {"timestamp": [stamp] * n, "level": ["warning"] * n, "phase": [phase] * n,
             "call_id": call_ids, "message": messages, "details": details}
 
 

@@ -242,7 +242,7 @@ def _create_run(run_type: str, spec: InputSpec, run_params: dict[str, Any],
 
 
 def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInputs:
-    from quantbot.backtest.engine.error_rows import coverage_error_rows
+    from quantbot.backtest.engine.error_rows import coverage_error_rows, data_note_rows
     from quantbot.backtest.engine.windows import prepare_windows
 
     with clock.phase("plan", "loading alerts"):
@@ -259,27 +259,10 @@ def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInp
                                   side=_side_codes(alerts),
                                   max_entry_delay_ms=params.max_entry_delay_ms)
         errors = coverage_error_rows(alerts, windows, candles)
-        notes = _note_rows(candles.warnings)
+        notes = data_note_rows(candles.warnings)
         errors = {k: notes[k] + errors[k] for k in errors}
     records = {"alerts": alerts_record.to_dict(), "candles": candles_record.to_dict()}
     return PreparedInputs(spec, params, alerts, candles, windows, records, errors)
-
-
-def _note_rows(notes: tuple[Any, ...]) -> dict[str, list]:
-    """errors columns (without run_id) of the loaders' data notes: one warning row each
-    (e.g. identical duplicate candles dropped), so nothing is repaired silently."""
-    import json
-    from datetime import UTC, datetime
-
-    from quantbot.artifacts.schema.layout import iso_utc
-
-    stamp = iso_utc(datetime.now(UTC))
-    return {"timestamp": [stamp] * len(notes), "level": ["warning"] * len(notes),
-            "phase": ["slice"] * len(notes), "call_id": [None] * len(notes),
-            "message": [note.message for note in notes],
-            "details": [None if note.details is None else
-                        json.dumps(note.details, sort_keys=True, separators=(",", ":"),
-                                   default=str) for note in notes]}
 
 
 def _side_codes(alerts: pa.Table) -> np.ndarray:

@@ -11,6 +11,7 @@ import click
 from quantbot.cli.app import backtest
 from quantbot.cli.options import base_dir_option, duckdb_option, format_option
 from quantbot.cli.render import print_json, print_table
+from quantbot.cli.run_cmds import portfolio_option
 
 
 @backtest.command("compare")
@@ -148,9 +149,7 @@ _PORTFOLIO_COLUMNS = ("policy_id", "caller_name", "trades_taken", "skipped_signa
 
 @backtest.command("portfolio")
 @click.argument("run_id")
-@click.option("--portfolio", metavar="JSON", default=None,
-              help='The account, e.g. \'{"capital": 100000, "size": {"amount": 1000}, '
-                   '"max_concurrent": 20, "compound": false}\' (default: the flows\' defaults).')
+@portfolio_option
 @base_dir_option
 @duckdb_option
 @format_option("table", "json")

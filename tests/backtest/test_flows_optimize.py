@@ -173,3 +173,19 @@ def test_interrupt_marks_the_run_failed(sample, tmp_path):
     manifest = read_manifest(str(run_dir))
     assert manifest.status == "failed" and manifest.error.type == "KeyboardInterrupt"
     assert not (run_dir / "_SUCCESS").exists()
+
+
+def test_frontier_portfolio_figures_are_the_summary_portfolio_of_the_best_policy(sample, tmp_path):
+    """One account, one answer: the best pooled policy's frontier Sharpe, return and drawdown
+    (training calls) are its summary's train row, with concurrency limiting the account."""
+    account = {"capital": 100_000, "size": {"amount": 5_000}, "max_concurrent": 3}
+    result = run_optimization(*sample, grid=SMALL_GRID, config={"validation": "time:0.8"},
+                              portfolio=account, base_dir=tmp_path, durable=False)
+    frontier = _read(result.run_dir, "results/frontier.parquet").to_pylist()
+    best = next(r for r in frontier if r["caller_name"] == "*" and r["policy_id"] ==
+                result.metrics["policy_id"])
+    summary = _read(result.run_dir, "results/summary.parquet").to_pylist()
+    train = next(r for r in summary if r["caller_name"] == "*" and r["split"] == "train")
+    assert train["skipped_signals"] > 0  # the limit binds, so the entry order matters
+    for key in ("sharpe", "total_return", "max_drawdown"):
+        assert best[key] == pytest.approx(train[key], rel=1e-12), key

@@ -42,7 +42,7 @@ def best_artifacts(result: OptimizationResult, prep: PreparedInputs, callers: np
     ids = result.grid.policy_ids
     excluded = ~prep.windows.eligible
     summary: list[dict[str, Any]] = []
-    equity: list[dict[str, list[Any]]] = []
+    equity: list[dict[str, Any]] = []
     pieces: dict[int, list[tuple[np.ndarray, Trades]]] = {}
     for g in result.groups:
         assert g.best_all is not None  # every evaluated group has a best policy

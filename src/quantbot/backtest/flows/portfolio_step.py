@@ -50,18 +50,22 @@ def portfolio_figures(prep: PreparedInputs, config: PortfolioConfig
                       ) -> Callable[[Trades], tuple[float, float, float]]:
     """The optimizer's hook for this run: one policy's trades -> (sharpe, total_return,
     max_drawdown)."""
-    return portfolio_hook(config, period_ms(prep), _volatility(prep, config))
+    return portfolio_hook(config, period_ms(prep), _volatility(prep, config), prep.callers)
 
 
-def portfolio_hook(config: PortfolioConfig, period: int, vol_all: np.ndarray | None = None
+def portfolio_hook(config: PortfolioConfig, period: int, vol_all: np.ndarray | None = None,
+                   callers_all: np.ndarray | None = None
                    ) -> Callable[[Trades], tuple[float, float, float]]:
     """One policy's trades -> its portfolio's (sharpe, total_return, max_drawdown);
-    ``vol_all``: every alert's volatility (volatility sizing), ``period`` in ms."""
+    ``vol_all``: every alert's volatility (volatility sizing), ``callers_all`` every alert's
+    caller (the tie order of entries at one instant, as in the summary's portfolio),
+    ``period`` in ms."""
 
     def figures(trades: Trades) -> tuple[float, float, float]:
         vol = None if vol_all is None else vol_all[trades.alert_idx]
+        callers = None if callers_all is None else callers_all[trades.alert_idx]
         res = simulate_portfolio(trades.entry_ts_ms, trades.exit_ts_ms,
-                                 trades.realized_return_bps, config, vol=vol)
+                                 trades.realized_return_bps, config, vol=vol, callers=callers)
         m = portfolio_metrics(res, trades.realized_return_bps, period_ms=period)
         sharpe, total, drawdown = (np.nan if m[k] is None else float(m[k])
                                    for k in ("sharpe", "total_return", "max_drawdown"))
@@ -85,26 +89,24 @@ def portfolio_outputs(prep: PreparedInputs, trades: Trades, config: PortfolioCon
         pooled = simulate_portfolio(*args, vol=vol, callers=callers)
         results = [(None, pooled, portfolio_metrics(pooled, trades.realized_return_bps,
                                                     period_ms=period_ms(prep)))]
-    equity: dict[str, list[Any]] = {k: [] for k in ("policy_id", "caller_name", "split",
-                                                    *_CURVE)}
+    curves: list[dict[str, Any]] = []
     metrics: dict[str | None, dict[str, Any]] = {}
     for caller, res, m in results:
         curve = res.curve()
         n = len(curve["ts_ms"])
-        equity["policy_id"] += [policy_id] * n
-        equity["caller_name"] += [caller] * n
-        equity["split"] += [split] * n
-        for key in _CURVE:
-            equity[key] += np.asarray(curve[key]).tolist()
+        labels = {"policy_id": [policy_id] * n, "caller_name": [caller] * n, "split": [split] * n}
+        curves.append({**labels, **{key: np.asarray(curve[key]) for key in _CURVE}})
         metrics[caller] = {k: m[k] for k in SUMMARY_PORTFOLIO_KEYS}
-    return equity, metrics
+    return merge_equity(curves), metrics
 
 
-def merge_equity(parts: list[dict[str, list[Any]]]) -> dict[str, list[Any]] | None:
-    """One equity artifact from several portfolios (None: an empty artifact)."""
+def merge_equity(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One equity artifact's columns from several portfolios' (None: an empty artifact)."""
+    parts = [part for part in parts if part is not None]
     if not parts:
         return None
-    return {k: [v for part in parts for v in part[k]] for k in parts[0]}
+    return {k: (np.concatenate([part[k] for part in parts]) if k in _CURVE
+                else [v for part in parts for v in part[k]]) for k in parts[0]}
 
 
 

@@ -160,13 +160,32 @@ class StallProxy:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    def _hold(self) -> None:
+    def _hold(self, conn: socket.socket, data: bytes) -> bytes:
+        """Keep reading the held request until the hold ends -> everything it sent.
+
+        Reading on (rather than sleeping) keeps a request body that arrives in a later
+        segment: a client that gives up may reset the connection, and Linux drops what was
+        still unread, so a held PUT would otherwise never land."""
         with self._lock:
             self.matched += 1
             if self.until is None:
                 self.until = time.monotonic() + self.hold_s
             until = self.until
+        held = [data]
+        with contextlib.suppress(OSError):
+            while (left := until - time.monotonic()) > 0:
+                conn.settimeout(left)
+                try:
+                    more = conn.recv(1 << 16)
+                except TimeoutError:
+                    break
+                if not more:
+                    break
+                held.append(more)
         time.sleep(max(0.0, until - time.monotonic()))
+        with contextlib.suppress(OSError):
+            conn.settimeout(None)
+        return b"".join(held)
 
     def _serve(self, conn: socket.socket) -> None:
         up = socket.create_connection(("127.0.0.1", self.upstream_port))
@@ -174,7 +193,7 @@ class StallProxy:
         try:
             while data := conn.recv(1 << 16):
                 if self.pattern.search(data):
-                    self._hold()
+                    data = self._hold(conn, data)
                 up.sendall(data)
         except OSError:
             pass

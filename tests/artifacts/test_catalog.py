@@ -290,7 +290,7 @@ GOLDEN_MANIFEST = {
         "config_hash": "8e8a0e0b5a1f2a7a2f6c6f3ba5d2f20e3c84c3b0bd2e3b8f43ebbe0bba4b6b1c",
         "policy": {"kind": "fixed_stop", "stop_pct": 0.2}, "fees_bps": 30,
     },
-    "schema_version": {"manifest": "1.0.0", "artifacts": "1.2.0"},
+    "schema_version": {"manifest": "1.1.0", "artifacts": "1.2.0"},
     "artifacts": {
         "trades": {"rows": 3, "path": "policy/trades.parquet", "bytes": "<bytes>",
                    "sha256": "<sha256>"},

@@ -32,7 +32,7 @@ def test_minimal_manifest_gets_defaults():
     m = validate_manifest(minimal())
     d = m.to_dict()
     assert d["dataset"] == {"interval": "", "calls_count": 0}
-    assert d["schema_version"] == {"manifest": "1.0.0", "artifacts": "1.2.0"}
+    assert d["schema_version"] == {"manifest": "1.1.0", "artifacts": "1.2.0"}
     assert d["artifacts"] == {}
     assert "error" not in d and "timing" not in d
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from quantbot.artifacts.catalog.connection import CatalogRef, catalog_exists, open_catalog
+from quantbot.artifacts.catalog.run_index import FIELDS_TABLE, METRICS_TABLE
 from quantbot.artifacts.catalog.schema import (
     ARTIFACTS_TABLE,
     RUNS_TABLE,
@@ -36,7 +37,8 @@ def unregister_runs(db: CatalogRef, run_ids: Iterable[str],
             ((removed,),) = con.execute(  # read to the end: DuckDB 2 keeps open results
                 f"SELECT count(*) FROM {RUNS_TABLE} WHERE run_id IN (SELECT unnest(?))",
                 [ids]).fetchall()
-            for table in (RUNS_TABLE, ARTIFACTS_TABLE, *(data_table(t) for t in ArtifactType)):
+            for table in (RUNS_TABLE, ARTIFACTS_TABLE, FIELDS_TABLE, METRICS_TABLE,
+                          *(data_table(t) for t in ArtifactType)):
                 con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?))", [ids])
     return int(removed)
 

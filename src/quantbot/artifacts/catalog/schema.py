@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from quantbot.artifacts.catalog.labels import ensure_label_tables
+from quantbot.artifacts.catalog.run_index import backfill_index, ensure_index_tables
 from quantbot.artifacts.schema.artifact_types import ArtifactType
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-CATALOG_SCHEMA_VERSION = "1"
+CATALOG_SCHEMA_VERSION = "2"  # 2: run_fields, run_metrics, labels, error columns
 RUNS_TABLE = "backtest_runs_catalog"
 ARTIFACTS_TABLE = "backtest_artifacts_catalog"
 TIMING_FIELDS = ("plan", "coverage", "slice", "execution", "optimization", "store", "total")
@@ -41,6 +43,9 @@ CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (
     parameters_json TEXT,
     {", ".join(f"timing_{t}_ms DOUBLE" for t in TIMING_FIELDS)},
     artifacts_json TEXT,
+    error_type TEXT,
+    error_message TEXT,
+    error_phase TEXT,
     run_dir TEXT NOT NULL,
     manifest_path TEXT NOT NULL,
     cataloged_at TIMESTAMP NOT NULL,
@@ -64,7 +69,7 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "run_id", "run_type", "status", "created_at", "started_at", "completed_at", "git_commit",
     "git_branch", "git_dirty", "dataset_from", "dataset_to", "dataset_interval",
     "dataset_calls_count", "parameters_json", *(f"timing_{t}_ms" for t in TIMING_FIELDS),
-    "artifacts_json", "run_dir", "manifest_path", "cataloged_at", "manifest_json",
+    "artifacts_json", "error_type", "error_message", "error_phase", "run_dir", "manifest_path", "cataloged_at", "manifest_json",
 )
 
 
@@ -102,6 +107,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS quantbot_catalog_meta (key TEXT PRIMARY KEY, value TEXT)")
     con.execute("INSERT OR IGNORE INTO quantbot_catalog_meta VALUES ('schema_version', ?)",
                 [CATALOG_SCHEMA_VERSION])
+    for column in ("error_type", "error_message", "error_phase"):  # catalogs of version 1
+        con.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN IF NOT EXISTS {column} TEXT")
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
     for t in ArtifactType:
@@ -112,6 +119,14 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         else:  # a newer schema version added columns: the table grows, old rows read null
             add_missing_columns(con, table, data_schema(t))
         refresh_view(con, t)
+    ensure_index_tables(con)
+    ensure_label_tables(con)
+    ((version,),) = con.execute(
+        "SELECT value FROM quantbot_catalog_meta WHERE key = 'schema_version'").fetchall()
+    if version != CATALOG_SCHEMA_VERSION:  # runs registered before the index tables existed
+        backfill_index(con, RUNS_TABLE)
+        con.execute("UPDATE quantbot_catalog_meta SET value = ? WHERE key = 'schema_version'",
+                    [CATALOG_SCHEMA_VERSION])
 
 
 def refresh_view(con: duckdb.DuckDBPyConnection, artifact_type: ArtifactType) -> None:

@@ -23,6 +23,7 @@ from quantbot.artifacts.catalog.connection import (
     open_catalog,
 )
 from quantbot.artifacts.catalog.consolidate import column_problem, insert_tables
+from quantbot.artifacts.catalog.run_index import insert_index_rows
 from quantbot.artifacts.catalog.scan import scan_runs
 from quantbot.artifacts.catalog.schema import (
     ARTIFACTS_TABLE,
@@ -88,6 +89,9 @@ def _catalog_row(run: ScannedRun, now: datetime) -> dict[str, object]:
         "dataset_interval": m.dataset.interval, "dataset_calls_count": m.dataset.calls_count,
         "parameters_json": json.dumps(m.parameters.model_dump(exclude_none=True), sort_keys=True),
         "artifacts_json": json.dumps({k: v.model_dump() for k, v in m.artifacts.items()}),
+        "error_type": m.error.type if m.error else None,
+        "error_message": m.error.message if m.error else None,
+        "error_phase": m.error.phase if m.error else None,
         "run_dir": run.uri, "manifest_path": run.manifest_uri,
         "cataloged_at": now, "manifest_json": m.to_json(),
     }
@@ -124,6 +128,7 @@ def _insert_runs(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> None
         con.unregister("_qb_arts")
     for kind in ArtifactType:
         _insert_data(con, kind, runs)
+    insert_index_rows(con, [r.manifest for r in runs])
 
 
 def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[ScannedRun]) -> None:

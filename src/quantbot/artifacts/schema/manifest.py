@@ -86,6 +86,7 @@ class ErrorInfo(_Model):
     type: str
     message: str
     traceback: str | None = None
+    phase: str | None = None  # the flow phase that failed (plan, execution, store, ...); 1.1.0
 
 
 class HostInfo(_Model):

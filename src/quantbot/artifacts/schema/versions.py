@@ -1,7 +1,7 @@
 """Schema versions written into every manifest and artifact footer."""
 
 ARTIFACT_SCHEMA_VERSION = "1.2.0"
-MANIFEST_SCHEMA_VERSION = "1.0.0"
+MANIFEST_SCHEMA_VERSION = "1.1.0"
 
 
 def parse_version(text: str) -> tuple[int, ...]:

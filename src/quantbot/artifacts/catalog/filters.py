@@ -206,7 +206,7 @@ def static_fields() -> list[str]:
     return [*ATTRIBUTES, *(f"metrics.{m}" for m in metric_types())]
 
 
-def _unknown(name: str, col: int | None, what: str = "filter") -> FilterError:
+def _unknown(name: str, what: str = "filter") -> FilterError:
     if name in PREFIXES:
         return FilterError(f"{what}: field {name!r} needs a key ({name}.<key>)")
     candidates = [f"metrics.{m}" for m in metric_types()] if name.startswith("metrics.") \
@@ -217,7 +217,7 @@ def _unknown(name: str, col: int | None, what: str = "filter") -> FilterError:
     return FilterError(f"{what}: unknown field {name!r} ({hint})")
 
 
-def resolve_field(name: str, col: int | None = None, what: str = "filter") -> Field:
+def resolve_field(name: str, what: str = "filter") -> Field:
     """The field ``name`` names (``status``, ``params.policy.sl``, ``metrics.sharpe``, ...)."""
     if name in ATTRIBUTES:
         sql, typ = ATTRIBUTES[name]
@@ -230,7 +230,7 @@ def resolve_field(name: str, col: int | None = None, what: str = "filter") -> Fi
     if key and prefix == "metrics" and key in metric_types():
         quoted = '"' + key.replace('"', '""') + '"'
         return Field(name, metric_types()[key], f"m.{quoted}", join="m")
-    raise _unknown(name, col, what)
+    raise _unknown(name, what)
 
 
 class _Parser:
@@ -291,7 +291,7 @@ class _Parser:
 
     def field(self) -> Field:
         t = self.need("name", "a field")
-        return resolve_field(t.value, t.col, self.what)
+        return resolve_field(t.value, self.what)
 
     def predicate(self) -> Node:
         field = self.field()
@@ -417,8 +417,11 @@ def parse_order_by(text: str) -> list[tuple[Field, bool]]:
     return _Parser(text, "order-by").order_by()
 
 
-def _bind(lit: Literal) -> Any:
-    return ("true" if lit.value else "false") if lit.kind == "bool" else lit.value
+def _bind(field: Field, lit: Literal) -> Any:
+    """The bound value: a boolean of a ``params.*``/``dataset.*`` field is its stored text."""
+    if lit.kind == "bool" and field.type == "dynamic":
+        return "true" if lit.value else "false"
+    return lit.value
 
 
 def compile_node(node: Node) -> tuple[str, list[Any]]:
@@ -447,7 +450,7 @@ def compile_node(node: Node) -> tuple[str, list[Any]]:
         expr = field.expr(node.values[0].kind)
         marks = ", ".join("?" for _ in node.values)
         return (f"({expr} {'NOT ' if node.negated else ''}IN ({marks}))",
-                [*field.params, *(_bind(v) for v in node.values)])
+                [*field.params, *(_bind(field, v) for v in node.values)])
     expr = field.expr(node.value.kind)
     if field.type == "timestamp":
         first, last = time_range(field, node.value)
@@ -456,7 +459,7 @@ def compile_node(node: Node) -> tuple[str, list[Any]]:
                       "=": ("({e} BETWEEN ? AND ?)", [first, last]),
                       "!=": ("(NOT ({e} BETWEEN ? AND ?))", [first, last])}[node.op]
         return "(" + sql.format(e=expr) + ")", [*field.params, *bound]
-    return f"({expr} {node.op} ?)", [*field.params, _bind(node.value)]
+    return f"({expr} {node.op} ?)", [*field.params, _bind(field, node.value)]
 
 
 def compile_filter(text: str) -> tuple[str, list[Any], set[str]]:

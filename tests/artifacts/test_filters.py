@@ -214,7 +214,7 @@ def evaluate(node: tuple, run: dict[str, Any]) -> bool | None:
         return None
     if op == "like":
         regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in node[2])
-        hit = re.fullmatch(regex, v, re.S | (re.I if node[4] else 0)) is not None
+        hit = re.fullmatch(regex, v, re.DOTALL | (re.IGNORECASE if node[4] else 0)) is not None
     else:  # regex
         hit = re.search(node[2], v) is not None
     return hit != node[3]

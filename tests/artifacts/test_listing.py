@@ -132,10 +132,9 @@ def test_a_catalog_without_tables_is_a_clear_error(tmp_path):
 
 
 def test_a_run_failing_in_execution_records_its_phase(tmp_path, monkeypatch):
+    import quantbot.backtest.engine.price_paths as paths_module
     from quantbot.backtest import run_path_only
     from quantbot.backtest.data.sample import write_sample_data
-
-    import quantbot.backtest.engine.price_paths as paths_module
 
     alerts, candles = write_sample_data(tmp_path / "sample", n_alerts=18)
 

@@ -101,7 +101,8 @@ def catalog_reader(db: CatalogRef, lock_timeout: float | None = None,
     caller opened (the statements are ours, every value bound)."""
     try:
         if isinstance(db, duckdb.DuckDBPyConnection):
-            yield lambda sql, params: db.sql(sql, params=params or None).to_arrow_table().to_pylist()
+            yield lambda sql, params: db.sql(sql, params=params or None).to_arrow_table(
+            ).to_pylist()
             return
         with guarded_session(db, lock_timeout=lock_timeout) as run:
             yield lambda sql, params: run(sql, params).to_pylist()
@@ -298,6 +299,7 @@ def flat_row(run: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:
     return {c: column_value(run, c) for c in columns}
 
 
-__all__ = ["DEFAULT_COLUMNS", "RunListing", "Selection", "catalog_reader", "filter_fields",
-           "flat_row", "last_note", "list_runs", "list_selection", "listing_columns", "page_ids", "page_sql", "selection",
+__all__ = ["DEFAULT_COLUMNS", "RunListing", "Selection", "catalog_reader", "check_columns",
+           "column_value", "filter_fields", "flat_row", "last_note", "list_runs",
+           "list_selection", "listing_columns", "page_ids", "page_sql", "selection",
            "validate_filter"]

@@ -175,5 +175,5 @@ def manifest_summary(manifest: RunManifest) -> dict[str, Any]:
     }
 
 
-__all__ = ["flag_conditions", "get_artifact_path", "get_catalog_stats", "get_run", "manifest_summary",
-           "query_runs", "run_sql"]
+__all__ = ["flag_conditions", "get_artifact_path", "get_catalog_stats", "get_run",
+           "manifest_summary", "query_runs", "run_sql"]

@@ -154,3 +154,9 @@ class PortfolioInputError(DataError):
 class ObjectiveError(OptimizerConfigError):
     """An objective that cannot be computed as configured (e.g. ``sharpe`` without the
     per-policy portfolio metrics it ranks on)."""
+
+
+class FilterError(InvalidArgumentError):
+    """A run filter or order-by that does not parse or type-check: one line naming the
+    culprit and its 1-based column (``filter: unexpected 'AN' at column 24``), or an unknown
+    field with its close matches."""

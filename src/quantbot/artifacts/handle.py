@@ -24,6 +24,7 @@ from quantbot.errors import ManifestError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from quantbot.artifacts.catalog.listing import RunListing
     from quantbot.artifacts.catalog.sync import SyncReport
     from quantbot.artifacts.ops.gc import StaleRun
     from quantbot.artifacts.ops.verify import VerifyReport
@@ -106,11 +107,19 @@ class Store:
         return catalog_all_runs(catalog=self.catalog, base_dir=self.storage,
                                 lock_timeout=self.lock_timeout)
 
-    def query(self, **filters: Any) -> list[RunManifest]:
-        """Cataloged runs, newest first (filters as ``query_runs``)."""
+    def query(self, filter: str | None = None, **filters: Any) -> list[RunManifest]:
+        """Cataloged runs, newest first, as manifests (``filter`` and the other options as
+        ``query_runs``)."""
         from quantbot.artifacts.catalog.query import query_runs
 
-        return query_runs(self.catalog, **filters)
+        return query_runs(self.catalog, filter=filter, **filters)
+
+    def list_runs(self, filter: str | None = None, **options: Any) -> RunListing:
+        """One page of cataloged runs as dicts with params, metrics and tags (options as
+        ``list_runs``: order_by, limit, offset, include_deleted, only_deleted)."""
+        from quantbot.artifacts.catalog.listing import list_runs
+
+        return list_runs(self.catalog, filter, lock_timeout=self.lock_timeout, **options)
 
     def sql(self, statement: str, params: list[Any] | None = None) -> pa.Table:
         """One read-only SQL statement over the catalog and its ``all_*`` views."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
@@ -136,6 +136,13 @@ class PhaseClock:
         t0 = time.perf_counter()
         try:
             yield
+        except BaseException as exc:
+            # The run's error.phase (artifacts reads this plain attribute, it cannot import
+            # the flows); the innermost phase wins.
+            if getattr(exc, "quantbot_phase", None) is None:
+                with suppress(AttributeError, TypeError):
+                    exc.quantbot_phase = name  # type: ignore[attr-defined]
+            raise
         finally:
             key = f"{name}_ms"
             self.ms[key] = round(self.ms.get(key, 0.0) + (time.perf_counter() - t0) * 1e3, 3)

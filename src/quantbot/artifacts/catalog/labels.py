@@ -45,6 +45,8 @@ _DDL = (
 def ensure_label_tables(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in _DDL:
         con.execute(ddl)
+    # A listing reads one page's tags by run_id (the key's index is on (run_id, key)).
+    con.execute(f"CREATE INDEX IF NOT EXISTS {TAGS_TABLE}_run_id ON {TAGS_TABLE} (run_id)")
 
 
 __all__ = ["ANNOTATIONS_TABLE", "LABELS_TABLE", "TAGS_TABLE", "ensure_label_tables"]

@@ -151,23 +151,42 @@ def _iso(ts: Any) -> str | None:
     return None if ts is None else ts.isoformat() + "Z"
 
 
-def _details_sql(metric_cols: list[str]) -> str:
-    """Everything a run dict needs, for the runs whose ids are bound (one list): each table
-    is cut to those ids by a semi-join before anything else of it is read."""
+#: Up to this many ids are bound one parameter each (``IN (?, ?, ...)``: DuckDB answers it
+#: from the tables' run_id indexes); more are bound as one list and semi-joined.
+_IN_LIST_MAX = 1000
+
+
+def _details_sql(metric_cols: list[str], n_ids: int) -> str:
+    """Everything a run dict needs, for the runs whose ids are bound: each table is cut to
+    those ids before anything else of it is read, and manifest_json (large) is never read."""
+    among = ("run_id IN (" + ", ".join("?" * n_ids) + ")" if n_ids <= _IN_LIST_MAX
+             else "run_id IN (SELECT unnest(?))")
     metrics = "".join(f", m.{_quote(c)} AS {_quote('m.' + c)}" for c in metric_cols)
     return (
-        "WITH ids AS (SELECT unnest(?) AS run_id), "
-        f"r AS (SELECT * FROM {RUNS_TABLE} WHERE run_id IN (SELECT run_id FROM ids)), "
-        f"l AS (SELECT * FROM {LABELS_TABLE} WHERE run_id IN (SELECT run_id FROM ids)), "
-        f"m AS (SELECT * FROM {METRICS_TABLE} WHERE run_id IN (SELECT run_id FROM ids)), "
+        f"WITH r AS (SELECT * EXCLUDE (manifest_json) FROM {RUNS_TABLE} WHERE {among}), "
+        f"l AS (SELECT * FROM {LABELS_TABLE} WHERE {among}), "
+        f"m AS (SELECT * FROM {METRICS_TABLE} WHERE {among}), "
         "t AS (SELECT run_id, list(struct_pack(k := key, v := value) ORDER BY key) AS tags "
-        f"FROM {TAGS_TABLE} WHERE run_id IN (SELECT run_id FROM ids) GROUP BY run_id) "
+        f"FROM {TAGS_TABLE} WHERE {among} GROUP BY run_id) "
         "SELECT r.run_id, r.run_type, r.status, r.created_at, r.completed_at, r.git_branch, "
         "r.git_commit, r.error_type, r.error_message, r.error_phase, r.parameters_json, "
-        "json_extract(r.manifest_json, '$.dataset') AS dataset_json, l.name, l.deleted_at, "
-        "coalesce(l.notes_count, 0) AS notes_count, m.run_id IS NOT NULL AS has_metrics, "
+        "r.dataset_from, r.dataset_to, r.dataset_interval, r.dataset_calls_count, l.name, "
+        "l.deleted_at, coalesce(l.notes_count, 0) AS notes_count, "
+        "m.run_id IS NOT NULL AS has_metrics, "
         f"t.tags{metrics} FROM r LEFT JOIN l ON l.run_id = r.run_id "
         "LEFT JOIN m ON m.run_id = r.run_id LEFT JOIN t ON t.run_id = r.run_id")
+
+
+def _details_params(ids: list[str]) -> list[Any]:
+    """The bound values of :func:`_details_sql` (four tables read the same ids)."""
+    return list(ids) * 4 if len(ids) <= _IN_LIST_MAX else [ids] * 4
+
+
+def _dataset(row: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's dataset object, from the runs table's columns (same keys as run.json)."""
+    out = {"from": _iso(row["dataset_from"]), "to": _iso(row["dataset_to"]),
+           "interval": row["dataset_interval"], "calls_count": row["dataset_calls_count"]}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _run_dict(row: dict[str, Any], metric_cols: list[str]) -> dict[str, Any]:
@@ -179,7 +198,7 @@ def _run_dict(row: dict[str, Any], metric_cols: list[str]) -> dict[str, Any]:
         "git_commit": row["git_commit"], "error": error, "error_phase": row["error_phase"],
         "deleted_at": _iso(row["deleted_at"]),
         "params": json.loads(row["parameters_json"] or "{}"),
-        "dataset": json.loads(row["dataset_json"] or "{}"),
+        "dataset": _dataset(row),
         "metrics": {c: row[f"m.{c}"] for c in metric_cols} if row["has_metrics"] else {},
         "tags": {t["k"]: t["v"] for t in row["tags"] or ()},
         "notes_count": row["notes_count"],
@@ -207,7 +226,8 @@ def list_selection(db: CatalogRef, sel: Selection, *, limit: int | None = 50, of
     metric_cols = _metric_columns()
     with catalog_reader(db, lock_timeout) as read:
         ids, total = page_ids(read, sel, limit, offset)
-        found = {r["run_id"]: r for r in read(_details_sql(metric_cols), [ids])} if ids else {}
+        found = ({r["run_id"]: r for r in read(_details_sql(metric_cols, len(ids)),
+                                                _details_params(ids))} if ids else {})
     return RunListing([_run_dict(found[i], metric_cols) for i in ids if i in found], total)
 
 

@@ -154,3 +154,8 @@ class PortfolioInputError(DataError):
 class ObjectiveError(OptimizerConfigError):
     """An objective that cannot be computed as configured (e.g. ``sharpe`` without the
     per-policy portfolio metrics it ranks on)."""
+
+
+class AnnotationError(InvalidArgumentError):
+    """A tag key, tag value, name or note that cannot be recorded (one line naming it and
+    the rule it breaks, e.g. ``tag key 'a b': use only A-Z a-z 0-9 _ . -``)."""

@@ -42,6 +42,15 @@ def _normalise(ref: str) -> str:
     return "-".join(digits[a:b] for a, b in zip(cuts, cuts[1:]) if digits[a:b])
 
 
+def is_run_ref(text: str) -> bool:
+    """Whether ``text`` has the shape of a run id or prefix (it may still name no run)."""
+    try:
+        _normalise(text)
+    except InvalidRunIdError:
+        return False
+    return True
+
+
 def _catalog_matches(catalog: CatalogRef, prefix: str) -> dict[str, str]:
     """run_id -> run_dir (as recorded) of cataloged runs starting with ``prefix``."""
     try:
@@ -122,4 +131,4 @@ def run_id_of(run: Storage) -> str:
     return run_id
 
 
-__all__ = ["MIN_PREFIX", "locate_run", "run_id_of", "run_uri"]
+__all__ = ["MIN_PREFIX", "is_run_ref", "locate_run", "run_id_of", "run_uri"]

@@ -148,6 +148,17 @@ def refresh_view(con: duckdb.DuckDBPyConnection, artifact_type: ArtifactType) ->
                 "WHERE deleted_at IS NOT NULL)")
 
 
+def ensure_deleted_filter(con: duckdb.DuckDBPyConnection) -> None:
+    """Recreate the ``all_<type>`` views that do not hide deleted runs yet (a catalog made
+    before soft deletion existed); one catalog query when all do. The label tables exist."""
+    current = {r[0] for r in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal AND contains(sql, ?)",
+        [LABELS_TABLE]).fetchall()}
+    for t in ArtifactType:
+        if view_name(t) not in current and table_columns(con, data_table(t)):
+            refresh_view(con, t)
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     rows = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "

@@ -24,9 +24,9 @@ from quantbot.artifacts.catalog.connection import (
     open_catalog,
 )
 from quantbot.artifacts.catalog.labels import apply_records, label_state
-from quantbot.artifacts.catalog.schema import ensure_schema
+from quantbot.artifacts.catalog.schema import ensure_deleted_filter
 from quantbot.artifacts.catalog.transaction import storage_errors, transaction
-from quantbot.artifacts.ops.lookup import locate_run, run_id_of
+from quantbot.artifacts.ops.lookup import resolve_run_ids
 from quantbot.artifacts.schema.layout import validate_run_id
 from quantbot.artifacts.store.annotations import (
     AnnotationRecord,
@@ -75,10 +75,11 @@ def check_name(name: object) -> str:
     return _check_text("name", name, MAX_VALUE)
 
 
-def _resolve(run_refs: Sequence[str], storage: Storage, catalog: CatalogRef | None) -> list[str]:
-    """Run ids in the order given, each once (UnknownRun, ambiguous prefix: one-line error)."""
-    ids = [run_id_of(locate_run(ref, catalog=catalog, base_dir=storage)) for ref in run_refs]
-    return list(dict.fromkeys(ids))
+def _resolve(run_refs: Sequence[str], storage: Storage, catalog: CatalogRef | None,
+             lock_timeout: float | None = None) -> list[str]:
+    """Run ids in the order given, each once (unknown run, ambiguous prefix: one-line error)."""
+    return list(dict.fromkeys(resolve_run_ids(list(run_refs), catalog=catalog,
+                                              base_dir=storage, lock_timeout=lock_timeout)))
 
 
 def _record(storage: Storage, catalog: CatalogRef | None, records: list[AnnotationRecord],
@@ -90,9 +91,9 @@ def _record(storage: Storage, catalog: CatalogRef | None, records: list[Annotati
     try:
         with storage_errors(catalog), \
                 open_catalog(catalog, read_only=False, lock_timeout=lock_timeout) as con:
-            ensure_schema(con)
             with transaction(con):
                 apply_records(con, records)
+                ensure_deleted_filter(con)
     except CatalogError as err:
         warnings.warn(f"{len(records)} record(s) saved in {storage.uri(storage.root)}, but the "
                       f"catalog was not updated ({err}); the next catalog-sync applies them",
@@ -111,7 +112,7 @@ def tag_runs(run_refs: str | Sequence[str], tags: Mapping[str, str], *,
     checked = {check_tag_key(k): _check_text(f"value of tag {k!r}", v, MAX_VALUE)
                for k, v in tags.items()}
     storage = open_storage(base_dir)
-    ids = _resolve(_refs(run_refs), storage, catalog)
+    ids = _resolve(_refs(run_refs), storage, catalog, lock_timeout)
     return _record(storage, catalog, [new_record(r, "tag", k, v, author=author)
                                       for r in ids for k, v in checked.items()], lock_timeout)
 
@@ -126,7 +127,7 @@ def untag_runs(run_refs: str | Sequence[str], keys: Sequence[str], *,
         raise AnnotationError("no tag key given")
     checked = [check_tag_key(k) for k in keys]
     storage = open_storage(base_dir)
-    ids = _resolve(_refs(run_refs), storage, catalog)
+    ids = _resolve(_refs(run_refs), storage, catalog, lock_timeout)
     return _record(storage, catalog, [new_record(r, "untag", k, author=author)
                                       for r in ids for k in checked], lock_timeout)
 
@@ -137,7 +138,7 @@ def name_run(run_ref: str, name: str, *, base_dir: BaseDir = "runs",
     """Give a run a name (the last one given wins; "" removes it)."""
     text = check_name(name)
     storage = open_storage(base_dir)
-    (run_id,) = _resolve([run_ref], storage, catalog)
+    (run_id,) = _resolve([run_ref], storage, catalog, lock_timeout)
     return _record(storage, catalog, [new_record(run_id, "name", None, text, author=author)],
                    lock_timeout)[0]
 
@@ -156,7 +157,7 @@ def note_run(run_ref: str, text: str, *, base_dir: BaseDir = "runs",
     if not body.strip():
         raise AnnotationError("note is empty")
     storage = open_storage(base_dir)
-    (run_id,) = _resolve([run_ref], storage, catalog)
+    (run_id,) = _resolve([run_ref], storage, catalog, lock_timeout)
     return _record(storage, catalog, [new_record(run_id, "note", None, body, author=author)],
                    lock_timeout)[0]
 
@@ -167,7 +168,7 @@ def delete_runs(run_refs: str | Sequence[str], *, base_dir: BaseDir = "runs",
     """Soft-delete runs: hidden from listings and views, kept on disk until
     ``gc --deleted`` removes them; ``undelete_runs`` brings them back."""
     storage = open_storage(base_dir)
-    ids = _resolve(_refs(run_refs), storage, catalog)
+    ids = _resolve(_refs(run_refs), storage, catalog, lock_timeout)
     return _record(storage, catalog, [new_record(r, "delete", author=author) for r in ids],
                    lock_timeout)
 
@@ -177,7 +178,7 @@ def undelete_runs(run_refs: str | Sequence[str], *, base_dir: BaseDir = "runs",
                   lock_timeout: float | None = None) -> list[AnnotationRecord]:
     """Undo soft deletion (recorded for a run that is not deleted too: harmless)."""
     storage = open_storage(base_dir)
-    ids = _resolve(_refs(run_refs), storage, catalog)
+    ids = _resolve(_refs(run_refs), storage, catalog, lock_timeout)
     return _record(storage, catalog, [new_record(r, "undelete", author=author) for r in ids],
                    lock_timeout)
 

@@ -114,10 +114,19 @@ def _month_folder(storage: Storage, record: AnnotationRecord) -> str:
 
 def write_records(storage: Storage, records: Iterable[AnnotationRecord],
                   durable: bool = True) -> None:
-    """Write each record as its own object (atomic: complete or absent)."""
+    """Write each record as its own object (atomic: complete or absent). ``durable``: each
+    file is fsynced, and each month folder once after its renames, so a record that was
+    reported written survives a power cut."""
+    folders: set[str] = set()
     for record in records:
-        storage.make_dirs(_month_folder(storage, record), durable)
+        folder = _month_folder(storage, record)
+        if folder not in folders:
+            storage.make_dirs(folder, durable)
+            folders.add(folder)
         storage.write_bytes(record_path(storage, record), record.to_json(), durable)
+    if durable:
+        for folder in sorted(folders):
+            storage.sync_dir(folder)
 
 
 def list_record_files(storage: Storage) -> dict[str, str]:

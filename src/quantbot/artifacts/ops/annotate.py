@@ -143,10 +143,13 @@ def name_run(run_ref: str, name: str, *, base_dir: BaseDir = "runs",
                    lock_timeout)[0]
 
 
-def name_new_run(storage: Storage, run_id: str, name: str, author: str | None = None) -> None:
+def name_new_run(storage: Storage, run_id: str, name: str, *, author: str | None = None,
+                 durable: bool = True) -> None:
     """The name of a run being created (``--name``): its folder was just made, so there is
-    nothing to look up; the catalog takes the record when the run is synced."""
-    write_records(storage, [new_record(run_id, "name", None, check_name(name), author=author)])
+    nothing to look up; the catalog takes the record when the run is synced. ``durable``
+    as the run's own files."""
+    write_records(storage, [new_record(run_id, "name", None, check_name(name), author=author)],
+                  durable)
 
 
 def note_run(run_ref: str, text: str, *, base_dir: BaseDir = "runs",

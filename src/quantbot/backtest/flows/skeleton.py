@@ -226,7 +226,7 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
     with clock.phase("plan", "creating the run"):
         run = _create_run(flow.run_type, spec, run_params, prep, opts, clock.started)
         if name:  # not in the manifest (a rerun has no name): a record beside the run
-            name_new_run(run.storage, run.run_id, name)
+            name_new_run(run.storage, run.run_id, name, durable=opts.get("durable", True))
     hook = opts.get("around_run")
     with run, (hook(run) if hook is not None else nullcontext()):
         outcome = flow.execute(prep, clock)

@@ -18,6 +18,9 @@ _EXPORTS = {
     "RunManifest": "quantbot.artifacts.schema.manifest",
     **{name: "quantbot.artifacts.handle" for name in ("RunHandle", "Store", "open_store")},
     "locate_run": "quantbot.artifacts.ops.lookup",
+    **{name: "quantbot.artifacts.ops.annotate" for name in (
+        "AnnotationRecord", "annotation_history", "delete_runs", "name_run", "note_run",
+        "run_annotations_state", "tag_runs", "undelete_runs", "untag_runs")},
     "read_artifact": "quantbot.artifacts.store.reader",
     "GitProvenance": "quantbot.artifacts.store.provenance",
     "get_git_provenance": "quantbot.artifacts.store.provenance",

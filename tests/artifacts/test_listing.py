@@ -77,7 +77,7 @@ def test_run_dicts(catalog):
     assert first["name"] == "kept" and first["tags"] == {"round": "1"} and first["notes_count"] == 1
     assert first["params"]["policy"] == {"sl": 0.3} and first["metrics"]["median_return_bps"] == 0.0
     assert first["created_at"].endswith("Z") and first["error"] is None
-    assert by_id[ids[1]]["deleted_at"] == "2026-01-02T00:00:00Z"
+    assert by_id[ids[1]]["deleted_at"] == "2026-01-02T00:00:00.000Z"
     assert by_id[ids[2]]["metrics"] == {}
     assert by_id[ids[3]]["tags"] == {"owner": "ann", "round": "2"}
     assert by_id[ids[4]]["error"] == "RuntimeError: boom" and by_id[ids[4]]["status"] == "failed"

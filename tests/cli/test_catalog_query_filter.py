@@ -136,4 +136,4 @@ def test_show_prints_phase_and_labels(workspace):
     assert "  notes      2 (last: keep this one)" in proc.stdout
     info = json.loads(run_main("backtest", "show", ids[1], "--duckdb", "cat.duckdb",
                                "--base-dir", "runs", "--format", "json", cwd=root).stdout)
-    assert info["labels"]["deleted_at"] == "2026-01-01T00:00:00Z"
+    assert info["labels"]["deleted_at"] == "2026-01-01T00:00:00.000Z"

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import duckdb
@@ -30,6 +31,7 @@ from quantbot.artifacts.catalog.labels import LABELS_TABLE, TAGS_TABLE
 from quantbot.artifacts.catalog.run_index import FIELDS_TABLE, METRICS_TABLE
 from quantbot.artifacts.catalog.schema import RUNS_TABLE
 from quantbot.artifacts.catalog.sql_guard import guarded_session
+from quantbot.artifacts.schema.layout import iso_utc
 from quantbot.errors import CatalogError, InvalidArgumentError, SqlError
 
 #: What a run table shows when no --columns are given; ``policy``, ``calls``, ``tags`` and
@@ -148,7 +150,8 @@ def _metric_columns() -> list[str]:
 
 
 def _iso(ts: Any) -> str | None:
-    return None if ts is None else ts.isoformat() + "Z"
+    """A catalog timestamp (naive UTC) as every manifest writes one (milliseconds, ``Z``)."""
+    return None if ts is None else iso_utc(ts.replace(tzinfo=UTC))
 
 
 #: Up to this many ids are bound one parameter each (``IN (?, ?, ...)``: DuckDB answers it

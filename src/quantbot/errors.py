@@ -154,3 +154,13 @@ class PortfolioInputError(DataError):
 class ObjectiveError(OptimizerConfigError):
     """An objective that cannot be computed as configured (e.g. ``sharpe`` without the
     per-policy portfolio metrics it ranks on)."""
+
+
+class SweepSpecError(InvalidArgumentError):
+    """A sweep spec that cannot be run, refused before any run directory exists: one line
+    naming the file and the JSON path of the culprit (``inputs[0].alerts: ...``)."""
+
+
+class SweepTaskError(QuantbotError):
+    """A sweep task whose earlier attempt already failed deterministically: reported again
+    (``<Type>: <message>`` of that attempt) instead of being run once more."""

@@ -89,6 +89,7 @@ class FlowOptions(TypedDict, total=False):
     base_dir: str | os.PathLike[str]
     durable: bool  # fsync every file (False: scratch runs)
     run_id: str | None  # None: a fresh uuid4
+    sweep: dict[str, str] | None  # {"sweep_id", "task"}: recorded as parameters.sweep
     progress: Progress | None
     around_run: RunHook | None
 
@@ -202,7 +203,7 @@ class Flow:
 def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) -> FlowResult:
     """Run ``flow`` over ``alerts`` and ``candles`` (paths or in-memory frames)."""
     opts: dict[str, Any] = dict(options)
-    allowed = {*_SPEC_KEYS, *_PARAM_KEYS, "base_dir", "durable", "run_id", "progress",
+    allowed = {*_SPEC_KEYS, *_PARAM_KEYS, "base_dir", "durable", "run_id", "sweep", "progress",
                "around_run"} - (set() if flow.uses_fees else set(FEE_FIELDS))
     unknown = sorted(set(opts) - allowed)
     if unknown:  # what Python itself would say for a misspelt keyword
@@ -211,6 +212,8 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
     with clock.phase("plan", "checking parameters"):
         params = FlowParams(**{k: opts[k] for k in _PARAM_KEYS if k in opts})
         run_params = {**flow.plan(params), **params.manifest_parameters(flow.uses_fees)}
+        if opts.get("sweep"):  # the sweep (and its task) this run belongs to
+            run_params["sweep"] = dict(opts["sweep"])
         spec = InputSpec(alerts=alerts, candles=candles,
                          **{k: opts[k] for k in _SPEC_KEYS if k in opts})
         check_paths_exist(spec)

@@ -1,7 +1,7 @@
 """The sweep spec: many independent runs described by one JSON object, checked as a whole.
 
 A sweep is the cartesian product ``inputs × subsets × run_types × (policies | grids)``, or
-an explicit ``tasks`` list, plus shared ``options`` (docs/scale-out.md, "The spec").
+an explicit ``tasks`` list (or both: the product's tasks first), plus shared ``options`` (docs/scale-out.md, "The spec").
 :func:`load_spec` validates everything a task needs before anything runs: the structure
 (pydantic), every input path, every option (the flows' own checks: :class:`FlowParams`,
 :class:`~quantbot.backtest.data.inputs.InputSpec`), every policy and grid, and the alert
@@ -95,10 +95,8 @@ class SweepModel(_Strict):
 
     @model_validator(mode="after")
     def _tasks_or_product(self) -> SweepModel:
-        if self.tasks is not None and self.run_types:
-            raise ValueError('give either "tasks" or "run_types" (the product), not both')
-        if self.tasks is None and not self.run_types:
-            raise ValueError('give "run_types" (the product) or an explicit "tasks" list')
+        if not self.tasks and not self.run_types:
+            raise ValueError('give "run_types" (the product) and/or an explicit "tasks" list')
         return self
 
 
@@ -202,10 +200,12 @@ class _Expander:
     def tasks(self) -> list[SweepTask]:
         m = self.model
         self._check_options(m.options, "options")
-        for i, inp in enumerate(m.inputs):
+        self._params(_common(m.options), "options")
+        for i, inp in enumerate(m.inputs):  # blame the input when the input's option is bad
             self._check_options(self._input_options(inp), f"inputs[{i}]")
+            self._params(_common({**m.options, **self._input_options(inp)}), f"inputs[{i}]")
         out: list[tuple[str, SweepTask]] = []
-        if m.tasks is None:
+        if m.run_types:  # the product first, then the explicit tasks
             subsets = [(f"subsets[{j}]", s) for j, s in enumerate(m.subsets)] or [("", None)]
             for i in range(len(m.inputs)):
                 for where_s, subset in subsets:
@@ -213,15 +213,14 @@ class _Expander:
                         rt = self._run_type(run_type, f"run_types[{r}]")
                         for item, where_i in self._items(rt, f"run_types[{r}]"):
                             out += self._expand(i, subset, where_s, rt, item, where_i, {}, "")
-        else:
-            for t, task in enumerate(m.tasks):
-                where = f"tasks[{t}]"
-                rt = self._run_type(task.run_type, f"{where}.run_type")
-                i = self._input_index(task.input, f"{where}.input")
-                self._check_options(task.options, f"{where}.options")
-                item, where_i = self._task_item(task, rt, where)
-                out += self._expand(i, task.subset, f"{where}.subset", rt, item, where_i,
-                                    task.options, f"{where}.options")
+        for t, task in enumerate(m.tasks or []):
+            where = f"tasks[{t}]"
+            rt = self._run_type(task.run_type, f"{where}.run_type")
+            i = self._input_index(task.input, f"{where}.input")
+            self._check_options(task.options, f"{where}.options")
+            item, where_i = self._task_item(task, rt, where)
+            out += self._expand(i, task.subset, f"{where}.subset", rt, item, where_i,
+                                task.options, f"{where}.options")
         if not out:
             raise SweepSpecError(f"{self.label}: the spec describes no task (a by-caller or "
                                  "by-month subset over inputs without alerts?)")
@@ -460,6 +459,11 @@ def _month_subset(spec: InputSpec, month: str) -> _Subset:
     return _Subset(f"month={month}", {
         "date_from": lo if lo is not None and lo[:7] == month else first,
         "date_to": hi if hi is not None and hi[:7] == month else last})
+
+
+def _common(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options every run type takes (no flow extras, no fees)."""
+    return {k: v for k, v in options.items() if k not in _FLOW_EXTRAS and k not in FEE_FIELDS}
 
 
 def _clean(text: str) -> str:

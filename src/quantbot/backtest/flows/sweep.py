@@ -122,11 +122,12 @@ def run_sweep(spec: str | os.PathLike[str] | Mapping[str, Any] | Sweep, *,
     exists (a module-level callable: it is pickled by reference). Returns when every task
     has an outcome; KeyboardInterrupt marks the sweep failed and propagates.
     """
+    sweep = spec if isinstance(spec, Sweep) else load_spec(spec)  # before anything else
+
     from quantbot.artifacts import create_run_directory
     from quantbot.artifacts.store.backends import open_storage
     from quantbot.backtest.executors import Executor, open_executor
 
-    sweep = spec if isinstance(spec, Sweep) else load_spec(spec)
     storage = open_storage(base_dir, endpoint_url=s3_endpoint)
     target = _target(storage)
     started = time.perf_counter()

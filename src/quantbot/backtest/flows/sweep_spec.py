@@ -201,8 +201,10 @@ class _Expander:
         m = self.model
         self._check_options(m.options, "options")
         self._params(_common(m.options), "options")
+        self._check_extras(m.options, "options")
         for i, inp in enumerate(m.inputs):  # blame the input when the input's option is bad
             self._check_options(self._input_options(inp), f"inputs[{i}]")
+            self._check_extras(self._input_options(inp), f"inputs[{i}]")
             self._params(_common({**m.options, **self._input_options(inp)}), f"inputs[{i}]")
         out: list[tuple[str, SweepTask]] = []
         if m.run_types:  # the product first, then the explicit tasks
@@ -218,6 +220,7 @@ class _Expander:
             rt = self._run_type(task.run_type, f"{where}.run_type")
             i = self._input_index(task.input, f"{where}.input")
             self._check_options(task.options, f"{where}.options")
+            self._check_extras(task.options, f"{where}.options")
             item, where_i = self._task_item(task, rt, where)
             out += self._expand(i, task.subset, f"{where}.subset", rt, item, where_i,
                                 task.options, f"{where}.options")
@@ -302,7 +305,6 @@ class _Expander:
         if rt == "path-only":  # shared fee options do not apply to a truth-layer run
             merged = {k: v for k, v in merged.items() if k not in FEE_FIELDS}
         params = self._params(merged, where)
-        self._check_extras(extras, where)
         item, label = self._item(rt, item, where_i, params)
         self._input_spec(alerts, candles, merged, where)  # the subsets' options are ours
         out = []
@@ -337,20 +339,19 @@ class _Expander:
                 raise self.fail(where, str(exc)) from None
         return self._specs[key]
 
-    def _check_extras(self, extras: dict[str, Any], where: str) -> None:
-        try:
-            if "portfolio" in extras:
-                from quantbot.backtest.flows.portfolio_step import resolve_portfolio
+    def _check_extras(self, options: Mapping[str, Any], where: str) -> None:
+        """The flow-specific options (portfolio, config, per_caller), checked by the flows'
+        own parsers."""
+        from quantbot.backtest.flows.portfolio_step import resolve_portfolio
+        from quantbot.backtest.optimize.objective import make_config
 
-                resolve_portfolio(extras["portfolio"])
-            if "config" in extras:
-                from quantbot.backtest.optimize.objective import make_config
-
-                make_config(extras["config"])
-        except QuantbotError as exc:
-            key = "portfolio" if "portfolio" in str(exc).split(":")[0] else "config"
-            raise self.fail(f"{where}.{key}", str(exc)) from None
-        if "per_caller" in extras and not isinstance(extras["per_caller"], bool):
+        for key, check in (("portfolio", resolve_portfolio), ("config", make_config)):
+            if key in options:
+                try:
+                    check(options[key])
+                except QuantbotError as exc:
+                    raise self.fail(f"{where}.{key}", str(exc)) from None
+        if "per_caller" in options and not isinstance(options["per_caller"], bool):
             raise self.fail(f"{where}.per_caller", "expected true or false")
 
     def _item(self, rt: str, item: Any, where: str, params: FlowParams) -> tuple[Any, str]:

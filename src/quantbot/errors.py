@@ -154,3 +154,8 @@ class PortfolioInputError(DataError):
 class ObjectiveError(OptimizerConfigError):
     """An objective that cannot be computed as configured (e.g. ``sharpe`` without the
     per-policy portfolio metrics it ranks on)."""
+
+
+class ExecutorError(InvalidArgumentError):
+    """An ``--executor`` value that does not parse (``local``, ``dask://HOST:PORT``,
+    ``dask-local[:N]``), or a Dask scheduler that cannot be reached (one line naming it)."""

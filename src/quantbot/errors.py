@@ -156,6 +156,11 @@ class ObjectiveError(OptimizerConfigError):
     per-policy portfolio metrics it ranks on)."""
 
 
+class ExecutorError(InvalidArgumentError):
+    """An ``--executor`` value that does not parse (``local``, ``dask://HOST:PORT``,
+    ``dask-local[:N]``), or a Dask scheduler that cannot be reached (one line naming it)."""
+
+
 class SweepSpecError(InvalidArgumentError):
     """A sweep spec that cannot be run, refused before any run directory exists: one line
     naming the file and the JSON path of the culprit (``inputs[0].alerts: ...``)."""

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -43,13 +42,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
+@pytest.fixture
+def client(dask_executor: Any) -> Any:
+    """The session's LocalCluster (a scheduler and 2 worker processes), as a Client."""
+    return dask_executor.client
 
 
 def _small_spec(project: Path, **over: Any) -> dict[str, Any]:

@@ -98,3 +98,21 @@ def field_options(source: Any, names: tuple[str, ...]) -> Callable[[F], F]:
                              show_default=default is not None, help=help_text, **kwargs)(f)
         return f
     return deco
+
+
+def executor_option(f: F) -> F:
+    """``--executor``: where the tasks of a command run (``quantbot.backtest.executors``)."""
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        from quantbot.backtest.executors import parse_executor
+        from quantbot.errors import ExecutorError
+
+        try:
+            return parse_executor(value)
+        except ExecutorError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+
+    return click.option(
+        "--executor", default="local", show_default=True, metavar="SPEC", callback=check,
+        help="Where the tasks run: local (this process), dask://HOST:PORT (a running Dask "
+             "scheduler) or dask-local[:N] (a cluster of N worker processes on this machine, "
+             "started and stopped by the command).")(f)

@@ -286,11 +286,19 @@ def _run_flow(task: SweepTask, **common: Any) -> Any:
 
 
 def _target(storage: Any) -> StorageTarget:
+    """How workers open ``storage``: an absolute path, or the URI with the endpoint the
+    driver uses (its own ``--s3-endpoint`` or, failing that, its environment's)."""
     from quantbot.artifacts.store.backends import LocalStorage
 
-    root = (os.path.abspath(storage.root) if isinstance(storage, LocalStorage)
-            else storage.uri(storage.root))
-    return root, storage.s3_endpoint
+    if isinstance(storage, LocalStorage):
+        return os.path.abspath(storage.root), None
+    uri = storage.uri(storage.root)
+    endpoint = storage.s3_endpoint
+    if endpoint is None and uri.startswith("s3://"):
+        from quantbot.artifacts.store.objects import endpoint_from_env
+
+        endpoint = endpoint_from_env()
+    return uri, endpoint
 
 
 def _open(target: StorageTarget) -> Any:
@@ -300,14 +308,15 @@ def _open(target: StorageTarget) -> Any:
 
 
 def _find(storage: Any, run_id: str) -> Any:
-    """The storage rooted at run ``run_id``'s folder, None if there is none."""
-    from quantbot.artifacts import locate_run
-    from quantbot.errors import RunNotFoundError
+    """The storage rooted at run ``run_id``'s folder, None if there is none: one listing
+    of the month partitions and one existence check per month (not a listing of runs)."""
+    from quantbot.artifacts.schema.layout import is_month_partition, run_dir_name
 
-    try:
-        return locate_run(run_id, base_dir=storage)
-    except RunNotFoundError:
-        return None
+    for month in storage.list_dir(storage.root):
+        path = storage.join(storage.root, month, run_dir_name(run_id))
+        if is_month_partition(month) and storage.exists(path):
+            return storage.at(path)
+    return None
 
 
 __all__ = ["Progress", "SweepProgress", "SweepResult", "TaskResult", "WORKER_LOST",

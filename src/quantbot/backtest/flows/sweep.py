@@ -75,7 +75,7 @@ class SweepProgress:
     last: TaskResult | None = None
 
 
-Progress = Callable[[SweepProgress], None]
+OnProgress = Callable[[SweepProgress], None]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def attempt_run_id(sweep_id: str, key: str, attempt: int) -> str:
 
 def run_sweep(spec: str | os.PathLike[str] | Mapping[str, Any] | Sweep, *,
               base_dir: Any = "runs", executor: Any = "local", s3_endpoint: str | None = None,
-              durable: bool = True, progress: Progress | None = None,
+              durable: bool = True, progress: OnProgress | None = None,
               around_run: RunHook | None = None) -> SweepResult:
     """Run every task of ``spec`` (a JSON file, a dict or a loaded :class:`Sweep`).
 
@@ -151,7 +151,7 @@ def run_sweep(spec: str | os.PathLike[str] | Mapping[str, Any] | Sweep, *,
 
 
 def _run_tasks(ex: Any, tasks: list[SweepTask], sweep_id: str, target: StorageTarget,
-               durable: bool, around_run: RunHook | None, progress: Progress | None,
+               durable: bool, around_run: RunHook | None, progress: OnProgress | None,
                run: Any) -> list[TaskResult]:
     by_key = {t.key: t for t in tasks}
     done: dict[str, TaskResult] = {}
@@ -319,5 +319,5 @@ def _find(storage: Any, run_id: str) -> Any:
     return None
 
 
-__all__ = ["Progress", "SweepProgress", "SweepResult", "TaskResult", "WORKER_LOST",
+__all__ = ["OnProgress", "SweepProgress", "SweepResult", "TaskResult", "WORKER_LOST",
            "attempt_run_id", "execute_task", "run_sweep"]

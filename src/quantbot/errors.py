@@ -159,3 +159,8 @@ class ObjectiveError(OptimizerConfigError):
 class ExecutorError(InvalidArgumentError):
     """An ``--executor`` value that does not parse (``local``, ``dask://HOST:PORT``,
     ``dask-local[:N]``), or a Dask scheduler that cannot be reached (one line naming it)."""
+
+
+class ExecutorTaskError(QuantbotError):
+    """A task that failed on an executor where every task is needed (an optimizer chunk):
+    one line naming the task, the executor and the task's error."""

@@ -380,17 +380,29 @@ def canonical_groups(policies: Sequence[Any], candles: CandleSet, windows: Windo
     reach = _longest_window_ms(candles, windows)
     bar = interval_ms if interval_ms and windows_aligned(candles, windows, interval_ms) else None
     first: dict[str, int] = {}
+    leaves: dict[int, tuple[Any, str]] = {}
     out = np.empty(len(policies), dtype=np.int64)
     for i, p in enumerate(policies):
-        key = json.dumps(_canonical(parse_policy(p), reach, bar), sort_keys=True)
-        out[i] = first.setdefault(key, i)
+        out[i] = first.setdefault(_canonical_key(parse_policy(p), reach, bar, leaves), i)
     return out
 
 
-def _canonical(p: Any, reach_ms: int, bar_ms: int | None) -> Any:
+def _canonical_key(p: Any, reach_ms: int, bar_ms: int | None,
+                   leaves: dict[int, tuple[Any, str]]) -> str:
+    """``json.dumps(_canonical(p), sort_keys=True)``, each non-combo policy object dumped
+    once (the combos of a grid share their parts' objects; ``leaves`` keeps each object
+    it saw alive, so an ``id`` is never reused for another)."""
     if isinstance(p, Combo):
-        return {"kind": "combo", "policies": [_canonical(s, reach_ms, bar_ms)
-                                              for s in p.policies]}
+        return ('{"kind": "combo", "policies": ['
+                + ", ".join(_canonical_key(s, reach_ms, bar_ms, leaves) for s in p.policies)
+                + "]}")
+    seen = leaves.get(id(p))
+    if seen is None:
+        seen = leaves[id(p)] = (p, json.dumps(_canonical(p, reach_ms, bar_ms), sort_keys=True))
+    return seen[1]
+
+
+def _canonical(p: Any, reach_ms: int, bar_ms: int | None) -> Any:
     out = p.model_dump(mode="json")
     if isinstance(p, TimeStop):
         hold = p.max_hold_ms

@@ -161,6 +161,11 @@ class ExecutorError(InvalidArgumentError):
     ``dask-local[:N]``), or a Dask scheduler that cannot be reached (one line naming it)."""
 
 
+class ExecutorTaskError(QuantbotError):
+    """A task that failed on an executor where every task is needed (an optimizer chunk):
+    one line naming the task, the executor and the task's error."""
+
+
 class SweepSpecError(InvalidArgumentError):
     """A sweep spec that cannot be run, refused before any run directory exists: one line
     naming the file and the JSON path of the culprit (``inputs[0].alerts: ...``)."""

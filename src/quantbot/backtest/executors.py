@@ -136,7 +136,8 @@ class DaskExecutor(Executor):
         self.n_workers = len(client.scheduler_info().get("workers", {}))
 
     def share(self, obj: Any) -> Any:
-        future = self.client.scatter(obj, broadcast=True, hash=False)
+        # in a list: a list or dict given to scatter itself would become one future per item
+        [future] = self.client.scatter([obj], broadcast=True, hash=False)
         self._shared.append(future)
         return future
 

@@ -219,7 +219,9 @@ def test_ctrl_c_marks_the_sweep_failed_and_starts_nothing_more(tmp_path: Path,
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     assert "error: interrupted" in err and "Traceback" not in err
-    runs = _runs(base)
+    # A folder the interrupt caught before its first run.json is no run (gc's business).
+    runs = [read_manifest(p) for p in list_run_directories(base)
+            if Path(p, "run.json").exists()]
     sweeps = [m for m in runs if m.run_type == "sweep"]
     assert len(sweeps) == 1 and sweeps[0].status == "failed"
     assert sweeps[0].error.type == "KeyboardInterrupt"

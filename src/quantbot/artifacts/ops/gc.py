@@ -99,7 +99,6 @@ def _infer_run_type(storage: Storage, loc: RunLocation) -> str:
 
 def _mark_failed(storage: Storage, loc: RunLocation, stale: StaleRun,
                  manifest: RunManifest | None, threshold: timedelta, now: datetime) -> bool:
-    manifest_path = storage.join(loc.path, MANIFEST_NAME)
     if stale.status == "completed":
         message = (f"status completed since {stale.since} but no _SUCCESS after "
                    f"{stale.age_hours:g} h (threshold {threshold}): the writer stopped between "

@@ -37,7 +37,9 @@ from quantbot.errors import QuantbotError, SweepTaskError
 
 WORKER_LOST = "WorkerLost"
 """Error type of an attempt abandoned by a worker that died (marked by the next attempt)."""
-_ABANDONED = (WORKER_LOST, "StaleRun", "UnsealedRun")  # gc's types: the same situation
+INTERRUPTED = "Interrupted"
+"""Error type of an attempt the sweep's Ctrl-C caught before its run guarded itself."""
+_ABANDONED = (WORKER_LOST, INTERRUPTED, "StaleRun", "UnsealedRun")  # gc's: the same case
 _MAX_ATTEMPTS = 100  # probing bound; the scheduler gives up long before
 
 StorageTarget = tuple[str, "str | None"]
@@ -171,6 +173,10 @@ def _run_tasks(ex: Any, tasks: list[SweepTask], sweep_id: str, target: StorageTa
             done[task.key] = _result(task, outcome, sweep_id, target)
             report(done[task.key])
     except KeyboardInterrupt:
+        if ex.kind == "local":  # the task this process was running when interrupted
+            current = next((t for t in tasks if t.key not in done), None)
+            if current is not None:
+                _fail_unfinished(current.key, sweep_id, target)
         run.update_manifest(parameters=_outcomes([done[t.key] for t in tasks if t.key in done],
                                                  tasks, interrupted=True))
         raise
@@ -197,6 +203,27 @@ def _last_attempt(key: str, sweep_id: str, target: StorageTarget) -> tuple[int, 
             return last
         last = (k, run_id)
     return last
+
+
+def _fail_unfinished(key: str, sweep_id: str, target: StorageTarget) -> None:
+    """Mark the task's unfinished attempts failed (``Interrupted``): an interrupt can land
+    before the flow's run directory guards itself (while it is being created)."""
+    from quantbot.artifacts import is_complete, read_manifest
+    from quantbot.artifacts.ops.gc import fail_unfinished_run
+
+    storage = _open(target)
+    for k in range(_MAX_ATTEMPTS):
+        run = _find(storage, attempt_run_id(sweep_id, key, k))
+        if run is None:
+            return
+        try:
+            manifest = read_manifest(run)
+        except QuantbotError:
+            continue
+        if manifest.status != "failed" and not is_complete(run):
+            fail_unfinished_run(run, run.root, manifest.status, {
+                "type": INTERRUPTED, "traceback": None,
+                "message": "the sweep was interrupted (Ctrl-C) while this task was starting"})
 
 
 def _outcomes(results: list[TaskResult], tasks: list[SweepTask],
@@ -319,5 +346,5 @@ def _find(storage: Any, run_id: str) -> Any:
     return None
 
 
-__all__ = ["OnProgress", "SweepProgress", "SweepResult", "TaskResult", "WORKER_LOST",
+__all__ = ["WORKER_LOST", "OnProgress", "SweepProgress", "SweepResult", "TaskResult",
            "attempt_run_id", "execute_task", "run_sweep"]

@@ -26,6 +26,13 @@ others are its ``aliases`` in the frontier. The per-policy arrays of a
 :class:`GroupResult` stay indexed like the grid (an alias carries its representative's
 numbers), and ranks count representatives only.
 
+The search is evaluate-a-chunk + merge: :func:`evaluate_chunk` simulates some of the
+representatives (in batches) and computes every group's per-policy statistics, trade
+fingerprints and best candidate; :func:`merge_chunk` writes a chunk into the grid-indexed
+results. A local run is one chunk of everything; with an executor the chunks run on its
+workers (:mod:`quantbot.backtest.optimize.distributed`) and the result is the same, bit for
+bit.
+
 Scores, constraints and ranking: :mod:`quantbot.backtest.optimize.objective`.
 """
 

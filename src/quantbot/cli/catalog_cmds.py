@@ -15,7 +15,7 @@ from quantbot.cli.options import (
 )
 from quantbot.cli.render import print_json, print_rows, print_table
 
-RUN_TYPES = ("path-only", "policy", "optimization", "full")
+RUN_TYPES = ("path-only", "policy", "optimization", "full", "sweep")
 RUN_STATUSES = ("pending", "running", "completed", "failed")
 ARTIFACT_TYPES = ("alerts", "paths", "features", "trades", "summary", "frontier", "errors")
 

@@ -100,11 +100,16 @@ def insert_index_rows(con: duckdb.DuckDBPyConnection, manifests: list[RunManifes
         con.register("_qb_fields", pa.Table.from_pylist(rows, schema=_FIELDS_ARROW))
         con.execute(f"INSERT INTO {FIELDS_TABLE} SELECT * FROM _qb_fields")
         con.unregister("_qb_fields")
-    insert_metrics(con, [m.run_id for m in manifests])
+    # only runs with summary rows can have metrics: a batch without any skips the scan of
+    # the summary table, whose size grows with the registered runs, not with the batch
+    insert_metrics(con, [m.run_id for m in manifests
+                         if (e := m.artifacts.get(ArtifactType.SUMMARY.value)) and e.rows])
 
 
 def insert_metrics(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
     """Pick each run's pooled summary row (see the module doc) into ``run_metrics``."""
+    if not run_ids:
+        return
     names = ", ".join(_quoted(metric_names()))
     order = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(METRICS_SPLITS))
     con.execute(

@@ -109,16 +109,17 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                 [CATALOG_SCHEMA_VERSION])
     for column in ("error_type", "error_message", "error_phase"):  # catalogs of version 1
         con.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN IF NOT EXISTS {column} TEXT")
-    existing = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+    columns = _all_columns(con)  # one query: a sync runs this on every write
     for t in ArtifactType:
         table = data_table(t)
-        if table not in existing:
+        if table not in columns:
             empty = data_schema(t).empty_table()  # noqa: F841 - read by DuckDB's replacement scan
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty")
+            have = list(data_schema(t).names)
         else:  # a newer schema version added columns: the table grows, old rows read null
-            add_missing_columns(con, table, data_schema(t))
-        refresh_view(con, t)
+            have = add_missing_columns(con, table, data_schema(t), columns[table])
+        if list(columns.get(view_name(t), ())) != _view_columns(t, have):
+            refresh_view(con, t)
     ensure_index_tables(con)
     ensure_label_tables(con)
     ((version,),) = con.execute(
@@ -129,16 +130,30 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                     [CATALOG_SCHEMA_VERSION])
 
 
+def _view_columns(artifact_type: ArtifactType, table_columns: list[str]) -> list[str]:
+    """The view's columns: the artifact's own, then the table's extra columns by name."""
+    base = data_schema(artifact_type).names
+    extras = sorted((c for c in table_columns if c not in base), key=lambda c: (c.lower(), c))
+    return [*base, *extras]
+
+
 def refresh_view(con: duckdb.DuckDBPyConnection, artifact_type: ArtifactType) -> None:
     """(Re)create ``all_<type>`` with its columns in an order that depends only on the set
     of columns: the artifact's own, then extra columns by name. The table's own order is
     the order in which runs brought them, which a rebuild need not repeat."""
     table = data_table(artifact_type)
-    base = data_schema(artifact_type).names
-    extras = sorted((c for c in table_columns(con, table) if c not in base),
-                    key=lambda c: (c.lower(), c))
-    cols = ", ".join(quote_ident(c) for c in [*base, *extras])
+    cols = ", ".join(quote_ident(c) for c in _view_columns(artifact_type, list(table_columns(con, table))))
     con.execute(f"CREATE OR REPLACE VIEW {view_name(artifact_type)} AS SELECT {cols} FROM {table}")
+
+
+def _all_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Table or view name -> its columns in order, for every table and view of ``main``."""
+    out: dict[str, list[str]] = {}
+    for table, column in con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall():
+        out.setdefault(table, []).append(column)
+    return out
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
@@ -149,12 +164,16 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {name: typ for name, typ in rows}
 
 
-def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema) -> None:
-    """Grow a consolidated table by the columns of ``schema`` it lacks."""
-    have = table_columns(con, table)
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema,
+                        have: list[str] | None = None) -> list[str]:
+    """Grow a consolidated table by the columns of ``schema`` it lacks; its columns after.
+
+    ``have``: the table's columns, when the caller has just read them."""
+    if have is None:
+        have = list(table_columns(con, table))
     missing = [f for f in schema if f.name not in have]
     if not missing:
-        return
+        return have
     import pyarrow as pa
 
     empty = pa.schema(missing).empty_table()
@@ -166,3 +185,4 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, schema: pa.S
         con.unregister("_qb_new_cols")
     for f in missing:
         con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(f.name)} {types[f.name]}")
+    return [*have, *(f.name for f in missing)]

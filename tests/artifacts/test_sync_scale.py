@@ -131,3 +131,32 @@ def test_schema_check_repairs_a_missing_or_stale_view(base_dir: Path, tmp_path: 
         con.execute("CREATE OR REPLACE VIEW all_summary AS SELECT run_id FROM artifact_summary")
         ensure_schema(con)
     assert catalog_tables(db) == expected
+
+
+def test_a_failed_batch_insert_is_retried_run_by_run_with_its_summaries(
+        base_dir: Path, tmp_path: Path) -> None:
+    """A stale ``run_fields`` row for a new run makes its insert fail inside the batch's
+    transaction (after its summaries were staged): the batch is rolled back and retried one
+    run at a time, so the others register with their metrics and the bad run leaves nothing."""
+    db = tmp_path / "cat.duckdb"
+    first = make_run(base_dir, artifacts={"summary": [summary_row(0)]})
+    catalog_all_runs(catalog=db, base_dir=base_dir)
+    new = [make_run(base_dir, artifacts={"summary": [summary_row(i), summary_row(i, split="all")]},
+                    parameters={"policy_id": f"p{i}"}) for i in range(3)]
+    stale = new[1].run_id
+    with open_catalog(db, read_only=False) as con:
+        con.execute("INSERT INTO run_fields VALUES (?, 'params.policy_id', 'x', NULL)", [stale])
+    report = catalog_all_runs(catalog=db, base_dir=base_dir)
+    assert report.registered == 2 and report.already_present == 1
+    [(path, reason)] = report.invalid
+    assert stale in path and reason.startswith("catalog insert failed")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        metrics = {r[0] for r in con.execute("SELECT run_id FROM run_metrics").fetchall()}
+        summaries = con.execute("SELECT run_id, count(*) FROM artifact_summary GROUP BY 1").fetchall()
+        temp = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()
+    finally:
+        con.close()
+    assert metrics == {first.run_id, new[0].run_id, new[2].run_id}
+    assert dict(summaries) == {first.run_id: 1, new[0].run_id: 2, new[2].run_id: 2}
+    assert temp == [(0,)]

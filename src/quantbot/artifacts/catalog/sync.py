@@ -124,16 +124,34 @@ def _insert_runs(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> None
         con.execute(f"INSERT INTO {ARTIFACTS_TABLE} BY NAME SELECT * FROM _qb_arts")
         con.unregister("_qb_arts")
     for kind in ArtifactType:
-        _insert_data(con, kind, runs)
-    insert_index_rows(con, [r.manifest for r in runs])
+        if kind is not ArtifactType.SUMMARY:
+            _insert_data(con, kind, runs)
+    # The batch's summaries go through a temporary table, which run_metrics picks from:
+    # the batch's rows only, whatever the number of registered runs. (On a failure the
+    # transaction's rollback removes the temporary table too.)
+    summary = data_table(ArtifactType.SUMMARY)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGED_SUMMARY} AS FROM {summary} LIMIT 0")
+    _insert_data(con, ArtifactType.SUMMARY, runs, into=_STAGED_SUMMARY)
+    con.execute(f"INSERT INTO {summary} BY NAME SELECT * FROM {_STAGED_SUMMARY}")
+    insert_index_rows(con, [r.manifest for r in runs], _STAGED_SUMMARY)
+    con.execute(f"DROP TABLE {_STAGED_SUMMARY}")
 
 
-def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[ScannedRun]) -> None:
-    """Copy one artifact type of a batch of runs into its consolidated table."""
-    table = data_table(kind)
+_STAGED_SUMMARY = "_qb_batch_summary"
+
+
+def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[ScannedRun],
+                 into: str | None = None) -> None:
+    """Copy one artifact type of a batch of runs into its consolidated table, or ``into``
+    a table with that table's columns (for summaries, whose columns are fixed)."""
+    table = into or data_table(kind)
     tables = [r.tables[kind] for r in runs if kind in r.tables and r.tables[kind].num_rows]
-    if tables:
+    if tables and into is None:
         insert_tables(con, kind, tables)
+    elif tables:
+        con.register("_qb_data", pa.concat_tables(tables, promote_options="default"))
+        con.execute(f"INSERT INTO {into} BY NAME SELECT * FROM _qb_data")
+        con.unregister("_qb_data")
     files = [(r.files[kind], r.manifest.run_id) for r in runs
              if kind in r.files and r.manifest.artifacts[kind.value].rows]
     if not files:

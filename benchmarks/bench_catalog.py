@@ -1,4 +1,5 @@
-"""The catalog at scale: 10,000 runs x 500 trades — sync, incremental sync, queries, SQL."""
+"""The catalog at scale: 10,000 runs x 500 trades (rebuild, incremental sync, queries, SQL)
+and 100,000 runs (incremental sync, filtered listing) on the synthetic catalog."""
 
 from __future__ import annotations
 

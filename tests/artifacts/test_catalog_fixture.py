@@ -56,7 +56,7 @@ def test_replicas_are_consistent_rows(fixture_module: ModuleType, tmp_path: Path
         assert orphans == 0
         assert {r[0] for r in con.execute("SELECT status FROM backtest_runs_catalog").fetchall()} \
             == {"completed", "failed"}
-        assert len(query_runs(con, limit=100)) == 50
+        assert len(query_runs(con, limit=100, include_deleted=True)) == 50
     finally:
         con.close()
     report = catalog_all_runs(catalog=db, base_dir=base)  # the real runs are all there

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from quantbot.cli.app import backtest
-from quantbot.cli.options import base_dir_option, duckdb_option
+from quantbot.cli.options import base_dir_option, duckdb_option, lock_timeout_option
 
 if TYPE_CHECKING:
     from quantbot.artifacts.store.backends import Storage
@@ -38,11 +38,12 @@ def ui_command_line(duckdb_path: str, base_dir: Storage) -> str:
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to bind (0: any free port).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the app in the web browser.")
+@lock_timeout_option
 @click.option("--token", default=None, envvar="QUANTBOT_UI_TOKEN",
               help="Token every request must carry (default: none on loopback, a generated "
                    "one on other addresses; env QUANTBOT_UI_TOKEN).")
 def ui(base_dir: Storage, duckdb_path: str, host: str, port: int, open_browser: bool,
-       token: str | None) -> None:
+       lock_timeout: float | None, token: str | None) -> None:
     """Serve the web app: runs, run pages, compare, callers, SQL, JSON API (/docs)."""
     import socket
 
@@ -53,7 +54,7 @@ def ui(base_dir: Storage, duckdb_path: str, host: str, port: int, open_browser: 
 
     if host not in LOOPBACK and not token:
         token = new_token()
-    app = create_app(base_dir, duckdb_path, token=token)
+    app = create_app(base_dir, duckdb_path, token=token, lock_timeout=lock_timeout)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

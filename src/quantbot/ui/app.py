@@ -80,16 +80,20 @@ def _plotly_js() -> Path:
 
 def create_app(base_dir: str | os.PathLike[str] | Storage = "runs",
                catalog: str | os.PathLike[str] = DEFAULT_CATALOG, *,
-               token: str | None = None) -> "FastAPI":
+               token: str | None = None, lock_timeout: float | None = None) -> FastAPI:
     """The web app over ``catalog`` and the run folders under ``base_dir``.
 
     ``token``: when given, every request must carry it (``?token=`` once, then a cookie,
     or ``Authorization: Bearer``); without it only loopback Host names are served.
+    ``lock_timeout``: seconds a request waits for a catalog a writer holds (default
+    PAGE_LOCK_TIMEOUT_S) before it answers that the catalog is busy.
     """
     app = FastAPI(title="quantbot", version=__version__, docs_url=None, redoc_url=None,
                   description="Backtest runs, their artifacts and the catalog's SQL.")
     app.state.settings = Settings(base_dir=open_storage(base_dir), catalog=os.fspath(catalog),
-                                  token=token or None)
+                                  token=token or None,
+                                  lock_timeout=PAGE_LOCK_TIMEOUT_S if lock_timeout is None
+                                  else lock_timeout)
     install_security(app)
     app.add_exception_handler(QuantbotError, _quantbot_error)
     plotly_js = _plotly_js()

@@ -27,8 +27,6 @@ def test_demo_runs_syncs_and_compares(tmp_path):
     for policy_id in ("fixed_stop:sl0.2:tp1", "trailing_stop:act0.3:trail0.2:hs0.3",
                       "ladder:2x0.5+4x0.5:sl0.3"):
         assert policy_id in comparison
-    assert out.strip().splitlines()[-1] == (  # the demo ends with how to see it in the browser
-        "quantbot backtest ui --base-dir runs --duckdb data/backtest_catalog.duckdb")
 
     db = tmp_path / "data" / "backtest_catalog.duckdb"
     with duckdb.connect(str(db), read_only=True) as con:
@@ -40,3 +38,5 @@ def test_demo_runs_syncs_and_compares(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "using data/sample" in again.stdout
     assert "registered 4, already present 4" in again.stdout
+    assert again.stdout.strip().splitlines()[-1] == (  # the demo ends with the app's command
+        "quantbot backtest ui --base-dir runs --duckdb data/backtest_catalog.duckdb")

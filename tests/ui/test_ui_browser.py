@@ -64,6 +64,20 @@ def test_runs_page_filter_sort_select_compare(page, demo):
     page.reload()  # the URL holds the view: the same order after a reload
     assert _row_ids(page) == ordered
 
+    page.fill("input[name=filter]", "status = 'completed'")  # a filter keeps the order
+    page.press("input[name=filter]", "Enter")
+    page.wait_for_url(re.compile(r"filter=status.*order=metrics.win_rate"))
+    page.wait_for_function("document.querySelectorAll('#runs-region tbody tr').length === 5")
+    assert _row_ids(page) == ordered[:5]
+
+    page.click("summary:has-text('Columns')")  # the column chooser
+    page.check("#cols-state input[value='params.horizon']")
+    page.uncheck("#cols-state input[value='metrics.win_rate']")
+    page.click("#cols-state button:has-text('Show these')")
+    page.wait_for_selector("th a[data-sort='params.horizon']")
+    assert page.locator("th a[data-sort='metrics.win_rate']").count() == 0
+    assert "cols=" in page.url and "order=metrics.win_rate" in page.url
+
     a, b = ordered[0], ordered[1]
     page.check(f"input.run-select[value='{a}']")
     page.check(f"input.run-select[value='{b}']")

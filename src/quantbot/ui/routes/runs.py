@@ -27,8 +27,8 @@ FIXED_COLUMNS = (("name", "Run"), ("run_type", "Type"), ("status", "Status"),
                  ("git_branch", "Branch"), ("created_at", "Created (UTC)"))
 #: Pooled metrics shown by default, when the runs on the page have them.
 DEFAULT_METRICS = ("metrics.trades_count", "metrics.median_return_bps", "metrics.win_rate",
-                   "metrics.total_return", "metrics.max_drawdown", "metrics.sharpe")
-MAX_DEFAULT_PARAMS = 4
+                   "metrics.total_return", "metrics.sharpe")
+MAX_DEFAULT_PARAMS = 3
 #: Parameters that differ between runs without saying what a run did (hashes, input files).
 _NOISY_PARAMS = ("hash", "fingerprint", "inputs.", "path", "query")
 _LONG_VALUE = 24  # characters: a longer parameter value makes a poor default column
@@ -94,8 +94,9 @@ class RunsView:
         return "asc" if self.order in (f"{field} ASC", field) else ""
 
 
-def _default_columns(runs: list[dict[str, Any]]) -> list[str]:
-    """Parameters that differ between the runs shown, then the common pooled metrics."""
+def _default_columns(runs: list[dict[str, Any]], order: str) -> list[str]:
+    """The column sorted on, parameters that differ between the runs shown, then the
+    common pooled metrics."""
     from quantbot.artifacts.catalog.listing import listing_columns
 
     params = [c for c in listing_columns(runs, only_changed=True)
@@ -103,7 +104,9 @@ def _default_columns(runs: list[dict[str, Any]]) -> list[str]:
               and all(len(str(v)) <= _LONG_VALUE for v in flat_column(runs, c))]
     metrics = [c for c in DEFAULT_METRICS
                if any(r.get("metrics", {}).get(c.split(".", 1)[1]) is not None for r in runs)]
-    return params[:MAX_DEFAULT_PARAMS] + metrics
+    sorted_on = [f for f in (p.strip().split(" ")[0] for p in order.split(",") if p.strip())
+                 if f not in dict(FIXED_COLUMNS)]
+    return list(dict.fromkeys([*sorted_on, *params[:MAX_DEFAULT_PARAMS], *metrics]))
 
 
 def flat_column(runs: list[dict[str, Any]], column: str) -> list[Any]:
@@ -136,7 +139,7 @@ def runs_context(request: Request, view: RunsView) -> dict[str, Any]:
     except QuantbotError as err:  # a bad filter, a busy catalog: one line above the table
         ctx["error"] = str(err)
         return ctx
-    columns = list(view.cols) or _default_columns(listing.runs)
+    columns = list(view.cols) or _default_columns(listing.runs, view.order)
     ctx.update(runs=listing.runs, total=listing.total, columns=columns,
                rows=[flat_row(r, columns) for r in listing.runs])
     return ctx
@@ -153,7 +156,7 @@ def runs_page(request: Request) -> Response:
     ctx = runs_context(request, view)
     ctx["error"] = bad or ctx["error"]
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "runs-region":
-        return render(request, "_runs_table.html", **ctx)
+        return render(request, "_runs_table.html", oob=True, **ctx)
     return render(request, "runs.html", **ctx)
 
 

@@ -128,16 +128,22 @@ class UiServer:
             self.proc.stdout.close()
 
 
-@pytest.fixture(scope="module")
+def serve(demo: DemoCatalog) -> Iterator[UiServer]:
+    srv = UiServer(demo, args=("--lock-timeout", "0.3")).start()
+    yield srv
+    srv.stop()
+
+
+# Shared by the modules that leave the catalog as it is (one server per xdist worker);
+# a module that adds runs or tags overrides both with module-scoped ones.
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoCatalog:
     return build_catalog(tmp_path_factory.mktemp("ui"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(demo: DemoCatalog) -> Iterator[UiServer]:
-    srv = UiServer(demo, args=("--lock-timeout", "0.3")).start()
-    yield srv
-    srv.stop()
+    yield from serve(demo)
 
 
 @pytest.fixture(scope="module")

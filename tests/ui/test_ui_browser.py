@@ -11,9 +11,20 @@ from typing import Any
 import pytest
 from qbtest import make_run
 
-from .conftest import policy_run
+from .conftest import DemoCatalog, UiServer, build_catalog, policy_run, serve
 
 TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoCatalog:
+    """This module's own catalog: its tests tag runs and add one."""
+    return build_catalog(tmp_path_factory.mktemp("ui-browser"))
+
+
+@pytest.fixture(scope="module")
+def server(demo: DemoCatalog) -> Iterator[UiServer]:
+    yield from serve(demo)
 
 
 @pytest.fixture
@@ -83,11 +94,11 @@ def test_runs_page_filter_sort_select_compare(page, demo):
     page.check(f"input.run-select[value='{b}']")
     link = page.locator("#compare-link")
     assert link.get_attribute("href") == f"/compare?runs={a},{b}"
-    with page.expect_navigation() as nav:
-        link.click()
+    if page.request.get(f"/compare?runs={a},{b}").status == 404:
+        return  # the compare page (helper uipages) is not merged yet: the link is the point
+    link.click()
+    page.wait_for_url(re.compile(r"/compare\?runs="))
     assert page.url.endswith(f"/compare?runs={a},{b}")
-    if nav.value.status == 404:  # the compare page (helper uipages) is not merged yet
-        page.console_errors.clear()
 
 
 def test_tag_a_run_and_see_the_tag(page, demo):

@@ -169,3 +169,36 @@ def test_no_console_error_and_narrow_layout(browser, server, path):
     context.close()
     assert errors == []
     assert width <= 420
+
+
+def test_annotation_forms_name_note_untag_delete_undelete(server, demo):
+    """Every annotation action through the form the page posts (with its CSRF token)."""
+    run = demo.policy_runs[2]
+    with server.client() as c:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/").text).group(1)
+
+        def post(action: str, text: str = "", runs: str = run) -> Any:
+            return c.post("/runs/annotate", headers={"HX-Request": "true"},
+                          data={"action": action, "runs": runs, "text": text, "csrf_token": token})
+
+        def state() -> dict[str, Any]:
+            return c.get(f"/api/runs/{run}").json()["annotations"]
+
+        assert post("tag", "a=1, b=2").headers.get("HX-Trigger") == "runs-changed"
+        assert state()["tags"] == {"a": "1", "b": "2"}
+        post("untag", "a")
+        post("name", "my run")
+        post("note", "looks good")
+        s = state()
+        assert s["tags"] == {"b": "2"} and s["name"] == "my run"
+        assert [n["text"] for n in s["notes"]] == ["looks good"]
+        post("delete")
+        ids = [r["run_id"] for r in c.get("/api/runs", params={"limit": 100}).json()["runs"]]
+        assert run not in ids
+        post("undelete")
+        ids = [r["run_id"] for r in c.get("/api/runs", params={"limit": 100}).json()["runs"]]
+        assert run in ids
+        two = f"{demo.policy_runs[0]},{run}"
+        refused = post("name", "x", runs=two)  # a name is for one run
+        assert "msg-error" in refused.text and "exactly one" in refused.text
+        assert "msg-error" in post("tag", "=v").text

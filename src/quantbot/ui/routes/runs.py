@@ -131,8 +131,11 @@ def runs_context(request: Request, view: RunsView) -> dict[str, Any]:
     try:
         with open_catalog(settings.catalog, read_only=True,
                           lock_timeout=settings.lock_timeout) as con:
-            ctx["stamp"] = catalog_stamp(con)
-            ctx["fields"] = _choosable(filter_fields(con))
+            ctx["stamp"] = stamp = catalog_stamp(con)
+            cached = getattr(request.app.state, "fields_cache", None)
+            if cached is None or cached[0] != stamp:  # the field names change with the runs
+                cached = request.app.state.fields_cache = (stamp, _choosable(filter_fields(con)))
+            ctx["fields"] = cached[1]
             listing = list_runs(con, view.filter or None, order_by=view.order or None,
                                 limit=view.limit, offset=view.offset,
                                 include_deleted=view.deleted)

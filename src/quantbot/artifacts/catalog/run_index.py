@@ -116,7 +116,12 @@ def insert_metrics(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
 
 
 def backfill_index(con: duckdb.DuckDBPyConnection, runs_table: str) -> None:
-    """Index rows for runs registered by a catalog older than these tables."""
+    """Index rows and error columns for runs registered by a catalog older than them."""
+    con.execute(f"UPDATE {runs_table} SET "
+                "error_type = json_extract_string(manifest_json, '$.error.type'), "
+                "error_message = json_extract_string(manifest_json, '$.error.message'), "
+                "error_phase = json_extract_string(manifest_json, '$.error.phase') "
+                "WHERE error_type IS NULL AND status = 'failed'")
     have = {r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {FIELDS_TABLE}").fetchall()}
     todo = [RunManifest.model_validate_json(j) for rid, j in con.execute(
         f"SELECT run_id, manifest_json FROM {runs_table}").fetchall() if rid not in have]

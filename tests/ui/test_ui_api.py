@@ -14,9 +14,11 @@ import pyarrow.parquet as pq
 from quantbot.artifacts import read_manifest
 
 
-def test_healthz(server):
+def test_healthz_and_server_timing(server):
     with server.client() as c:
-        assert c.get("/healthz").json()["status"] == "ok"
+        r = c.get("/healthz")
+    assert r.json()["status"] == "ok"
+    assert float(r.headers["server-timing"].removeprefix("app;dur=")) >= 0
 
 
 def test_runs_newest_first_with_total_and_paging(server, demo):

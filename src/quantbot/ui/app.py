@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -95,6 +97,15 @@ def create_app(base_dir: str | os.PathLike[str] | Storage = "runs",
                                   lock_timeout=PAGE_LOCK_TIMEOUT_S if lock_timeout is None
                                   else lock_timeout)
     install_security(app)
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next: Any) -> Response:
+        """``Server-Timing: app;dur=<ms>``: the app's own time per request (browsers'
+        developer tools show it; the benchmark reads it)."""
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - t0) * 1e3:.2f}"
+        return response
     app.add_exception_handler(QuantbotError, _quantbot_error)
     plotly_js = _plotly_js()
 

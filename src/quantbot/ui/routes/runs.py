@@ -73,7 +73,7 @@ class RunsView:
         """``/`` with this view's state (defaults left out), after ``change``."""
         view = replace(self, **change)
         query = [(k, v) for k, v in (("filter", view.filter), ("order", view.order),
-                                     ("cols", ",".join(view.cols)))if v]
+                                     ("cols", ",".join(view.cols))) if v]
         if view.limit != 50:
             query.append(("limit", str(view.limit)))
         if view.offset:
@@ -101,7 +101,7 @@ def _default_columns(runs: list[dict[str, Any]], order: str) -> list[str]:
 
     params = [c for c in listing_columns(runs, only_changed=True)
               if c.startswith("params.") and not any(n in c for n in _NOISY_PARAMS)
-              and all(len(str(v)) <= _LONG_VALUE for v in flat_column(runs, c))]
+              and all(len(str(v)) <= _LONG_VALUE for v in _column_values(runs, c))]
     metrics = [c for c in DEFAULT_METRICS
                if any(r.get("metrics", {}).get(c.split(".", 1)[1]) is not None for r in runs)]
     sorted_on = [f for f in (p.strip().split(" ")[0] for p in order.split(",") if p.strip())
@@ -109,7 +109,7 @@ def _default_columns(runs: list[dict[str, Any]], order: str) -> list[str]:
     return list(dict.fromkeys([*sorted_on, *params[:MAX_DEFAULT_PARAMS], *metrics]))
 
 
-def flat_column(runs: list[dict[str, Any]], column: str) -> list[Any]:
+def _column_values(runs: list[dict[str, Any]], column: str) -> list[Any]:
     from quantbot.artifacts.catalog.listing import flat_row
 
     return [flat_row(r, [column])[column] for r in runs]

@@ -155,7 +155,8 @@ def test_a_new_run_appears_without_reload(page, demo):
     assert page.evaluate("window.__marker") == 1
 
 
-@pytest.mark.parametrize("path", ["/", "/sql", "/docs", "/?deleted=1&limit=25"])
+@pytest.mark.parametrize("path", ["/", "/sql?q=SELECT+*+FROM+all_trades+LIMIT+5", "/docs",
+                                  "/?deleted=1&limit=25"])
 def test_no_console_error_and_narrow_layout(browser, server, path):
     context = browser.new_context(viewport={"width": 420, "height": 900}, base_url=server.url)
     pg = context.new_page()

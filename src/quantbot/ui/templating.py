@@ -39,6 +39,19 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+def fmt_cell(value: Any, column: str) -> str:
+    """A table cell: ``fmt_value``, except epoch milliseconds (``*_ts_ms`` columns, as the
+    artifacts store times) shown as the UTC time they stand for."""
+    if column.endswith("_ts_ms") and isinstance(value, int) and not isinstance(value, bool):
+        from datetime import UTC
+
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        except (OverflowError, OSError, ValueError):
+            return fmt_value(value)
+    return fmt_value(value)
+
+
 def fmt_time(text: str | None) -> str:
     """An ISO-8601 time as ``YYYY-MM-DD HH:MM`` (UTC, as stored)."""
     return (text or "").replace("T", " ")[:16]
@@ -50,6 +63,8 @@ def _environment() -> jinja2.Environment:
     env.filters["value"] = fmt_value
     env.filters["time"] = fmt_time
     env.filters["short_id"] = lambda run_id: (run_id or "")[:8]
+    env.filters["zip"] = zip
+    env.filters["cell"] = fmt_cell
     return env
 
 
@@ -64,4 +79,4 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
 
-__all__ = ["fmt_time", "fmt_value", "render", "templates"]
+__all__ = ["fmt_cell", "fmt_time", "fmt_value", "render", "templates"]

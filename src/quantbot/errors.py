@@ -154,3 +154,14 @@ class PortfolioInputError(DataError):
 class ObjectiveError(OptimizerConfigError):
     """An objective that cannot be computed as configured (e.g. ``sharpe`` without the
     per-policy portfolio metrics it ranks on)."""
+
+
+class FilterError(InvalidArgumentError):
+    """A run filter or order-by that does not parse or type-check: one line naming the
+    culprit and its 1-based column (``filter: unexpected 'AN' at column 24``), or an unknown
+    field with its close matches."""
+
+
+class AnnotationError(InvalidArgumentError):
+    """A tag key, tag value, name or note that cannot be recorded (one line naming it and
+    the rule it breaks, e.g. ``tag key 'a b': use only A-Z a-z 0-9 _ . -``)."""

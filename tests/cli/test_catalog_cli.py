@@ -66,10 +66,10 @@ def test_query_json_and_csv(workspace):
     root, runs, _ = workspace
     proc = run_main("backtest", "catalog-query", "--format", "json", cwd=root)
     data = json.loads(proc.stdout)
-    assert set(data) == {"runs", "count"} and data["count"] == 4 == len(data["runs"])
+    assert set(data) == {"runs", "count", "total"} and data["count"] == 4 == len(data["runs"])
     ids = [r["run_id"] for r in data["runs"]]
     assert ids == [runs[k].run_id for k in ("failed", "policy2", "path", "policy1")]
-    assert data["runs"][0]["status"] == "failed" and data["runs"][0]["error"]["message"] == "boom"
+    assert data["runs"][0]["status"] == "failed" and data["runs"][0]["error"] == "RuntimeError: boom"
     proc = run_main("backtest", "catalog-query", "--status", "completed", "--limit", "2",
                    "--format", "csv", cwd=root)
     table = list(csv.DictReader(io.StringIO(proc.stdout)))
@@ -127,7 +127,7 @@ def test_injection_strings_in_filters(workspace, flag):
         proc = run_main("backtest", "catalog-query", flag, value, "--format", "json", cwd=root)
         if flag == "--git-branch":
             assert proc.returncode == 0, proc.stderr
-            assert json.loads(proc.stdout) == {"runs": [], "count": 0}
+            assert json.loads(proc.stdout) == {"runs": [], "count": 0, "total": 0}
         else:
             assert_clean_error(proc, contains="date")
     assert db.read_bytes() == before

@@ -22,12 +22,16 @@ from quantbot.artifacts.store.backends import Storage, open_storage
 from quantbot.errors import ManifestError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import pyarrow as pa
 
+    from quantbot.artifacts.catalog.listing import RunListing
     from quantbot.artifacts.catalog.sync import SyncReport
-    from quantbot.artifacts.ops.gc import StaleRun
+    from quantbot.artifacts.ops.gc import DeletedRun, StaleRun
     from quantbot.artifacts.ops.verify import VerifyReport
     from quantbot.artifacts.schema.manifest import RunManifest
+    from quantbot.artifacts.store.annotations import AnnotationRecord
     from quantbot.artifacts.store.writer import RunDirectory
 
 
@@ -106,11 +110,19 @@ class Store:
         return catalog_all_runs(catalog=self.catalog, base_dir=self.storage,
                                 lock_timeout=self.lock_timeout)
 
-    def query(self, **filters: Any) -> list[RunManifest]:
-        """Cataloged runs, newest first (filters as ``query_runs``)."""
+    def query(self, filter: str | None = None, **filters: Any) -> list[RunManifest]:
+        """Cataloged runs, newest first, as manifests (``filter`` and the other options as
+        ``query_runs``)."""
         from quantbot.artifacts.catalog.query import query_runs
 
-        return query_runs(self.catalog, **filters)
+        return query_runs(self.catalog, filter=filter, **filters)
+
+    def list_runs(self, filter: str | None = None, **options: Any) -> RunListing:
+        """One page of cataloged runs as dicts with params, metrics and tags (options as
+        ``list_runs``: order_by, limit, offset, include_deleted, only_deleted)."""
+        from quantbot.artifacts.catalog.listing import list_runs
+
+        return list_runs(self.catalog, filter, lock_timeout=self.lock_timeout, **options)
 
     def sql(self, statement: str, params: list[Any] | None = None) -> pa.Table:
         """One read-only SQL statement over the catalog and its ``all_*`` views."""
@@ -142,6 +154,64 @@ class Store:
         from quantbot.artifacts.ops.gc import collect_stale_runs
 
         return collect_stale_runs(self.storage, older_than, apply=apply)
+
+    def gc_deleted(self, older_than: str | timedelta = "30d", *,
+                   apply: bool = False) -> list[DeletedRun]:
+        """Runs soft-deleted longer ago than ``older_than``; ``apply=True`` removes them
+        (folder and catalog rows)."""
+        from quantbot.artifacts.ops.gc import collect_deleted_runs
+
+        return collect_deleted_runs(self.storage, older_than, catalog=self.catalog, apply=apply,
+                                    lock_timeout=self.lock_timeout)
+
+    def _annotate(self) -> dict[str, Any]:
+        return {"base_dir": self.storage, "catalog": self.catalog,
+                "lock_timeout": self.lock_timeout}
+
+    def tag(self, refs: str | Sequence[str], tags: Mapping[str, str],
+            author: str | None = None) -> list[AnnotationRecord]:
+        """Set tags on runs (see ``tag_runs``)."""
+        from quantbot.artifacts.ops.annotate import tag_runs
+
+        return tag_runs(refs, tags, author=author, **self._annotate())
+
+    def untag(self, refs: str | Sequence[str], keys: Sequence[str],
+              author: str | None = None) -> list[AnnotationRecord]:
+        """Remove tags from runs by key."""
+        from quantbot.artifacts.ops.annotate import untag_runs
+
+        return untag_runs(refs, keys, author=author, **self._annotate())
+
+    def name(self, ref: str, name: str, author: str | None = None) -> AnnotationRecord:
+        """Name a run (the last name given wins)."""
+        from quantbot.artifacts.ops.annotate import name_run
+
+        return name_run(ref, name, author=author, **self._annotate())
+
+    def note(self, ref: str, text: str, author: str | None = None) -> AnnotationRecord:
+        """Add a note to a run."""
+        from quantbot.artifacts.ops.annotate import note_run
+
+        return note_run(ref, text, author=author, **self._annotate())
+
+    def delete(self, refs: str | Sequence[str], author: str | None = None) -> list[AnnotationRecord]:
+        """Soft-delete runs (hidden from listings and views until undeleted)."""
+        from quantbot.artifacts.ops.annotate import delete_runs
+
+        return delete_runs(refs, author=author, **self._annotate())
+
+    def undelete(self, refs: str | Sequence[str],
+                 author: str | None = None) -> list[AnnotationRecord]:
+        """Bring soft-deleted runs back."""
+        from quantbot.artifacts.ops.annotate import undelete_runs
+
+        return undelete_runs(refs, author=author, **self._annotate())
+
+    def history(self, ref: str) -> list[AnnotationRecord]:
+        """Every annotation record of one run, oldest first."""
+        from quantbot.artifacts.ops.annotate import annotation_history
+
+        return annotation_history(ref, base_dir=self.storage, catalog=self.catalog)
 
 
 def open_store(base_dir: str | os.PathLike[str] | Storage = "runs", *,

@@ -28,6 +28,7 @@ def backtest() -> None:
 from quantbot.cli import (  # noqa: E402,F401
     analysis_cmds,  # noqa: E402,F401
     catalog_cmds,
+    curate_cmds,  # noqa: E402,F401
     demo_cmd,
     ops_cmds,  # noqa: E402,F401
     optimize_cmds,  # noqa: E402,F401

@@ -57,21 +57,46 @@ def _print_stats(stats: dict[str, Any]) -> None:
 
 @backtest.command("catalog-query")
 @duckdb_option
+@click.option("--filter", "filter_text", metavar="TEXT",
+              help="Only runs matching this filter, e.g. \"status = 'failed' AND "
+                   "params.policy.sl < 0.2\" (grammar: docs/schemas.md, Run filters).")
+@click.option("--order-by", metavar="TEXT",
+              help="Sort keys, e.g. \"metrics.median_return_bps DESC, created_at\" "
+                   "(default: newest first; nulls last).")
+@click.option("--columns", metavar="A,B,...",
+              help="Columns of the table/CSV: fields such as status, params.policy.sl, "
+                   "metrics.sharpe, tags.round, or policy, calls, tags.")
+@click.option("--only-changed", is_flag=True,
+              help="Show only the columns whose values differ between the listed runs "
+                   "(without --columns: every parameter, metric and tag is a candidate).")
+@click.option("--include-deleted", is_flag=True, help="List deleted runs too.")
+@click.option("--only-deleted", is_flag=True, help="List only deleted runs.")
 @click.option("--run-type", type=click.Choice(RUN_TYPES), help="Only runs of this type.")
 @click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
 @click.option("--git-branch", help="Only runs from this git branch.")
 @click.option("--from-date", help="Created on or after (YYYY-MM-DD or ISO datetime, UTC).")
 @click.option("--to-date", help="Created on or before (a bare date includes that whole day).")
 @click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip this many matching runs (paging).")
 @click.option("--run-id", help="A run id; with --artifact-type prints that artifact's path.")
 @click.option("--artifact-type", type=click.Choice(ARTIFACT_TYPES))
 @format_option("table", "json", "csv")
-def catalog_query(duckdb_path: str, run_type: str | None, status: str | None,
+@lock_timeout_option
+def catalog_query(duckdb_path: str, filter_text: str | None, order_by: str | None,
+                  columns: str | None, only_changed: bool, include_deleted: bool,
+                  only_deleted: bool, run_type: str | None, status: str | None,
                   git_branch: str | None, from_date: str | None, to_date: str | None,
-                  limit: int, run_id: str | None, artifact_type: str | None, fmt: str) -> None:
-    """List cataloged runs, newest first (or print one artifact's path)."""
-    from quantbot.artifacts.catalog import get_artifact_path, get_run, query_runs
-    from quantbot.artifacts.catalog.query import manifest_summary
+                  limit: int, offset: int, run_id: str | None, artifact_type: str | None,
+                  fmt: str, lock_timeout: float | None) -> None:
+    """List cataloged runs, newest first (or print one artifact's path).
+
+    The old flags (--run-type, --status, ...) and --filter are AND-ed. JSON output is
+    {"runs": [...], "count": listed, "total": matching}.
+    """
+    from quantbot.artifacts.catalog import flat_row, get_artifact_path, listing_columns
+    from quantbot.artifacts.catalog.listing import check_columns, list_selection, selection
+    from quantbot.artifacts.catalog.query import flag_conditions
     from quantbot.errors import RunNotFoundError
 
     if artifact_type and run_id is None:
@@ -83,18 +108,38 @@ def catalog_query(duckdb_path: str, run_type: str | None, status: str | None,
         else:
             click.echo(path)
         return
-    if run_id is not None:  # an empty --run-id is an invalid id, not "no filter"
-        found = get_run(duckdb_path, run_id)
-        if found is None:
-            raise RunNotFoundError(f"run {run_id} is not in the catalog (run catalog-sync?)")
-        runs = [found[0]]
-    else:
-        runs = query_runs(duckdb_path, run_type=run_type, status=status, git_branch=git_branch,
-                          from_date=from_date, to_date=to_date, limit=limit)
+    chosen = check_columns([c.strip() for c in columns.split(",") if c.strip()]) \
+        if columns else None
+    flags = flag_conditions(run_type, status, git_branch, from_date, to_date, run_id)
+    sel = selection(filter_text, order_by, extra=flags, only_deleted=only_deleted,
+                    include_deleted=include_deleted or run_id is not None)
+    listing = list_selection(duckdb_path, sel, limit=limit, offset=offset,
+                             lock_timeout=lock_timeout)
+    if run_id is not None and not listing.runs:
+        raise RunNotFoundError(f"run {run_id} is not in the catalog (run catalog-sync?)")
     if fmt == "json":
-        print_json({"runs": [r.to_dict() for r in runs], "count": len(runs)})
-    else:
-        print_rows([manifest_summary(r) for r in runs], fmt)
+        print_json({"runs": listing.runs, "count": len(listing.runs), "total": listing.total})
+        return
+    cols = listing_columns(listing.runs, chosen, only_changed)
+    rows = [flat_row(r, cols) for r in listing.runs]
+    if fmt == "table":
+        for row in rows:
+            if row.get("error"):
+                row["error"] = _one_line(row["error"], 60)
+    print_rows(rows, fmt)
+    if fmt == "table" and listing.total > offset + len(rows):
+        click.echo(f"... {listing.total - offset - len(rows)} more matching runs "
+                   "(--limit, --offset)")
+
+
+def _literal(value: str) -> str:
+    """A filter string literal (the filter compiles it to a bound parameter)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _one_line(text: str, width: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width - 3] + "..."
 
 
 @backtest.command("show")
@@ -107,13 +152,18 @@ def show(run_id: str, duckdb_path: str, base_dir: str, fmt: str) -> None:
     from quantbot.artifacts.ops.describe import describe_run
 
     info = describe_run(run_id, catalog=duckdb_path, base_dir=base_dir)
+    labels = _labels(duckdb_path, info["manifest"]["run_id"]) if info["cataloged"] else None
     if fmt == "json":
-        print_json(info)
+        print_json({**info, "labels": labels} if labels else info)
         return
     m = info["manifest"]
     click.echo(f"run {m['run_id']}  ({m['run_type']}, {m['status']})")
+    if labels and labels["name"]:
+        click.echo(f"  name       {labels['name']}")
     click.echo(f"  folder     {info['run_dir']}")
     click.echo(f"  cataloged  {'yes' if info['cataloged'] else 'no'}")
+    if labels and labels["deleted_at"]:
+        click.echo(f"  deleted    {labels['deleted_at']}")
     for key in ("created_at", "started_at", "completed_at"):
         if m.get(key):
             click.echo(f"  {key:<10} {m[key]}")
@@ -126,11 +176,36 @@ def show(run_id: str, duckdb_path: str, base_dir: str, fmt: str) -> None:
     params = {k: v for k, v in m.get("parameters", {}).items() if k != "config_hash"}
     if params:
         click.echo(f"  parameters {params}")
+    if labels and labels["tags"]:
+        click.echo("  tags       " + ", ".join(f"{k}={v}" for k, v in labels["tags"].items()))
+    if labels and labels["notes_count"]:
+        click.echo(f"  notes      {labels['notes_count']} (last: {labels['last_note']})")
     if m.get("timing"):
         click.echo("  timing     " + ", ".join(f"{k} {v:.1f}" for k, v in m["timing"].items()))
     if m.get("error"):
-        click.echo(f"  error      {m['error']['type']}: {m['error']['message']}")
+        phase = f" (in phase {m['error']['phase']})" if m["error"].get("phase") else ""
+        click.echo(f"  error      {m['error']['type']}: {m['error']['message']}{phase}")
     print_table(info["artifacts"], title="artifacts:")
+
+
+def _labels(duckdb_path: str, run_id: str) -> dict[str, Any] | None:
+    """The run's name, tags, notes and deletion from the catalog's label tables (None when
+    the catalog cannot say: a catalog busy or without those tables)."""
+    from quantbot.artifacts.catalog import list_runs
+    from quantbot.artifacts.catalog.listing import last_note
+    from quantbot.errors import CatalogError
+
+    try:
+        found = list_runs(duckdb_path, f"run_id = {_literal(run_id)}", include_deleted=True,
+                          limit=1).runs
+        if not found:
+            return None
+        run = found[0]
+        return {"name": run["name"], "tags": run["tags"], "notes_count": run["notes_count"],
+                "last_note": last_note(duckdb_path, run_id) if run["notes_count"] else None,
+                "deleted_at": run["deleted_at"]}
+    except CatalogError:
+        return None
 
 
 @backtest.command("sql")

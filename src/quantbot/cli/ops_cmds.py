@@ -82,18 +82,43 @@ def verify(run_id: str | None, all_runs: bool, base_dir: str, fmt: str) -> None:
 @click.option("--stale", default="24h", show_default=True,
               help="Age after which a run without _SUCCESS (pending, running, or completed "
                    "but never sealed) counts as crashed (s, m, h, d, w).")
+@click.option("--deleted", is_flag=True,
+              help="Instead: remove for good the runs soft-deleted (`delete`) longer ago "
+                   "than --older-than (folder and catalog rows).")
+@click.option("--older-than", default="30d", show_default=True,
+              help="With --deleted: how long ago the delete in force must be (s, m, h, d, w).")
 @click.option("--apply", is_flag=True,
-              help="Mark the stale runs failed and finish what a killed archive left "
-                   "(default: list only).")
+              help="Mark the stale runs failed and finish what a killed archive left; with "
+                   "--deleted, remove the runs (default: list only).")
 @base_dir_option
+@duckdb_option
 @format_option("table", "json")
-def gc(stale: str, apply: bool, base_dir: Storage, fmt: str) -> None:
-    """List runs left unfinished by a crashed process; --apply marks them failed."""
+@lock_timeout_option
+def gc(stale: str, deleted: bool, older_than: str, apply: bool, base_dir: Storage,
+       duckdb_path: str, fmt: str, lock_timeout: float | None) -> None:
+    """List runs left unfinished by a crashed process; --apply marks them failed.
+
+    With --deleted: list (or with --apply remove) the runs soft-deleted longer ago than
+    --older-than, one line per run.
+    """
     from dataclasses import asdict
 
     from quantbot.artifacts.ops.archive import cleanup_archive_leftovers
-    from quantbot.artifacts.ops.gc import collect_stale_runs
+    from quantbot.artifacts.ops.gc import collect_deleted_runs, collect_stale_runs
 
+    if deleted:
+        gone = collect_deleted_runs(base_dir, older_than, catalog=duckdb_path, apply=apply,
+                                    lock_timeout=lock_timeout)
+        if fmt == "json":
+            print_json({"applied": apply, "deleted": [asdict(d) for d in gone],
+                        "count": len(gone)})
+            return
+        for d in gone:
+            click.echo(d.line())
+        click.echo(f"removed {len(gone)} run(s) deleted more than {older_than} ago" if apply
+                   else f"{len(gone)} run(s) deleted more than {older_than} ago; dry run, "
+                        "nothing changed (use --apply)")
+        return
     runs = collect_stale_runs(base_dir, stale, apply=apply)
     leftovers = (cleanup_archive_leftovers(base_dir, apply=apply)
                  if base_dir.local_path(base_dir.root) is not None else [])

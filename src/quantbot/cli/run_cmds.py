@@ -103,6 +103,8 @@ def input_options(f: F) -> F:
         click.option("--to", "date_to", metavar="DATE",
                      help="Only alerts at or before this (a bare date includes that day)."),
         field_options(FlowParams, FLOW_PARAM_OPTIONS),
+        click.option("--name", metavar="TEXT", default=None,
+                     help="Name the new run (an annotation: `name` changes it later)."),
         run_options,
         format_option("table", "json"),
     ]
@@ -127,7 +129,7 @@ def flow_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     """The Python API's keyword arguments from the common options."""
     keys = ("alerts_query", "alerts_table", "alerts_columns", "candles_query", "candles_table",
             "candles_columns", "symbol", "ts_unit", "tz", "side", "duplicates", "date_from",
-            "date_to", *FLOW_PARAM_OPTIONS, "base_dir")
+            "date_to", *FLOW_PARAM_OPTIONS, "base_dir", "name")
     formats = {"alerts_ts_format": kw["alerts_ts_format"] or kw["ts_format"],
                "candles_ts_format": kw["candles_ts_format"] or kw["ts_format"]}
     return {k: kw[k] for k in keys} | formats | {"durable": not kw["no_durable"]}
@@ -174,8 +176,11 @@ def writing_run(kw: dict[str, Any]) -> Iterator[RunStart]:
 
 def _register(kw: dict[str, Any], run_id: str) -> None:
     from quantbot.artifacts import locate_run, register_run
+    from quantbot.artifacts.catalog.labels import sync_annotations
 
     register_run(kw["duckdb_path"], locate_run(run_id, base_dir=kw["base_dir"]))
+    if kw.get("name"):  # the name record written as the run was created
+        sync_annotations(kw["base_dir"], kw["duckdb_path"])
 
 
 def flow_command(kw: dict[str, Any], flow: Callable[..., Any], *args: Any, **extra: Any) -> Any:

@@ -16,6 +16,9 @@ _EXPORTS = {
     "get_run": "quantbot.artifacts.catalog.query",
     "query_runs": "quantbot.artifacts.catalog.query",
     "run_sql": "quantbot.artifacts.catalog.query",
+    **{name: "quantbot.artifacts.catalog.listing" for name in (
+        "RunListing", "filter_fields", "flat_row", "list_runs", "listing_columns",
+        "validate_filter")},
     "InvalidRunError": "quantbot.artifacts.store.validate",
     "SyncReport": "quantbot.artifacts.catalog.sync",
     "catalog_all_runs": "quantbot.artifacts.catalog.sync",

@@ -59,37 +59,49 @@ def _run_query(db: CatalogRef, sql: str, params: list[Any]) -> list[tuple[Any, .
             raise CatalogError("catalog has no tables yet (run `quantbot backtest catalog-sync`)") from None
 
 
-def query_runs(db: CatalogRef, run_type: str | None = None, status: str | None = None,
-               git_branch: str | None = None, from_date: str | date | datetime | None = None,
-               to_date: str | date | datetime | None = None, limit: int | None = 10,
-               ) -> list[RunManifest]:
-    """Cataloged runs matching every given filter, newest first, as manifest objects."""
+def flag_conditions(run_type: str | None = None, status: str | None = None,
+                    git_branch: str | None = None,
+                    from_date: str | date | datetime | None = None,
+                    to_date: str | date | datetime | None = None,
+                    run_id: str | None = None) -> list[tuple[str, list[Any]]]:
+    """The fixed-flag filters (``--status`` ...) as SQL conditions over the runs table ``r``
+    with their bound values, AND-ed with a filter by ``listing.selection``."""
     _check_choice(run_type, RUN_TYPES, "run type")
     _check_choice(status, RUN_STATUSES, "status")
-    where, params = [], []
-    for column, value in (("run_type", run_type), ("status", status), ("git_branch", git_branch)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
+    extra: list[tuple[str, list[Any]]] = [
+        (f"r.{column} = ?", [value]) for column, value in
+        (("run_type", run_type), ("status", status), ("git_branch", git_branch))
+        if value is not None]
+    if run_id is not None:
+        extra.append(("r.run_id = ?", [validate_run_id(run_id)]))
     if from_date is not None:
-        where.append("created_at >= ?")
-        params.append(_bound(from_date, "from date", end=False))
+        extra.append(("r.created_at >= ?", [_bound(from_date, "from date", end=False)]))
     if to_date is not None:
-        where.append("created_at <= ?")
-        params.append(_bound(to_date, "to date", end=True))
-    # Pick the newest ids on narrow columns first, then fetch only their (large) manifests.
-    top = f"SELECT run_id, created_at FROM {RUNS_TABLE}"
-    if where:
-        top += " WHERE " + " AND ".join(where)
-    top += " ORDER BY created_at DESC, run_id DESC"
-    if limit is not None:
-        if limit < 0:
-            raise InvalidArgumentError(f"invalid limit {limit}: must be >= 0")
-        top += " LIMIT ?"
-        params.append(int(limit))
-    sql = (f"WITH top AS ({top}) SELECT c.manifest_json FROM top JOIN {RUNS_TABLE} c "
-           "USING (run_id) ORDER BY top.created_at DESC, top.run_id DESC")
-    return [RunManifest.model_validate_json(row[0]) for row in _run_query(db, sql, params)]
+        extra.append(("r.created_at <= ?", [_bound(to_date, "to date", end=True)]))
+    return extra
+
+
+def query_runs(db: CatalogRef, run_type: str | None = None, status: str | None = None,
+               git_branch: str | None = None, from_date: str | date | datetime | None = None,
+               to_date: str | date | datetime | None = None, limit: int | None = 10, *,
+               filter: str | None = None, order_by: str | None = None,
+               include_deleted: bool = False, only_deleted: bool = False, offset: int = 0,
+               ) -> list[RunManifest]:
+    """Cataloged runs matching every given flag and the ``filter`` (docs/schemas.md, "Run
+    filters"), newest first unless ``order_by``, as manifest objects; deleted runs only
+    with ``include_deleted``/``only_deleted``."""
+    from quantbot.artifacts.catalog.listing import catalog_reader, page_ids, selection
+
+    extra = flag_conditions(run_type, status, git_branch, from_date, to_date)
+    sel = selection(filter, order_by, include_deleted=include_deleted,
+                    only_deleted=only_deleted, extra=extra)
+    # Pick the page's ids on narrow columns first, then fetch only their (large) manifests.
+    with catalog_reader(db) as read:
+        ids, _ = page_ids(read, sel, limit, offset)
+        found = {r["run_id"]: r["manifest_json"] for r in read(
+            f"SELECT run_id, manifest_json FROM {RUNS_TABLE} WHERE run_id IN "
+            "(SELECT unnest(?))", [ids])} if ids else {}
+    return [RunManifest.model_validate_json(found[i]) for i in ids if i in found]
 
 
 def get_run(db: CatalogRef, run_id: str) -> tuple[RunManifest, str] | None:
@@ -163,5 +175,5 @@ def manifest_summary(manifest: RunManifest) -> dict[str, Any]:
     }
 
 
-__all__ = ["get_artifact_path", "get_catalog_stats", "get_run", "manifest_summary",
-           "query_runs", "run_sql"]
+__all__ = ["flag_conditions", "get_artifact_path", "get_catalog_stats", "get_run",
+           "manifest_summary", "query_runs", "run_sql"]

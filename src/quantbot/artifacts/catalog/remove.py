@@ -2,7 +2,8 @@
 
 The catalog is a cache, so this never touches run directories. All rows of the given runs
 go in one transaction: the index tables and every consolidated ``artifact_<type>`` table,
-so no query ever sees a run half removed.
+so no query ever sees a run half removed. The annotation tables (names, tags, notes,
+deletions) are left alone: their records stay in the base dir and describe the run still.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ registered run's artifact rows (``artifact_<type>`` tables, derived data: rebuil
 the run directories). The ``all_<type>`` views read those tables, so one SQL statement
 spans every registered run without opening thousands of small Parquet files, and each
 row's ``run_id`` comes from the file's own column, never from a path.
+
+The views hide soft-deleted runs (a ``run_labels`` row with ``deleted_at`` set); the
+``artifact_<type>`` tables keep every registered run, deleted or not, for queries that
+want them all.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from quantbot.artifacts.catalog.labels import ensure_label_tables
+from quantbot.artifacts.catalog.labels import LABELS_TABLE, ensure_label_tables
 from quantbot.artifacts.catalog.run_index import backfill_index, ensure_index_tables
 from quantbot.artifacts.schema.artifact_types import ArtifactType
 
@@ -109,6 +113,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                 [CATALOG_SCHEMA_VERSION])
     for column in ("error_type", "error_message", "error_phase"):  # catalogs of version 1
         con.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN IF NOT EXISTS {column} TEXT")
+    ensure_label_tables(con)  # before the views, which read run_labels
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
     for t in ArtifactType:
@@ -120,7 +125,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             add_missing_columns(con, table, data_schema(t))
         refresh_view(con, t)
     ensure_index_tables(con)
-    ensure_label_tables(con)
     ((version,),) = con.execute(
         "SELECT value FROM quantbot_catalog_meta WHERE key = 'schema_version'").fetchall()
     if version != CATALOG_SCHEMA_VERSION:  # runs registered before the index tables existed
@@ -132,13 +136,27 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 def refresh_view(con: duckdb.DuckDBPyConnection, artifact_type: ArtifactType) -> None:
     """(Re)create ``all_<type>`` with its columns in an order that depends only on the set
     of columns: the artifact's own, then extra columns by name. The table's own order is
-    the order in which runs brought them, which a rebuild need not repeat."""
+    the order in which runs brought them, which a rebuild need not repeat. Soft-deleted
+    runs are left out (the table keeps them)."""
     table = data_table(artifact_type)
     base = data_schema(artifact_type).names
     extras = sorted((c for c in table_columns(con, table) if c not in base),
                     key=lambda c: (c.lower(), c))
     cols = ", ".join(quote_ident(c) for c in [*base, *extras])
-    con.execute(f"CREATE OR REPLACE VIEW {view_name(artifact_type)} AS SELECT {cols} FROM {table}")
+    con.execute(f"CREATE OR REPLACE VIEW {view_name(artifact_type)} AS SELECT {cols} FROM {table} "
+                f"WHERE run_id NOT IN (SELECT run_id FROM {LABELS_TABLE} "
+                "WHERE deleted_at IS NOT NULL)")
+
+
+def ensure_deleted_filter(con: duckdb.DuckDBPyConnection) -> None:
+    """Recreate the ``all_<type>`` views that do not hide deleted runs yet (a catalog made
+    before soft deletion existed); one catalog query when all do. The label tables exist."""
+    current = {r[0] for r in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal AND contains(sql, ?)",
+        [LABELS_TABLE]).fetchall()}
+    for t in ArtifactType:
+        if view_name(t) not in current and table_columns(con, data_table(t)):
+            refresh_view(con, t)
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:

@@ -31,8 +31,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,22 +151,40 @@ def run_guarded(db: str | os.PathLike[str], sql: str, params: list[Any] | None =
                 allow_read: Sequence[str | os.PathLike[str]] = (),
                 lock_timeout: float | None = None) -> pa.Table:
     """Run one read-only SELECT against the catalog file ``db``; see the module docstring."""
+    check_statement(sql)
+    with guarded_session(db, timeout=timeout, allow_read=allow_read,
+                         lock_timeout=lock_timeout) as run:
+        return run(sql, params)
+
+
+@contextmanager
+def guarded_session(db: str | os.PathLike[str], *, timeout: float = DEFAULT_SQL_TIMEOUT_S,
+                    allow_read: Sequence[str | os.PathLike[str]] = (),
+                    lock_timeout: float | None = None,
+                    ) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
+    """A guarded connection for a few SELECTs in a row (a listing's page, then its details):
+    ``run(sql, params)`` checks and runs each one as :func:`run_guarded` does, on one
+    connection, so the catalog file is opened once. ``timeout`` applies to each statement."""
     if isinstance(db, duckdb.DuckDBPyConnection):
         raise SqlError("user SQL runs only on a catalog path, never on an open connection")
     if not (timeout > 0 and math.isfinite(timeout)):
         raise SqlError(f"invalid SQL timeout {timeout!r}: must be a number of seconds > 0")
-    check_statement(sql)
     files, dirs = readable_paths(allow_read)
     path = os.fspath(db)
-    if timeout <= IN_PLACE_MAX_S:
-        with open_catalog(path, read_only=True, lock_timeout=lock_timeout,
-                          config=_STARTUP_CONFIG) as con:
-            _lock_down(con, files, dirs)
-            return _execute(con, sql, params, timeout)
-    with catalog_snapshot(path, lock_timeout) as copy, \
-            open_catalog(copy, read_only=True, lock_timeout=0, config=_STARTUP_CONFIG) as con:
+    with ExitStack() as stack:
+        if timeout > IN_PLACE_MAX_S:
+            path = stack.enter_context(catalog_snapshot(path, lock_timeout))
+            lock_timeout = 0
+        con = stack.enter_context(open_catalog(path, read_only=True, lock_timeout=lock_timeout,
+                                               config=_STARTUP_CONFIG))
         _lock_down(con, files, dirs)
-        return _execute(con, sql, params, timeout)
+
+        def run(sql: str, params: list[Any] | None = None) -> pa.Table:
+            check_statement(sql)
+            return _execute(con, sql, params, timeout)
+
+        yield run
 
 
-__all__ = ["DEFAULT_SQL_TIMEOUT_S", "IN_PLACE_MAX_S", "check_statement", "run_guarded"]
+__all__ = ["DEFAULT_SQL_TIMEOUT_S", "IN_PLACE_MAX_S", "check_statement", "guarded_session",
+           "run_guarded"]

@@ -23,6 +23,7 @@ from quantbot.artifacts.catalog.connection import (
     open_catalog,
 )
 from quantbot.artifacts.catalog.consolidate import column_problem, insert_tables
+from quantbot.artifacts.catalog.labels import sync_annotations
 from quantbot.artifacts.catalog.run_index import insert_index_rows
 from quantbot.artifacts.catalog.scan import scan_runs
 from quantbot.artifacts.catalog.schema import (
@@ -249,7 +250,8 @@ def catalog_all_runs(*, catalog: CatalogRef = DEFAULT_CATALOG,
     """Register every completed or failed run under ``base_dir`` that is not yet cataloged.
 
     Idempotent and safe to run concurrently with writers and other syncs. Registered runs
-    cost one listing entry each; only new (or still incomplete) runs are read.
+    cost one listing entry each; only new (or still incomplete) runs are read. Annotation
+    records the catalog has not seen are applied too.
     """
     storage = open_storage(base_dir)
     listing = _list_runs(storage)
@@ -271,6 +273,7 @@ def catalog_all_runs(*, catalog: CatalogRef = DEFAULT_CATALOG,
             ensure_schema(con)
             for i in range(0, len(scanned.runs), _BATCH_RUNS):
                 write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
+    report.invalid.extend(sync_annotations(storage, catalog, lock_timeout).invalid)
     return report
 
 

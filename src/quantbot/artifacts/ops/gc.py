@@ -5,6 +5,11 @@ Unfinished means no ``_SUCCESS`` and a manifest that says ``pending``/``running`
 ``completed`` (the writer died between its final manifest and the marker: the marker is
 what commits a run), or no manifest at all. ``--apply`` also removes the run's leftover
 ``.tmp-*`` files. Every state a crashed writer can leave is thereby resolved.
+
+``collect_deleted_runs`` (``gc --deleted``) removes for good the runs soft-deleted longer
+ago than a threshold: the run folder and its catalog rows in the same step (catalog rows
+first: the catalog is a cache, and a run it lost meanwhile comes back with the next sync
+should the folder removal fail). The annotation records stay: they are the history.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
+from quantbot.artifacts.catalog.connection import DEFAULT_CATALOG, CatalogRef
+from quantbot.artifacts.catalog.remove import unregister_runs
 from quantbot.artifacts.schema.artifact_types import ARTIFACT_PATHS
 from quantbot.artifacts.schema.layout import (
     MANIFEST_NAME,
@@ -29,6 +36,7 @@ from quantbot.artifacts.schema.manifest import (
     parse_manifest,
     validate_manifest,
 )
+from quantbot.artifacts.store.annotations import fold_records, read_records
 from quantbot.artifacts.store.backends import TMP_PREFIX, Storage, open_storage
 from quantbot.artifacts.store.runs import RunLocation, iter_run_locations
 from quantbot.durations import parse_age
@@ -186,4 +194,47 @@ def collect_stale_runs(base_dir: str | os.PathLike[str] = "runs",
     return out
 
 
-__all__ = ["StaleRun", "collect_stale_runs"]
+@dataclass(frozen=True)
+class DeletedRun:
+    """A run soft-deleted longer ago than the threshold (``gc --deleted``)."""
+
+    run_id: str
+    path: str  # the run folder (a path or a URI)
+    deleted_at: str  # ISO: the delete in force
+    deleted_by: str  # its author
+    removed: bool = False  # folder removed and catalog rows gone (apply)
+
+    def line(self) -> str:
+        verb = "removed" if self.removed else "would remove"
+        return f"{verb} {self.run_id} {self.path} (deleted {self.deleted_at} by {self.deleted_by})"
+
+
+def collect_deleted_runs(base_dir: str | os.PathLike[str] | Storage = "runs",
+                         older_than: str | timedelta = "30d", *,
+                         catalog: CatalogRef | None = DEFAULT_CATALOG, apply: bool = False,
+                         now: datetime | None = None, lock_timeout: float | None = None
+                         ) -> list[DeletedRun]:
+    """Runs whose delete in force (their last delete, not undone since) is older than
+    ``older_than``, oldest month first. Dry run by default; ``apply=True`` unregisters them
+    from ``catalog`` (one transaction) and then removes each run folder (local or object
+    store). Decided from the records in the base dir, so a stale catalog changes nothing."""
+    threshold = parse_age(older_than)
+    cutoff = (now or utc_now()) - threshold
+    storage = open_storage(base_dir)
+    records, _ = read_records(storage)
+    deleted = {run_id: s.deleted for run_id, s in fold_records(records).items()
+               if s.deleted is not None and parse_iso(s.deleted.created_at) < cutoff}
+    found = {loc.path: DeletedRun(loc.run_id, storage.uri(loc.path), rec.created_at, rec.author)
+             for loc in iter_run_locations(storage) if (rec := deleted.get(loc.run_id))}
+    if not apply or not found:
+        return list(found.values())
+    if catalog is not None:
+        unregister_runs(catalog, [d.run_id for d in found.values()], lock_timeout)
+    out = []
+    for path, d in found.items():
+        storage.remove_tree(path)
+        out.append(DeletedRun(**{**asdict(d), "removed": True}))
+    return out
+
+
+__all__ = ["DeletedRun", "StaleRun", "collect_deleted_runs", "collect_stale_runs"]

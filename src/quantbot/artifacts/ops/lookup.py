@@ -42,6 +42,15 @@ def _normalise(ref: str) -> str:
     return "-".join(digits[a:b] for a, b in zip(cuts, cuts[1:]) if digits[a:b])
 
 
+def is_run_ref(text: str) -> bool:
+    """Whether ``text`` has the shape of a run id or prefix (it may still name no run)."""
+    try:
+        _normalise(text)
+    except InvalidRunIdError:
+        return False
+    return True
+
+
 def _catalog_matches(catalog: CatalogRef, prefix: str) -> dict[str, str]:
     """run_id -> run_dir (as recorded) of cataloged runs starting with ``prefix``."""
     try:
@@ -109,6 +118,28 @@ def locate_run(ref: str, *, catalog: CatalogRef | None = None,
     return _storage_for(base, path) if run_id in cataloged else base.at(path)
 
 
+def resolve_run_ids(refs: list[str], *, catalog: CatalogRef | None = None,
+                    base_dir: str | os.PathLike[str] | Storage = "runs",
+                    lock_timeout: float | None = None) -> list[str]:
+    """The run id of each ref, as ``locate_run`` finds it; the full UUIDs the catalog knows
+    cost one query together (a bulk command over thousands of runs opens it once). A
+    catalog busy for ``lock_timeout`` seconds leaves the answer to the run folders."""
+    wanted = [_normalise(ref) for ref in refs]
+    known: set[str] = set()
+    if catalog is not None and catalog_exists(catalog):
+        try:
+            with open_catalog(catalog, read_only=True, lock_timeout=lock_timeout) as con:
+                known = {r[0] for r in con.execute(
+                    f"SELECT run_id FROM {RUNS_TABLE} WHERE run_id IN (SELECT unnest(?))",
+                    [[w for w in wanted if len(w) == 36]]).fetchall()}
+        except CatalogError:  # busy or unreadable: the folders answer
+            catalog = None
+        except duckdb.CatalogException:  # no runs table yet
+            pass
+    return [w if w in known else run_id_of(locate_run(ref, catalog=catalog, base_dir=base_dir))
+            for ref, w in zip(refs, wanted, strict=True)]
+
+
 def run_uri(run: Storage) -> str:
     """How a located run folder is shown to people (a path or a URI)."""
     return run.uri(run.root)
@@ -122,4 +153,4 @@ def run_id_of(run: Storage) -> str:
     return run_id
 
 
-__all__ = ["MIN_PREFIX", "locate_run", "run_id_of", "run_uri"]
+__all__ = ["MIN_PREFIX", "is_run_ref", "locate_run", "resolve_run_ids", "run_id_of", "run_uri"]

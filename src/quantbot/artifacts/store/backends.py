@@ -21,6 +21,7 @@ import io
 import os
 import queue
 import secrets
+import shutil
 import stat
 import threading
 from abc import ABC, abstractmethod
@@ -226,6 +227,12 @@ class Storage(ABC):
     @abstractmethod
     def remove(self, path: str) -> None: ...
 
+    @abstractmethod
+    def remove_tree(self, path: str) -> None:
+        """Delete a folder and everything in it (a run gc removes for good). Readers that
+        list the parent stop seeing it as a run first: on local disk it is renamed to a
+        hidden name before its files go."""
+
     def local_path(self, path: str) -> str | None:
         """The path on local disk (for readers such as DuckDB), None where there is none."""
         return None
@@ -324,6 +331,15 @@ class LocalStorage(Storage):
 
     def remove(self, path: str) -> None:
         os.unlink(path)
+
+    def remove_tree(self, path: str) -> None:
+        """Refuses a symbolic link (UnsafeFileError): only a real folder is removed."""
+        if os.path.islink(path) or not os.path.isdir(path):
+            raise UnsafeFileError(f"{path}: not a real folder; nothing removed")
+        head, name = os.path.split(path)
+        doomed = os.path.join(head, f"{TMP_PREFIX}{secrets.token_hex(6)}-{name}")
+        os.rename(path, doomed)
+        shutil.rmtree(doomed)
 
     def local_path(self, path: str) -> str | None:
         return os.path.abspath(path)

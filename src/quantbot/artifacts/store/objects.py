@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
+from quantbot.artifacts.schema.layout import SUCCESS_MARKER
 from quantbot.artifacts.store.backends import AtomicSink, Storage, WrittenFile
 from quantbot.errors import LimitExceededError, StorageError, StorageTimeoutError
 
@@ -257,6 +258,13 @@ class ObjectStorage(Storage):
 
     def remove(self, path: str) -> None:
         self.fs.delete_file(path)
+
+    def remove_tree(self, path: str) -> None:
+        """The marker goes first, so a reader never sees a committed run lose files."""
+        marker = self.join(path, SUCCESS_MARKER)
+        if self.exists(marker):
+            self.remove(marker)
+        self.fs.delete_dir(path)
 
     def mtime(self, path: str) -> float | None:
         info = self._info(path)

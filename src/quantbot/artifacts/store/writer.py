@@ -301,10 +301,13 @@ class RunDirectory:
 
 
 def _error_fields(exc: BaseException) -> dict[str, Any]:
-    """The ``error`` of a failed run.json: type, message and traceback of ``exc``."""
+    """The ``error`` of a failed run.json: type, message and traceback of ``exc``, and the
+    phase it escaped from when the code that ran it said so (``exc.quantbot_phase``, set by
+    the backtest flows' phase clock)."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    phase = getattr(exc, "quantbot_phase", None)
     return {"error": {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
-                      "traceback": tb}}
+                      "traceback": tb, "phase": phase if isinstance(phase, str) else None}}
 
 
 def create_run_directory(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
@@ -89,6 +89,7 @@ class FlowOptions(TypedDict, total=False):
     base_dir: str | os.PathLike[str]
     durable: bool  # fsync every file (False: scratch runs)
     run_id: str | None  # None: a fresh uuid4
+    name: str | None  # the run's name: an annotation record written as the run is created
     progress: Progress | None
     around_run: RunHook | None
 
@@ -136,6 +137,13 @@ class PhaseClock:
         t0 = time.perf_counter()
         try:
             yield
+        except BaseException as exc:
+            # The run's error.phase (artifacts reads this plain attribute, it cannot import
+            # the flows); the innermost phase wins.
+            if getattr(exc, "quantbot_phase", None) is None:
+                with suppress(AttributeError, TypeError):
+                    exc.quantbot_phase = name  # type: ignore[attr-defined]
+            raise
         finally:
             key = f"{name}_ms"
             self.ms[key] = round(self.ms.get(key, 0.0) + (time.perf_counter() - t0) * 1e3, 3)
@@ -202,7 +210,7 @@ class Flow:
 def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) -> FlowResult:
     """Run ``flow`` over ``alerts`` and ``candles`` (paths or in-memory frames)."""
     opts: dict[str, Any] = dict(options)
-    allowed = {*_SPEC_KEYS, *_PARAM_KEYS, "base_dir", "durable", "run_id", "progress",
+    allowed = {*_SPEC_KEYS, *_PARAM_KEYS, "base_dir", "durable", "run_id", "name", "progress",
                "around_run"} - (set() if flow.uses_fees else set(FEE_FIELDS))
     unknown = sorted(set(opts) - allowed)
     if unknown:  # what Python itself would say for a misspelt keyword
@@ -214,11 +222,18 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
         spec = InputSpec(alerts=alerts, candles=candles,
                          **{k: opts[k] for k in _SPEC_KEYS if k in opts})
         check_paths_exist(spec)
+        name = opts.get("name")
+        if name:
+            from quantbot.artifacts.ops.annotate import check_name, name_new_run
+
+            check_name(name)
     # Inputs that are unusable as a whole (a wrong column, format, interval, conflicting
     # duplicates) are refused here, before a run directory exists.
     prep = _load(spec, params, clock)
     with clock.phase("plan", "creating the run"):
         run = _create_run(flow.run_type, spec, run_params, prep, opts, clock.started)
+        if name:  # not in the manifest (a rerun has no name): a record beside the run
+            name_new_run(run.storage, run.run_id, name, durable=opts.get("durable", True))
     hook = opts.get("around_run")
     with run, (hook(run) if hook is not None else nullcontext()):
         outcome = flow.execute(prep, clock)

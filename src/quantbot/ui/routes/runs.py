@@ -197,7 +197,20 @@ def _tags(text: str) -> dict[str, str]:
 
 
 def apply_annotation(settings: Any, action: str, run_refs: list[str], text: str) -> str:
-    """Call the annotation API for one form; returns the line shown to the user."""
+    """Call the annotation API for one form; returns the line shown to the user (with the
+    API's warning when the records were saved but the catalog was too busy to take them)."""
+    import warnings
+
+    from quantbot.artifacts.ops.annotate import CatalogPendingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CatalogPendingWarning)
+        done = _annotate(settings, action, run_refs, text)
+    pending = [str(w.message) for w in caught if issubclass(w.category, CatalogPendingWarning)]
+    return f"{done}; {pending[0]}" if pending else done
+
+
+def _annotate(settings: Any, action: str, run_refs: list[str], text: str) -> str:
     from quantbot.artifacts.ops import annotate
 
     if action not in ANNOTATE_ACTIONS:
@@ -205,7 +218,8 @@ def apply_annotation(settings: Any, action: str, run_refs: list[str], text: str)
                                    f"{', '.join(ANNOTATE_ACTIONS)})")
     if not run_refs:
         raise InvalidArgumentError("no run selected")
-    where = {"base_dir": settings.base_dir, "catalog": settings.catalog}
+    where = {"base_dir": settings.base_dir, "catalog": settings.catalog,
+             "lock_timeout": settings.lock_timeout}
     if action == "tag":
         tags = _tags(text)
         annotate.tag_runs(run_refs, tags, **where)

@@ -101,3 +101,16 @@ def test_docs_page_lists_every_api_route(server):
         assert path in html
     assert "cdn" not in html.lower()
     json.dumps(spec)
+
+
+def test_sql_csv_download_has_every_row(server, demo):
+    sql = "SELECT run_id, run_type, status FROM backtest_runs_catalog ORDER BY run_id"
+    with duckdb.connect(str(demo.catalog), read_only=True) as con:
+        expected = [list(r) for r in con.execute(sql).fetchall()]
+    with server.client() as c:
+        r = c.get("/sql.csv", params={"q": sql})
+        refused = c.get("/sql.csv", params={"q": "COPY backtest_runs_catalog TO '/tmp/x.csv'"})
+    assert r.headers["content-type"].startswith("text/csv")
+    parsed = list(csv.reader(io.StringIO(r.text)))
+    assert parsed[0] == ["run_id", "run_type", "status"] and parsed[1:] == expected
+    assert refused.status_code == 400

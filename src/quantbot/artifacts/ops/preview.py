@@ -116,10 +116,12 @@ def artifact_csv(catalog: CatalogRef, run: Storage, artifact_type: str | Artifac
     """A cataloged artifact as CSV at the current schema (header first), in chunks of
     CSV_BATCH_ROWS rows, for streaming; the checks happen before the first chunk."""
     cataloged_artifact(catalog, run, artifact_type, lock_timeout=lock_timeout)
-    return _csv_chunks(read_artifact(run, artifact_type))
+    return table_csv(read_artifact(run, artifact_type))
 
 
-def _csv_chunks(table: pa.Table) -> Iterator[bytes]:
+def table_csv(table: pa.Table) -> Iterator[bytes]:
+    """Any table as CSV (header first; nested values as JSON text), CSV_BATCH_ROWS rows a
+    chunk: artifacts, and SQL results too."""
     import pyarrow.csv as pacsv
 
     for start in range(0, max(table.num_rows, 1), CSV_BATCH_ROWS):
@@ -130,4 +132,4 @@ def _csv_chunks(table: pa.Table) -> Iterator[bytes]:
 
 
 __all__ = ["MAX_PAGE_ROWS", "CatalogedArtifact", "artifact_bytes", "artifact_csv",
-           "artifact_page", "cataloged_artifact"]
+           "artifact_page", "cataloged_artifact", "table_csv"]

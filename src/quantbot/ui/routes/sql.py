@@ -8,7 +8,6 @@ the whole result as CSV.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -61,19 +60,10 @@ def sql_page(request: Request, q: str = "") -> Response:
 @router.get("/sql.csv", include_in_schema=False)
 def sql_csv(request: Request, q: str) -> Response:
     """The whole result of ``q`` as a CSV file."""
-    import pyarrow.csv as pacsv
-
     from quantbot.artifacts.catalog.query import run_sql
+    from quantbot.artifacts.ops.preview import table_csv
 
     settings = request.app.state.settings
     table = run_sql(settings.catalog, q, lock_timeout=settings.lock_timeout)
-    import pyarrow as pa
-
-    for i, field in enumerate(table.schema):  # CSV cells are scalars: nested values as text
-        if pa.types.is_nested(field.type):
-            table = table.set_column(i, field.name, pa.array(
-                [None if v is None else str(v) for v in table.column(i).to_pylist()], pa.string()))
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    return Response(buf.getvalue(), media_type="text/csv",
+    return Response(b"".join(table_csv(table)), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="query.csv"'})

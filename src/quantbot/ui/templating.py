@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
@@ -52,6 +53,13 @@ def fmt_cell(value: Any, column: str) -> str:
     return fmt_value(value)
 
 
+def literals(text: str) -> Markup:
+    """Docstring text for a page: escaped, then ````name```` shown as code."""
+    import re
+
+    return Markup(re.sub(r"``(.+?)``", r"<code>\1</code>", str(escape(text))))
+
+
 def fmt_time(text: str | None) -> str:
     """An ISO-8601 time as ``YYYY-MM-DD HH:MM`` (UTC, as stored)."""
     return (text or "").replace("T", " ")[:16]
@@ -65,6 +73,7 @@ def _environment() -> jinja2.Environment:
     env.filters["short_id"] = lambda run_id: (run_id or "")[:8]
     env.filters["zip"] = zip
     env.filters["cell"] = fmt_cell
+    env.filters["literals"] = literals
     return env
 
 

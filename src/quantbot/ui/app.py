@@ -123,8 +123,9 @@ def create_app(base_dir: str | os.PathLike[str] | Storage = "runs",
     for mod in ("run", "compare", "callers"):  # uipages' pages; the guard goes at merge
         try:
             app.include_router(importlib.import_module(f"quantbot.ui.routes.{mod}").router)
-        except ModuleNotFoundError:
-            pass
+        except ModuleNotFoundError as err:
+            if err.name != f"quantbot.ui.routes.{mod}":
+                raise
     return app
 
 

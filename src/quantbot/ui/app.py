@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -74,6 +75,14 @@ async def _quantbot_error(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", message=str(exc), status_code=status)
 
 
+async def _duckdb_error(request: Request, exc: Exception) -> Response:
+    """A DuckDB error a query of ours let through: one line, never a 500 page."""
+    line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    wrapped = CatalogError(f"catalog: {line}") if isinstance(exc, duckdb.IOException) \
+        else QuantbotError(f"catalog query failed: {line}")
+    return await _quantbot_error(request, wrapped)
+
+
 def _plotly_js() -> Path:
     import plotly
 
@@ -107,6 +116,7 @@ def create_app(base_dir: str | os.PathLike[str] | Storage = "runs",
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - t0) * 1e3:.2f}"
         return response
     app.add_exception_handler(QuantbotError, _quantbot_error)
+    app.add_exception_handler(duckdb.Error, _duckdb_error)
     plotly_js = _plotly_js()
 
     @app.get("/static/plotly.min.js", include_in_schema=False)

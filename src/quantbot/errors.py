@@ -165,3 +165,23 @@ class FilterError(InvalidArgumentError):
 class AnnotationError(InvalidArgumentError):
     """A tag key, tag value, name or note that cannot be recorded (one line naming it and
     the rule it breaks, e.g. ``tag key 'a b': use only A-Z a-z 0-9 _ . -``)."""
+
+
+class ExecutorError(InvalidArgumentError):
+    """An ``--executor`` value that does not parse (``local``, ``dask://HOST:PORT``,
+    ``dask-local[:N]``), or a Dask scheduler that cannot be reached (one line naming it)."""
+
+
+class ExecutorTaskError(QuantbotError):
+    """A task that failed on an executor where every task is needed (an optimizer chunk):
+    one line naming the task, the executor and the task's error."""
+
+
+class SweepSpecError(InvalidArgumentError):
+    """A sweep spec that cannot be run, refused before any run directory exists: one line
+    naming the file and the JSON path of the culprit (``inputs[0].alerts: ...``)."""
+
+
+class SweepTaskError(QuantbotError):
+    """A sweep task whose earlier attempt already failed deterministically: reported again
+    (``<Type>: <message>`` of that attempt) instead of being run once more."""

@@ -13,6 +13,7 @@ import pytest
 from qbtest import assert_clean_error, catalog_fingerprint, make_run, rows, run_main
 
 from quantbot.artifacts.catalog import catalog_all_runs
+from quantbot.artifacts.ops.annotate import name_run, note_run, tag_runs
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +130,11 @@ def test_show_prints_phase_and_labels(workspace):
     assert proc.returncode == 0, proc.stderr
     assert "RuntimeError: the engine ran out of candles" in proc.stdout
     assert "(in phase execution)" in proc.stdout
+    where = {"base_dir": root / "runs", "catalog": root / "cat.duckdb"}
+    name_run(ids[0], "best", **where)  # through the API: show reads what annotations record
+    tag_runs([ids[0]], {"round": "1", "owner": "ann"}, **where)
+    note_run(ids[0], "first look", **where)
+    note_run(ids[0], "keep this one", **where)
     proc = run_main("backtest", "show", ids[0], "--duckdb", "cat.duckdb", "--base-dir", "runs",
                     cwd=root)
     assert "  name       best" in proc.stdout

@@ -20,6 +20,8 @@ _EXPORTS = {
         "PolicyGrid", "default_grid", "load_grid", "parse_grid")},
     **{name: "quantbot.backtest.optimize.objective" for name in ("OptimizerConfig", "make_config")},
     **{name: "quantbot.backtest.optimize.search" for name in ("frontier_columns", "optimize_grid")},
+    **{name: "quantbot.backtest.executors" for name in (
+        "Executor", "TaskOutcome", "open_executor", "parse_executor")},
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from typing import Any
 
 import click
@@ -15,7 +17,7 @@ from quantbot.cli.options import (
 )
 from quantbot.cli.render import print_json, print_rows, print_table
 
-RUN_TYPES = ("path-only", "policy", "optimization", "full")
+RUN_TYPES = ("path-only", "policy", "optimization", "full", "sweep")
 RUN_STATUSES = ("pending", "running", "completed", "failed")
 ARTIFACT_TYPES = ("alerts", "paths", "features", "trades", "summary", "frontier", "errors")
 
@@ -132,11 +134,6 @@ def catalog_query(duckdb_path: str, filter_text: str | None, order_by: str | Non
                    "(--limit, --offset)")
 
 
-def _literal(value: str) -> str:
-    """A filter string literal (the filter compiles it to a bound parameter)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _one_line(text: str, width: int) -> str:
     line = " ".join(text.split())
     return line if len(line) <= width else line[:width - 3] + "..."
@@ -174,12 +171,21 @@ def show(run_id: str, duckdb_path: str, base_dir: str, fmt: str) -> None:
     click.echo(f"  dataset    {ds.get('from', '?')} .. {ds.get('to', '?')}, interval "
                f"{ds.get('interval') or '?'}, {ds.get('calls_count', 0)} calls")
     params = {k: v for k, v in m.get("parameters", {}).items() if k != "config_hash"}
-    if params:
-        click.echo(f"  parameters {params}")
+    if m["run_type"] == "sweep":  # the task list is long: its counts here, all of it in json
+        counts = params.pop("counts", {})
+        for key in ("spec", "tasks", "outcomes"):
+            params.pop(key, None)
+        click.echo("  tasks      " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    width = max(40, shutil.get_terminal_size((100, 24)).columns - 13)
+    for i, (key, value) in enumerate(params.items()):
+        text = _one_line(json.dumps(value, default=str) if isinstance(value, dict | list)
+                         else str(value), width - len(key) - 2)
+        click.echo(f"  {'parameters' if i == 0 else '':<10} {key}: {text}")
     if labels and labels["tags"]:
         click.echo("  tags       " + ", ".join(f"{k}={v}" for k, v in labels["tags"].items()))
-    if labels and labels["notes_count"]:
-        click.echo(f"  notes      {labels['notes_count']} (last: {labels['last_note']})")
+    if labels and labels["notes"]:
+        last = labels["notes"][-1]
+        click.echo(f"  notes      {len(labels['notes'])} (last: {last['text']})")
     if m.get("timing"):
         click.echo("  timing     " + ", ".join(f"{k} {v:.1f}" for k, v in m["timing"].items()))
     if m.get("error"):
@@ -189,21 +195,13 @@ def show(run_id: str, duckdb_path: str, base_dir: str, fmt: str) -> None:
 
 
 def _labels(duckdb_path: str, run_id: str) -> dict[str, Any] | None:
-    """The run's name, tags, notes and deletion from the catalog's label tables (None when
-    the catalog cannot say: a catalog busy or without those tables)."""
-    from quantbot.artifacts.catalog import list_runs
-    from quantbot.artifacts.catalog.listing import last_note
+    """The run's name, tags, notes and deletion as the catalog has them (None when the
+    catalog cannot say: busy, or older than the label tables)."""
+    from quantbot.artifacts.ops.annotate import run_annotations_state
     from quantbot.errors import CatalogError
 
     try:
-        found = list_runs(duckdb_path, f"run_id = {_literal(run_id)}", include_deleted=True,
-                          limit=1).runs
-        if not found:
-            return None
-        run = found[0]
-        return {"name": run["name"], "tags": run["tags"], "notes_count": run["notes_count"],
-                "last_note": last_note(duckdb_path, run_id) if run["notes_count"] else None,
-                "deleted_at": run["deleted_at"]}
+        return run_annotations_state(duckdb_path, run_id)
     except CatalogError:
         return None
 

@@ -11,7 +11,7 @@ import click
 
 from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
 from quantbot.cli.app import backtest
-from quantbot.cli.options import field_options
+from quantbot.cli.options import executor_option, field_options
 from quantbot.cli.run_cmds import (
     bps_text,
     fee_options,
@@ -45,6 +45,7 @@ def _optimizer_options(f: F) -> F:
                      help="Only the pooled evaluation (caller_name '*')."),
         portfolio_option,
         fee_options,
+        executor_option,
     ]
     for option in reversed(options):
         f = option(f)
@@ -58,10 +59,18 @@ def _optimizer_progress() -> Iterator[Callbacks]:
         yield None, None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
         task = bar.add_task("starting", total=None)
 
         def phase(label: str) -> None:
@@ -74,16 +83,18 @@ def _optimizer_progress() -> Iterator[Callbacks]:
 
 
 def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
+    from quantbot.backtest.executors import open_executor
     from quantbot.backtest.optimize.objective import make_config
 
     config = make_config(**{name: kw.pop(name) for name in OPTIMIZER_FIELDS})
-    with _optimizer_progress() as (phase, policies), writing_run(kw) as start:
+    with open_executor(kw.pop("executor")) as executor, \
+            _optimizer_progress() as (phase, policies), writing_run(kw) as start:
+        _announce(executor)
         result = flow(kw["alerts"], kw["candles"], grid=kw["grid_path"], config=config,
                       taker_fee_bps=kw["taker_fee_bps"], slippage_bps=kw["slippage_bps"],
                       per_caller=not kw["no_per_caller"], portfolio=kw["portfolio"],
-                      progress=phase,
-                      policy_progress=policies, run_id=start.run_id,
-                      around_run=start.around_run, **flow_kwargs(kw))
+                      progress=phase, policy_progress=policies, executor=executor,
+                      run_id=start.run_id, around_run=start.around_run, **flow_kwargs(kw))
     finish(result, kw, start.cataloged)
     if kw["fmt"] == "json":
         return
@@ -98,6 +109,15 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
                    + ("  OVERFIT" if m.get("overfit") else ""))
         for split, figures in m["splits"].items():
             click.echo(f"  {split:<10} {split_text(figures)}")
+
+
+def _announce(executor: Any) -> None:
+    """On stderr (stdout may be JSON): the cluster the grid runs on and its dashboard."""
+    if executor.kind == "local":
+        return
+    dashboard = f", dashboard {executor.dashboard_link}" if executor.dashboard_link else ""
+    click.echo(f"executor   {executor.kind} {executor.address} ({executor.n_workers} workers"
+               f"{dashboard})", err=True)
 
 
 def split_text(f: dict[str, Any]) -> str:

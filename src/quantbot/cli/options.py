@@ -64,6 +64,30 @@ def sync_option(f: F) -> F:
                         help="Register the run in the catalog right away (a failed run too).")(f)
 
 
+class ExecutorParam(click.ParamType):
+    """``--executor``: checked by ``parse_executor`` before the command runs (its
+    ExecutorError is the one-line ``error: --executor '...': ...``, not a usage screen) and
+    passed on as the normalised spec string; nothing is started until a command opens it."""
+
+    name = "spec"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from quantbot.backtest.executors import parse_executor
+
+        return parse_executor(value)
+
+
+def executor_option(f: F) -> F:
+    """``--executor``: where the tasks run (see ``quantbot.backtest.executors``)."""
+    return click.option(
+        "--executor", type=ExecutorParam(), default="local", show_default=True,
+        envvar="QUANTBOT_EXECUTOR",
+        help="Where to evaluate: local (this process), dask://HOST:PORT (an existing Dask "
+             "scheduler) or dask-local[:N] (a local cluster of N worker processes; "
+             "env QUANTBOT_EXECUTOR).")(f)
+
+
 def field_options(source: Any, names: tuple[str, ...]) -> Callable[[F], F]:
     """Options ``--<name>`` for the fields ``names`` of a dataclass (default, and help and
     unit in ``metadata``) or of a mapping name -> setting (``.default``, ``.help``,

@@ -25,6 +25,7 @@ from quantbot.artifacts.schema.artifact_types import ArtifactType
 from quantbot.artifacts.schema.manifest import RunManifest
 
 FIELDS_TABLE = "run_fields"
+SUMMARY_TABLE = f"artifact_{ArtifactType.SUMMARY.value}"
 METRICS_TABLE = "run_metrics"
 #: Summary columns that describe the row rather than measure the run.
 METRICS_KEY_COLUMNS = ("run_id", "caller_name", "split", "policy_id")
@@ -47,9 +48,8 @@ _FIELDS_ARROW = pa.schema([("run_id", pa.string()), ("field", pa.string()),
 def ensure_index_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``run_fields`` and ``run_metrics`` (typed like the summary's columns)."""
     con.execute(_FIELDS_DDL)
-    summary = f"artifact_{ArtifactType.SUMMARY.value}"
     con.execute(f"CREATE TABLE IF NOT EXISTS {METRICS_TABLE} AS SELECT run_id, split, "
-                f"policy_id, {', '.join(_quoted(metric_names()))} FROM {summary} WHERE false")
+                f"policy_id, {', '.join(_quoted(metric_names()))} FROM {SUMMARY_TABLE} WHERE false")
     # A listing reads one page's rows by run_id: indexed lookups, not scans of every run.
     con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {METRICS_TABLE}_run_id "
                 f"ON {METRICS_TABLE} (run_id)")
@@ -95,24 +95,34 @@ def field_rows(manifest: RunManifest) -> list[dict[str, Any]]:
     return rows
 
 
-def insert_index_rows(con: duckdb.DuckDBPyConnection, manifests: list[RunManifest]) -> None:
-    """Index rows of freshly registered runs (their summaries already consolidated); the
-    caller holds the transaction."""
+def insert_index_rows(con: duckdb.DuckDBPyConnection, manifests: list[RunManifest],
+                      summary_table: str = SUMMARY_TABLE) -> None:
+    """Index rows of freshly registered runs (their summaries already consolidated, or
+    staged in ``summary_table``); the caller holds the transaction."""
     rows = [r for m in manifests for r in field_rows(m)]
     if rows:
         con.register("_qb_fields", pa.Table.from_pylist(rows, schema=_FIELDS_ARROW))
         con.execute(f"INSERT INTO {FIELDS_TABLE} SELECT * FROM _qb_fields")
         con.unregister("_qb_fields")
-    insert_metrics(con, [m.run_id for m in manifests])
+    # only runs with summary rows can have metrics: a batch without any skips the scan of
+    # the summary table, whose size grows with the registered runs, not with the batch
+    insert_metrics(con, [m.run_id for m in manifests
+                         if (e := m.artifacts.get(ArtifactType.SUMMARY.value)) and e.rows],
+                   summary_table)
 
 
-def insert_metrics(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
-    """Pick each run's pooled summary row (see the module doc) into ``run_metrics``."""
+def insert_metrics(con: duckdb.DuckDBPyConnection, run_ids: list[str],
+                   summary_table: str = SUMMARY_TABLE) -> None:
+    """Pick each run's pooled summary row (see the module doc) into ``run_metrics``, from
+    ``summary_table`` (a sync passes its batch's own rows: the consolidated table holds
+    every registered run's, and scanning it would make a sync's cost grow with them)."""
+    if not run_ids:
+        return
     names = ", ".join(_quoted(metric_names()))
     order = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(METRICS_SPLITS))
     con.execute(
         f"INSERT INTO {METRICS_TABLE} SELECT run_id, split, policy_id, {names} "
-        f"FROM artifact_{ArtifactType.SUMMARY.value} "
+        f"FROM {summary_table} "
         "WHERE run_id IN (SELECT unnest(?)) AND (caller_name IS NULL OR caller_name = '*') "
         f"QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY CASE split {order} "
         "ELSE 9 END, policy_id) = 1", [run_ids])

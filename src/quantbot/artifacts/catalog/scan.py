@@ -86,14 +86,17 @@ def _check_all(storage: Storage, locations: list[RunLocation]
     return mine + theirs
 
 
-def scan_runs(storage: Storage, locations: list[RunLocation]) -> ScanResult:
+def scan_runs(storage: Storage, locations: list[RunLocation],
+              copies: dict[str, list[str]] | None = None) -> ScanResult:
     """Validate the given run folders; the result keeps the order of ``locations``.
 
     A run id found in two month partitions is invalid in both: which copy is the run
-    cannot be told from the files, so neither is registered.
+    cannot be told from the files, so neither is registered. ``copies`` (from
+    ``run_id_copies``) spares a second listing to a caller that has just listed the months.
     """
     result = ScanResult()
-    copies = run_id_copies(storage) if locations else {}
+    if copies is None:
+        copies = run_id_copies(storage) if locations else {}
     for loc, (state, payload) in zip(locations, _check_all(storage, locations)):
         if loc.run_id in copies:
             result.invalid.append((loc.path, duplicate_reason(loc.run_id, copies[loc.run_id])))

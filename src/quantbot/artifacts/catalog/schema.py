@@ -114,23 +114,33 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for column in ("error_type", "error_message", "error_phase"):  # catalogs of version 1
         con.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN IF NOT EXISTS {column} TEXT")
     ensure_label_tables(con)  # before the views, which read run_labels
-    existing = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+    columns = _all_columns(con)  # one query: a sync runs this on every write
     for t in ArtifactType:
         table = data_table(t)
-        if table not in existing:
+        if table not in columns:
             empty = data_schema(t).empty_table()  # noqa: F841 - read by DuckDB's replacement scan
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty")
+            have = list(data_schema(t).names)
         else:  # a newer schema version added columns: the table grows, old rows read null
-            add_missing_columns(con, table, data_schema(t))
-        refresh_view(con, t)
+            have = add_missing_columns(con, table, data_schema(t), columns[table])
+        if list(columns.get(view_name(t), ())) != _view_columns(t, have):
+            refresh_view(con, t)
     ensure_index_tables(con)
     ((version,),) = con.execute(
         "SELECT value FROM quantbot_catalog_meta WHERE key = 'schema_version'").fetchall()
     if version != CATALOG_SCHEMA_VERSION:  # runs registered before the index tables existed
         backfill_index(con, RUNS_TABLE)
+        for t in ArtifactType:  # version 1 views did not hide deleted runs
+            refresh_view(con, t)
         con.execute("UPDATE quantbot_catalog_meta SET value = ? WHERE key = 'schema_version'",
                     [CATALOG_SCHEMA_VERSION])
+
+
+def _view_columns(artifact_type: ArtifactType, table_columns: list[str]) -> list[str]:
+    """The view's columns: the artifact's own, then the table's extra columns by name."""
+    base = data_schema(artifact_type).names
+    extras = sorted((c for c in table_columns if c not in base), key=lambda c: (c.lower(), c))
+    return [*base, *extras]
 
 
 def refresh_view(con: duckdb.DuckDBPyConnection, artifact_type: ArtifactType) -> None:
@@ -139,24 +149,21 @@ def refresh_view(con: duckdb.DuckDBPyConnection, artifact_type: ArtifactType) ->
     the order in which runs brought them, which a rebuild need not repeat. Soft-deleted
     runs are left out (the table keeps them)."""
     table = data_table(artifact_type)
-    base = data_schema(artifact_type).names
-    extras = sorted((c for c in table_columns(con, table) if c not in base),
-                    key=lambda c: (c.lower(), c))
-    cols = ", ".join(quote_ident(c) for c in [*base, *extras])
+    cols = ", ".join(quote_ident(c) for c in _view_columns(artifact_type,
+                                                           list(table_columns(con, table))))
     con.execute(f"CREATE OR REPLACE VIEW {view_name(artifact_type)} AS SELECT {cols} FROM {table} "
                 f"WHERE run_id NOT IN (SELECT run_id FROM {LABELS_TABLE} "
                 "WHERE deleted_at IS NOT NULL)")
 
 
-def ensure_deleted_filter(con: duckdb.DuckDBPyConnection) -> None:
-    """Recreate the ``all_<type>`` views that do not hide deleted runs yet (a catalog made
-    before soft deletion existed); one catalog query when all do. The label tables exist."""
-    current = {r[0] for r in con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE NOT internal AND contains(sql, ?)",
-        [LABELS_TABLE]).fetchall()}
-    for t in ArtifactType:
-        if view_name(t) not in current and table_columns(con, data_table(t)):
-            refresh_view(con, t)
+def _all_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Table or view name -> its columns in order, for every table and view of ``main``."""
+    out: dict[str, list[str]] = {}
+    for table, column in con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall():
+        out.setdefault(table, []).append(column)
+    return out
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
@@ -167,12 +174,16 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {name: typ for name, typ in rows}
 
 
-def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema) -> None:
-    """Grow a consolidated table by the columns of ``schema`` it lacks."""
-    have = table_columns(con, table)
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema,
+                        have: list[str] | None = None) -> list[str]:
+    """Grow a consolidated table by the columns of ``schema`` it lacks; its columns after.
+
+    ``have``: the table's columns, when the caller has just read them."""
+    if have is None:
+        have = list(table_columns(con, table))
     missing = [f for f in schema if f.name not in have]
     if not missing:
-        return
+        return have
     import pyarrow as pa
 
     empty = pa.schema(missing).empty_table()
@@ -184,3 +195,4 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, schema: pa.S
         con.unregister("_qb_new_cols")
     for f in missing:
         con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(f.name)} {types[f.name]}")
+    return [*have, *(f.name for f in missing)]

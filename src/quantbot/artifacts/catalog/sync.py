@@ -7,8 +7,10 @@ processes wait at most a moment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -37,14 +39,9 @@ from quantbot.artifacts.catalog.schema import (
 )
 from quantbot.artifacts.catalog.transaction import is_storage_failure, storage_errors, transaction
 from quantbot.artifacts.schema.arrow_schemas import ArtifactType
-from quantbot.artifacts.schema.layout import (
-    RUN_DIR_PREFIX,
-    is_month_partition,
-    parse_iso,
-    run_id_from_dir_name,
-)
+from quantbot.artifacts.schema.layout import RUN_DIR_PREFIX, parse_iso, run_id_from_dir_name
 from quantbot.artifacts.store.backends import Storage, open_storage
-from quantbot.artifacts.store.runs import RunLocation
+from quantbot.artifacts.store.runs import RunLocation, copy_paths, list_run_folders
 from quantbot.artifacts.store.validate import InvalidRunError, ScannedRun, load_run
 
 _BATCH_RUNS = 500
@@ -128,16 +125,34 @@ def _insert_runs(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun]) -> None
         con.execute(f"INSERT INTO {ARTIFACTS_TABLE} BY NAME SELECT * FROM _qb_arts")
         con.unregister("_qb_arts")
     for kind in ArtifactType:
-        _insert_data(con, kind, runs)
-    insert_index_rows(con, [r.manifest for r in runs])
+        if kind is not ArtifactType.SUMMARY:
+            _insert_data(con, kind, runs)
+    # The batch's summaries go through a temporary table, which run_metrics picks from:
+    # the batch's rows only, whatever the number of registered runs. (On a failure the
+    # transaction's rollback removes the temporary table too.)
+    summary = data_table(ArtifactType.SUMMARY)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGED_SUMMARY} AS FROM {summary} LIMIT 0")
+    _insert_data(con, ArtifactType.SUMMARY, runs, into=_STAGED_SUMMARY)
+    con.execute(f"INSERT INTO {summary} BY NAME SELECT * FROM {_STAGED_SUMMARY}")
+    insert_index_rows(con, [r.manifest for r in runs], _STAGED_SUMMARY)
+    con.execute(f"DROP TABLE {_STAGED_SUMMARY}")
 
 
-def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[ScannedRun]) -> None:
-    """Copy one artifact type of a batch of runs into its consolidated table."""
-    table = data_table(kind)
+_STAGED_SUMMARY = "_qb_batch_summary"
+
+
+def _insert_data(con: duckdb.DuckDBPyConnection, kind: ArtifactType, runs: list[ScannedRun],
+                 into: str | None = None) -> None:
+    """Copy one artifact type of a batch of runs into its consolidated table, or ``into``
+    a table with that table's columns (for summaries, whose columns are fixed)."""
+    table = into or data_table(kind)
     tables = [r.tables[kind] for r in runs if kind in r.tables and r.tables[kind].num_rows]
-    if tables:
+    if tables and into is None:
         insert_tables(con, kind, tables)
+    elif tables:
+        con.register("_qb_data", pa.concat_tables(tables, promote_options="default"))
+        con.execute(f"INSERT INTO {into} BY NAME SELECT * FROM _qb_data")
+        con.unregister("_qb_data")
     files = [(r.files[kind], r.manifest.run_id) for r in runs
              if kind in r.files and r.manifest.artifacts[kind.value].rows]
     if not files:
@@ -202,6 +217,24 @@ def _insert_in_transaction(con: duckdb.DuckDBPyConnection, runs: list[ScannedRun
         return str(err).splitlines()[0]
 
 
+@contextlib.contextmanager
+def unordered_inserts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB store inserted rows in any order while a sync writes (a caller's own
+    connection gets its setting back).
+
+    Keeping insertion order makes DuckDB buffer a large insert and compress it again at
+    the checkpoint; without it, rows are compressed once, in parallel, as they arrive
+    (a rebuild of 10,000 runs spends ~15% less CPU). Row order in a table means nothing
+    to the catalog: every reader orders explicitly or aggregates.
+    """
+    ((before,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
+
+
 def registered_ids_among(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
     rows = con.execute(f"SELECT run_id FROM {RUNS_TABLE} WHERE run_id IN (SELECT unnest(?))",
                        [ids]).fetchall()
@@ -212,22 +245,6 @@ def initialize_catalog(db: CatalogRef, lock_timeout: float | None = None) -> Non
     """Create the catalog's tables and views if missing (idempotent)."""
     with storage_errors(db), open_catalog(db, read_only=False, lock_timeout=lock_timeout) as con:
         ensure_schema(con)
-
-
-def _list_runs(storage: Storage) -> dict[str, str]:
-    """``run_id=<name>`` folder name suffix -> its month folder, for every month partition.
-
-    Kept to plain string work: at 100,000 runs, object construction per entry would cost
-    more than the listing itself.
-    """
-    out: dict[str, str] = {}
-    prefix = len(RUN_DIR_PREFIX)
-    for month in storage.list_dir(storage.root):
-        if is_month_partition(month):
-            for name in storage.list_dir(storage.join(storage.root, month)):
-                if name.startswith(RUN_DIR_PREFIX):
-                    out[name[prefix:]] = month
-    return out
 
 
 def _unregistered(db: CatalogRef, ids: list[str], lock_timeout: float | None
@@ -254,7 +271,7 @@ def catalog_all_runs(*, catalog: CatalogRef = DEFAULT_CATALOG,
     records the catalog has not seen are applied too.
     """
     storage = open_storage(base_dir)
-    listing = _list_runs(storage)
+    listing, copies = list_run_folders(storage)
     new_ids, initialized = _unregistered(catalog, list(listing), lock_timeout)
     report = SyncReport(already_present=len(listing) - len(new_ids))
     todo: list[RunLocation] = []
@@ -265,14 +282,15 @@ def catalog_all_runs(*, catalog: CatalogRef = DEFAULT_CATALOG,
             report.invalid.append((storage.uri(path), "folder name is not run_id=<uuid>"))
         else:
             todo.append(RunLocation(run_id, listing[name], path))
-    scanned = scan_runs(storage, todo)
+    scanned = scan_runs(storage, todo, copy_paths(storage, copies))
     report.incomplete = len(scanned.incomplete)
     report.invalid.extend(scanned.invalid)
     if scanned.runs or not initialized:  # nothing new: the write lock is not even taken
         with storage_errors(catalog), open_catalog(catalog, read_only=False, lock_timeout=lock_timeout) as con:
             ensure_schema(con)
-            for i in range(0, len(scanned.runs), _BATCH_RUNS):
-                write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
+            with unordered_inserts(con):
+                for i in range(0, len(scanned.runs), _BATCH_RUNS):
+                    write_batch(con, scanned.runs[i:i + _BATCH_RUNS], report)
     report.invalid.extend(sync_annotations(storage, catalog, lock_timeout).invalid)
     return report
 

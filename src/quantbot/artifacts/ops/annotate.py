@@ -24,7 +24,7 @@ from quantbot.artifacts.catalog.connection import (
     open_catalog,
 )
 from quantbot.artifacts.catalog.labels import apply_records, label_state
-from quantbot.artifacts.catalog.schema import ensure_deleted_filter
+from quantbot.artifacts.catalog.schema import ensure_schema
 from quantbot.artifacts.catalog.transaction import storage_errors, transaction
 from quantbot.artifacts.ops.lookup import resolve_run_ids
 from quantbot.artifacts.schema.layout import validate_run_id
@@ -92,8 +92,8 @@ def _record(storage: Storage, catalog: CatalogRef | None, records: list[Annotati
         with storage_errors(catalog), \
                 open_catalog(catalog, read_only=False, lock_timeout=lock_timeout) as con:
             with transaction(con):
+                ensure_schema(con)  # a catalog older than the label tables gets them
                 apply_records(con, records)
-                ensure_deleted_filter(con)
     except CatalogError as err:
         warnings.warn(f"{len(records)} record(s) saved in {storage.uri(storage.root)}, but the "
                       f"catalog was not updated ({err}); the next catalog-sync applies them",

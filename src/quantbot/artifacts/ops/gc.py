@@ -107,7 +107,6 @@ def _infer_run_type(storage: Storage, loc: RunLocation) -> str:
 
 def _mark_failed(storage: Storage, loc: RunLocation, stale: StaleRun,
                  manifest: RunManifest | None, threshold: timedelta, now: datetime) -> bool:
-    manifest_path = storage.join(loc.path, MANIFEST_NAME)
     if stale.status == "completed":
         message = (f"status completed since {stale.since} but no _SUCCESS after "
                    f"{stale.age_hours:g} h (threshold {threshold}): the writer stopped between "
@@ -121,14 +120,7 @@ def _mark_failed(storage: Storage, loc: RunLocation, stale: StaleRun,
         kind = STALE_ERROR_TYPE
     error = {"type": kind, "message": message, "traceback": None}
     if manifest is not None:
-        # Re-read right before writing: the run may have moved on since the listing.
-        if storage.exists(storage.join(loc.path, SUCCESS_MARKER)):
-            return False
-        current = parse_manifest(storage.read_bytes(manifest_path), manifest_path)
-        if current.status != stale.status:
-            return False
-        data = deep_merge(current.to_dict(), {"status": "failed", "completed_at": iso_utc(now),
-                                              "error": error})
+        return fail_unfinished_run(storage, loc.path, stale.status, error, now)
     else:
         created = parse_iso(stale.since)
         if month_partition(created) != loc.month:  # keep the partition consistent
@@ -137,10 +129,31 @@ def _mark_failed(storage: Storage, loc: RunLocation, stale: StaleRun,
                 "status": "failed", "created_at": iso_utc(created), "completed_at": iso_utc(now),
                 "error": {**error, "message": message + " run.json was missing; run_type is "
                           "inferred from the files present."}}
+    return _replace_manifest(storage, loc.path, data)
+
+
+def fail_unfinished_run(storage: Storage, path: str, status: str, error: dict[str, object],
+                        now: datetime | None = None) -> bool:
+    """Mark the run folder ``path`` failed with ``error`` ({type, message, traceback}) if it
+    is still unfinished: no ``_SUCCESS`` and run.json still says ``status``. Its writer, if
+    alive after all, stops at its next step (RunMarkedFailedError). True if marked."""
+    manifest_path = storage.join(path, MANIFEST_NAME)
+    # Re-read right before writing: the run may have moved on since it was looked at.
+    if storage.exists(storage.join(path, SUCCESS_MARKER)):
+        return False
+    current = parse_manifest(storage.read_bytes(manifest_path), manifest_path)
+    if current.status != status:
+        return False
+    return _replace_manifest(storage, path, deep_merge(current.to_dict(), {
+        "status": "failed", "completed_at": iso_utc(now or utc_now()), "error": error}))
+
+
+def _replace_manifest(storage: Storage, path: str, data: dict[str, object]) -> bool:
+    manifest_path = storage.join(path, MANIFEST_NAME)
     new = validate_manifest(data, manifest_path)
     written = new.to_json().encode()
     storage.write_bytes(manifest_path, written, durable=True)
-    storage.sync_dir(loc.path)
+    storage.sync_dir(path)
     # A live writer that passed its own check just before our write replaces run.json
     # once more; then it completes and this run is not ours to report as failed.
     return storage.read_bytes(manifest_path) == written
@@ -237,4 +250,5 @@ def collect_deleted_runs(base_dir: str | os.PathLike[str] | Storage = "runs",
     return out
 
 
-__all__ = ["DeletedRun", "StaleRun", "collect_deleted_runs", "collect_stale_runs"]
+__all__ = ["DeletedRun", "StaleRun", "collect_deleted_runs", "collect_stale_runs",
+           "fail_unfinished_run"]

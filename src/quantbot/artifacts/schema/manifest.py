@@ -27,7 +27,7 @@ MAX_JSON_DEPTH = 64  # nesting of objects/arrays; quantbot writes at most ~5
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
-RunType = Literal["path-only", "policy", "optimization", "full"]
+RunType = Literal["path-only", "policy", "optimization", "full", "sweep"]
 RunStatus = Literal["pending", "running", "completed", "failed"]
 RUN_TYPES: tuple[str, ...] = RunType.__args__  # type: ignore[attr-defined]
 RUN_STATUSES: tuple[str, ...] = RunStatus.__args__  # type: ignore[attr-defined]

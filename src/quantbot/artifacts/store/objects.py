@@ -271,12 +271,18 @@ class ObjectStorage(Storage):
         return info.mtime.timestamp() if info.mtime is not None else None
 
 
+def endpoint_from_env() -> str | None:
+    """The S3 endpoint the environment names (``QUANTBOT_S3_ENDPOINT``, then
+    ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``), None for AWS itself."""
+    return (os.environ.get("QUANTBOT_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
 def s3_filesystem(endpoint_url: str | None, options: S3Options) -> pafs.FileSystem:
     """An S3 client with quantbot's timeouts. ``allow_delayed_open``: pyarrow then sends an
     object smaller than its 10 MiB part size as one PutObject at close instead of a
     multipart upload (3 requests), so small objects (run.json, _SUCCESS) are single PUTs."""
-    endpoint = endpoint_url or os.environ.get("QUANTBOT_S3_ENDPOINT") or os.environ.get(
-        "AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = endpoint_url or endpoint_from_env()
     kwargs: dict[str, object] = {}
     if endpoint:
         parsed = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")

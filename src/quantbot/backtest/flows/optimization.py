@@ -40,6 +40,15 @@ PolicyProgress = Callable[[int, int], None]
 
 GridInput = PolicyGrid | str | os.PathLike[str] | dict[str, Any] | None
 ConfigInput = OptimizerConfig | dict[str, Any] | None
+ExecutorInput = Any
+"""Where the grid is evaluated: None or ``"local"``, ``"dask://HOST:PORT"``,
+``"dask-local[:N]"``, a ``distributed.Client`` or an Executor
+(:func:`quantbot.backtest.executors.open_executor`); the result does not depend on it."""
+
+#: How the grid was evaluated, into the manifest's ``timing`` (numbers only).
+_EXECUTION_TIMING = {"policy_ms": "optimizer_policy_ms",
+                     "chunk_policies": "optimizer_chunk_policies",
+                     "chunks": "optimizer_chunks", "workers": "optimizer_workers"}
 
 
 def resolve_grid(grid: GridInput, interval_ms: int) -> tuple[PolicyGrid, dict[str, Any]]:
@@ -90,15 +99,19 @@ class OptimizationFlow(Flow):
 
     def __init__(self, grid: GridInput, config: ConfigInput, per_caller: bool = True,
                  policy_progress: PolicyProgress | None = None,
-                 recorded_grid: dict[str, Any] | None = None, portfolio: Any = None) -> None:
+                 recorded_grid: dict[str, Any] | None = None, portfolio: Any = None,
+                 executor: ExecutorInput = None) -> None:
         """``recorded_grid``: a manifest's ``parameters.grid`` (rerun), instead of ``grid``."""
         self._grid, self._config, self._recorded = grid, config, recorded_grid
         self.per_caller, self.policy_progress = per_caller, policy_progress
-        self._portfolio = portfolio
+        self._portfolio, self._executor = portfolio, executor
 
     def plan(self, params: FlowParams) -> dict[str, Any]:
+        from quantbot.backtest.executors import parse_executor
         from quantbot.backtest.flows.portfolio_step import resolve_portfolio
 
+        if isinstance(self._executor, str):  # a bad spec is refused before the run exists
+            parse_executor(self._executor)
         self.config = make_config(self._config)
         self.portfolio, portfolio = resolve_portfolio(self._portfolio)
         if self._recorded is not None:
@@ -123,18 +136,29 @@ class OptimizationFlow(Flow):
             error_rows,
             headline_metrics,
         )
+        from quantbot.backtest.executors import Executor, open_executor
         from quantbot.backtest.flows.portfolio_step import portfolio_figures
         from quantbot.backtest.optimize.search import frontier_columns, optimize_grid
 
         params = prep.params
         with clock.phase("optimization", f"optimizing {len(self.grid)} policies"):
             callers = prep.callers
-            result = optimize_grid(self.grid, prep.candles, prep.windows, callers, self.config,
-                                   taker_fee_bps=params.taker_fee_bps,
-                                   slippage_bps=params.slippage_bps, per_caller=self.per_caller,
-                                   on_progress=self.policy_progress,
-                                   interval_ms=params.interval_ms,
-                                   portfolio_metric=portfolio_figures(prep, self.portfolio))
+            executor = open_executor(self._executor)
+            try:
+                result = optimize_grid(self.grid, prep.candles, prep.windows, callers,
+                                       self.config, taker_fee_bps=params.taker_fee_bps,
+                                       slippage_bps=params.slippage_bps,
+                                       per_caller=self.per_caller,
+                                       on_progress=self.policy_progress,
+                                       interval_ms=params.interval_ms,
+                                       portfolio_metric=portfolio_figures(prep, self.portfolio),
+                                       executor=executor)
+            finally:
+                if not isinstance(self._executor, Executor):  # opened here: ours to close
+                    executor.close()
+            clock.ms.update({key: float(result.execution[name])
+                             for name, key in _EXECUTION_TIMING.items()
+                             if name in result.execution})
             names = ARTIFACT_SPECS[ArtifactType.FRONTIER].schema.names
             frontier = frontier_columns(result, allowed=names)
             trades, summary, equity = best_artifacts(result, prep, callers, self.portfolio)
@@ -157,6 +181,7 @@ class OptimizationFlow(Flow):
 def run_optimization(alerts: Input, candles: Input, *, grid: GridInput = None,
                      config: ConfigInput = None, per_caller: bool = True,
                      policy_progress: PolicyProgress | None = None, portfolio: Any = None,
+                     executor: ExecutorInput = None,
                      **options: Unpack[FlowOptions]) -> FlowResult:
     """Optimize a policy grid: artifacts alerts, frontier, trades, summary, equity, errors.
 
@@ -165,9 +190,13 @@ def run_optimization(alerts: Input, candles: Input, *, grid: GridInput = None,
     or its dict; ``objective``: robust, original, median or sharpe). ``per_caller``: also
     optimize each caller (else only ``*``). ``portfolio``: the account every policy's
     trades are followed with (its Sharpe, total return and drawdown join the frontier).
+    ``executor``: where the grid is evaluated (:data:`ExecutorInput`, e.g.
+    ``"dask-local:2"`` or a ``distributed.Client``; the artifacts are the same, bit for bit);
+    a spec string is opened and closed here, a Client or Executor is left open.
     ``alerts``, ``candles`` and ``options`` as :func:`~quantbot.backtest.run_policy_backtest`.
     """
-    flow = OptimizationFlow(grid, config, per_caller, policy_progress, portfolio=portfolio)
+    flow = OptimizationFlow(grid, config, per_caller, policy_progress, portfolio=portfolio,
+                            executor=executor)
     return run_flow(flow, alerts, candles, options)
 
 
@@ -186,10 +215,12 @@ class FullFlow(OptimizationFlow):
 def run_full(alerts: Input, candles: Input, *, grid: GridInput = None,
              config: ConfigInput = None, per_caller: bool = True,
              policy_progress: PolicyProgress | None = None, portfolio: Any = None,
+             executor: ExecutorInput = None,
              **options: Unpack[FlowOptions]) -> FlowResult:
     """Truth layer and optimization in one run: alerts, paths, features, frontier, trades,
     summary, equity, errors. Arguments as :func:`~quantbot.backtest.run_optimization`."""
-    flow = FullFlow(grid, config, per_caller, policy_progress, portfolio=portfolio)
+    flow = FullFlow(grid, config, per_caller, policy_progress, portfolio=portfolio,
+                    executor=executor)
     return run_flow(flow, alerts, candles, options)
 
 

@@ -90,6 +90,7 @@ class FlowOptions(TypedDict, total=False):
     durable: bool  # fsync every file (False: scratch runs)
     run_id: str | None  # None: a fresh uuid4
     name: str | None  # the run's name: an annotation record written as the run is created
+    sweep: dict[str, str] | None  # {"sweep_id", "task"}: recorded as parameters.sweep
     progress: Progress | None
     around_run: RunHook | None
 
@@ -210,8 +211,8 @@ class Flow:
 def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) -> FlowResult:
     """Run ``flow`` over ``alerts`` and ``candles`` (paths or in-memory frames)."""
     opts: dict[str, Any] = dict(options)
-    allowed = {*_SPEC_KEYS, *_PARAM_KEYS, "base_dir", "durable", "run_id", "name", "progress",
-               "around_run"} - (set() if flow.uses_fees else set(FEE_FIELDS))
+    allowed = {*_SPEC_KEYS, *_PARAM_KEYS, "base_dir", "durable", "run_id", "name", "sweep",
+               "progress", "around_run"} - (set() if flow.uses_fees else set(FEE_FIELDS))
     unknown = sorted(set(opts) - allowed)
     if unknown:  # what Python itself would say for a misspelt keyword
         raise TypeError(f"{flow.run_type} flow got an unexpected keyword argument {unknown[0]!r}")
@@ -219,6 +220,8 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
     with clock.phase("plan", "checking parameters"):
         params = FlowParams(**{k: opts[k] for k in _PARAM_KEYS if k in opts})
         run_params = {**flow.plan(params), **params.manifest_parameters(flow.uses_fees)}
+        if opts.get("sweep"):  # the sweep (and its task) this run belongs to
+            run_params["sweep"] = dict(opts["sweep"])
         spec = InputSpec(alerts=alerts, candles=candles,
                          **{k: opts[k] for k in _SPEC_KEYS if k in opts})
         check_paths_exist(spec)

@@ -26,14 +26,23 @@ others are its ``aliases`` in the frontier. The per-policy arrays of a
 :class:`GroupResult` stay indexed like the grid (an alias carries its representative's
 numbers), and ranks count representatives only.
 
+The search is evaluate-a-chunk + merge: :func:`evaluate_chunk` simulates some of the
+representatives (in batches) and computes every group's per-policy statistics, trade
+fingerprints and best candidate; :func:`merge_chunk` writes a chunk into the grid-indexed
+results. A local run is one chunk of everything; with an executor the chunks run on its
+workers (:mod:`quantbot.backtest.optimize.distributed`) and the result is the same, bit for
+bit.
+
 Scores, constraints and ranking: :mod:`quantbot.backtest.optimize.objective`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +54,7 @@ from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.engine.policies import Combo, TimeStop, parse_policy
 from quantbot.backtest.engine.simulate import ScanIndex, Trades, build_scan_index, simulate_many
 from quantbot.backtest.engine.windows import Windows
+from quantbot.backtest.executors import Executor
 from quantbot.backtest.optimize.grid import PolicyGrid
 from quantbot.backtest.optimize.objective import (
     OptimizerConfig,
@@ -142,6 +152,9 @@ class OptimizationResult:
     groups: list[GroupResult]
     skipped: list[SkippedGroup]
     alias_of: np.ndarray  # int64 per grid policy: grid index of the policy reporting it
+    #: How the grid was evaluated: executor kind, chunks, policies per chunk, measured ms
+    #: per simulated policy (and for a cluster: its address, workers, the probe).
+    execution: dict[str, Any] = field(default_factory=dict)
 
     @property
     def representatives(self) -> np.ndarray:
@@ -170,13 +183,16 @@ def optimize_grid(grid: PolicyGrid, candles: CandleSet, windows: Windows,
                   scan_index: ScanIndex | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                   per_caller: bool = True, on_progress: Progress | None = None,
                   interval_ms: int | None = None,
-                  portfolio_metric: PortfolioMetric | None = None) -> OptimizationResult:
+                  portfolio_metric: PortfolioMetric | None = None,
+                  executor: Executor | None = None) -> OptimizationResult:
     """Evaluate every grid policy pooled and per caller (``callers``: one per input alert).
 
     ``interval_ms`` (the run's bar) lets time stops be canonicalised to whole bars;
     ``portfolio_metric`` is called once per (simulated policy, group, split) on that
     policy's trades and fills the :class:`PolicyStats` portfolio figures (the ``sharpe``
-    objective needs it).
+    objective needs it). ``executor`` (:mod:`quantbot.backtest.executors`; None or local:
+    this process) evaluates the grid in chunks on its workers
+    (:mod:`quantbot.backtest.optimize.distributed`); the result is the same, bit for bit.
     """
     config = config or OptimizerConfig()
     if config.objective == "sharpe" and portfolio_metric is None:
@@ -192,31 +208,133 @@ def optimize_grid(grid: PolicyGrid, candles: CandleSet, windows: Windows,
         g.stats = PolicyStats.empty(n_pol, len(g.train_rows))
         if g.validated:
             g.validation_stats = PolicyStats.empty(n_pol, len(g.validation_rows))
-    alias_of = canonical_groups(grid.policies, candles, windows, interval_ms)
-    todo = np.flatnonzero(alias_of == np.arange(n_pol))
-    digests: dict[bytes, int] = {}
     policies = grid.policies
-    for b0 in range(0, len(todo), batch_size):
-        at = todo[b0:b0 + batch_size]
-        trades = simulate_many([policies[i] for i in at], candles, windows, taker_fee_bps,
-                               slippage_bps, index)
-        mats = _matrices(trades)
-        for g in groups:
-            g.stats.fill(at, _stats(mats, g.train_rows, len(eligible), config))
-            if g.validation_stats is not None:
-                g.validation_stats.fill(at, _stats(mats, g.validation_rows, len(eligible),
-                                                   config))
-            if portfolio_metric is not None:
-                _fill_metric(g, at, trades, portfolio_metric)
-            _track_best(g, trades, at, config)
-        for i, t in zip(at, trades):
-            first = digests.setdefault(_digest(t), int(i))
-            alias_of[alias_of == i] = first
-        if on_progress is not None:
-            on_progress(int(at[-1]) + 1 if b0 + batch_size < len(todo) else n_pol, n_pol)
+    alias_of = canonical_groups(policies, candles, windows, interval_ms)
+    todo = np.flatnonzero(alias_of == np.arange(n_pol))
+    inputs = SearchInputs(candles, windows, index, tuple(
+        (g.train_rows, g.validation_rows if g.validated else None) for g in groups),
+        len(eligible), config, taker_fee_bps, slippage_bps, batch_size, portfolio_metric)
+    if executor is None or executor.kind == "local":
+        def batch_done(done: int, last: int) -> None:
+            if on_progress is not None:
+                on_progress(last + 1 if done < len(todo) else n_pol, n_pol)
+
+        chunk = evaluate_chunk(inputs, todo, [policies[i] for i in todo], keep_trades=True,
+                               on_batch=batch_done)
+        merge_chunk(groups, chunk)
+        digests = [chunk.digests]
+        execution = {"executor": "local", "chunks": 1, "chunk_policies": len(todo),
+                     "policy_ms": 1e3 * chunk.seconds / max(len(todo), 1)}
+    else:
+        from quantbot.backtest.optimize.distributed import evaluate_distributed
+
+        digests, execution = evaluate_distributed(executor, inputs, groups, todo, policies,
+                                                  n_pol, on_progress)
+        _resimulate_best(groups, inputs, policies)
+    alias_of = _merge_identical(alias_of, todo, digests)
     for g in groups:
         _score(g, alias_of, config)
-    return OptimizationResult(grid, config, eligible, split, groups, skipped, alias_of)
+    return OptimizationResult(grid, config, eligible, split, groups, skipped, alias_of,
+                              execution)
+
+
+@dataclass(frozen=True)
+class SearchInputs:
+    """Everything a chunk of the search needs besides its policies (shipped once to every
+    worker): the candles, windows and scan index, each group's (training rows, validation
+    rows or None), the number of eligible calls, the config, fees (bps per side), the batch
+    size (policies simulated together) and the portfolio hook."""
+
+    candles: CandleSet
+    windows: Windows
+    scan_index: ScanIndex
+    groups: tuple[tuple[np.ndarray, np.ndarray | None], ...]
+    n_calls: int
+    config: OptimizerConfig
+    taker_fee_bps: float
+    slippage_bps: float
+    batch_size: int
+    portfolio_metric: PortfolioMetric | None
+
+
+@dataclass
+class ChunkResult:
+    """One chunk's per-policy figures (arrays indexed like ``at``), per group."""
+
+    at: np.ndarray  # grid indices evaluated (ascending)
+    stats: list[tuple[PolicyStats, PolicyStats | None]]  # per group: (train, validation)
+    best: list[tuple[tuple, Trades | None]]  # per group: best key (see _track_best), trades
+    digests: list[bytes]  # per policy of ``at``: its trades' fingerprint (_digest)
+    seconds: float  # wall time of the evaluation
+
+
+def evaluate_chunk(inputs: SearchInputs, at: np.ndarray, policies: Sequence[Any], *,
+                   keep_trades: bool = False,
+                   on_batch: Callable[[int, int], None] | None = None) -> ChunkResult:
+    """Simulate the policies of grid indices ``at`` (``policies``, same order) in batches
+    of ``inputs.batch_size`` and compute every group's statistics from the same trades.
+    ``keep_trades``: keep each group's best trades (else only its key: less to ship).
+    ``on_batch(policies done, grid index of the last one)`` after each batch."""
+    t0 = time.perf_counter()
+    n, config = len(at), inputs.config
+    stats = [(PolicyStats.empty(n, len(tr)), None if va is None else PolicyStats.empty(n, len(va)))
+             for tr, va in inputs.groups]
+    best: list[tuple[tuple, Trades | None]] = [((), None) for _ in inputs.groups]
+    digests: list[bytes] = []
+    for b0 in range(0, n, inputs.batch_size):
+        pos = slice(b0, min(b0 + inputs.batch_size, n))
+        trades = simulate_many(policies[pos], inputs.candles, inputs.windows,
+                               inputs.taker_fee_bps, inputs.slippage_bps, inputs.scan_index)
+        mats = _matrices(trades)
+        for k, (tr, va) in enumerate(inputs.groups):
+            train = _stats(mats, tr, inputs.n_calls, config)
+            valid = None if va is None else _stats(mats, va, inputs.n_calls, config)
+            if inputs.portfolio_metric is not None:
+                _fill_metric(train, valid, tr, va, trades, inputs.portfolio_metric)
+            stats[k][0].fill(pos, train)
+            if valid is not None:
+                stats[k][1].fill(pos, valid)
+            best[k] = _track_best(best[k], train, trades, at[pos], config, keep_trades)
+        digests += [_digest(t) for t in trades]
+        if on_batch is not None:
+            on_batch(pos.stop, int(at[pos.stop - 1]))
+    return ChunkResult(at, stats, best, digests, time.perf_counter() - t0)
+
+
+def merge_chunk(groups: list[GroupResult], chunk: ChunkResult) -> None:
+    """Write a chunk's figures into the groups (any chunk order gives the same result: the
+    best policy is the minimum of a total order)."""
+    for g, (train, valid), (key, trades) in zip(groups, chunk.stats, chunk.best):
+        g.stats.fill(chunk.at, train)
+        if valid is not None:
+            g.validation_stats.fill(chunk.at, valid)
+        if key and (g.best < 0 or key < g.best_key):
+            g.best_key, g.best, g.best_all = key, key[2], trades
+
+
+def _merge_identical(alias_of: np.ndarray, todo: np.ndarray,
+                     digests: Sequence[Sequence[bytes]]) -> np.ndarray:
+    """Merge simulated policies whose trades are bit-identical (``digests``: per chunk, in
+    grid order, the fingerprints of ``todo``): each goes to the first with its digest."""
+    first: dict[bytes, int] = {}
+    remap = np.arange(len(alias_of))
+    for i, d in zip(todo, itertools.chain.from_iterable(digests)):
+        remap[i] = first.setdefault(d, int(i))
+    return remap[alias_of]
+
+
+def _resimulate_best(groups: list[GroupResult], inputs: SearchInputs,
+                     policies: Sequence[Any]) -> None:
+    """Each group's best trades, simulated once per distinct best policy (a chunk ships
+    only its best keys; a policy's trades do not depend on the batch it is simulated in)."""
+    bests = sorted({g.best for g in groups})
+    if not bests:
+        return
+    trades = dict(zip(bests, simulate_many([policies[i] for i in bests], inputs.candles,
+                                           inputs.windows, inputs.taker_fee_bps,
+                                           inputs.slippage_bps, inputs.scan_index)))
+    for g in groups:
+        g.best_all = trades[g.best]
 
 
 def _score(g: GroupResult, alias_of: np.ndarray, config: OptimizerConfig) -> None:
@@ -239,12 +357,13 @@ def _score(g: GroupResult, alias_of: np.ndarray, config: OptimizerConfig) -> Non
         g.overfit = rep_flags[pos]
 
 
-def _fill_metric(g: GroupResult, at: np.ndarray, trades: list[Trades],
+def _fill_metric(train: PolicyStats, valid: PolicyStats | None, train_rows: np.ndarray,
+                 valid_rows: np.ndarray | None, trades: list[Trades],
                  metric: PortfolioMetric) -> None:
-    for j, t in zip(at, trades):
-        _put_portfolio(g.stats, j, metric(t.take(g.train_rows)))
-        if g.validation_stats is not None:
-            _put_portfolio(g.validation_stats, j, metric(t.take(g.validation_rows)))
+    for j, t in enumerate(trades):
+        _put_portfolio(train, j, metric(t.take(train_rows)))
+        if valid is not None:
+            _put_portfolio(valid, j, metric(t.take(valid_rows)))
 
 
 def _put_portfolio(stats: PolicyStats, j: int, figures: tuple[float, float, float]) -> None:
@@ -268,17 +387,29 @@ def canonical_groups(policies: Sequence[Any], candles: CandleSet, windows: Windo
     reach = _longest_window_ms(candles, windows)
     bar = interval_ms if interval_ms and windows_aligned(candles, windows, interval_ms) else None
     first: dict[str, int] = {}
+    leaves: dict[int, tuple[Any, str]] = {}
     out = np.empty(len(policies), dtype=np.int64)
     for i, p in enumerate(policies):
-        key = json.dumps(_canonical(parse_policy(p), reach, bar), sort_keys=True)
-        out[i] = first.setdefault(key, i)
+        out[i] = first.setdefault(_canonical_key(parse_policy(p), reach, bar, leaves), i)
     return out
 
 
-def _canonical(p: Any, reach_ms: int, bar_ms: int | None) -> Any:
+def _canonical_key(p: Any, reach_ms: int, bar_ms: int | None,
+                   leaves: dict[int, tuple[Any, str]]) -> str:
+    """``json.dumps(_canonical(p), sort_keys=True)``, each non-combo policy object dumped
+    once (the combos of a grid share their parts' objects; ``leaves`` keeps each object
+    it saw alive, so an ``id`` is never reused for another)."""
     if isinstance(p, Combo):
-        return {"kind": "combo", "policies": [_canonical(s, reach_ms, bar_ms)
-                                              for s in p.policies]}
+        return ('{"kind": "combo", "policies": ['
+                + ", ".join(_canonical_key(s, reach_ms, bar_ms, leaves) for s in p.policies)
+                + "]}")
+    seen = leaves.get(id(p))
+    if seen is None:
+        seen = leaves[id(p)] = (p, json.dumps(_canonical(p, reach_ms, bar_ms), sort_keys=True))
+    return seen[1]
+
+
+def _canonical(p: Any, reach_ms: int, bar_ms: int | None) -> Any:
     out = p.model_dump(mode="json")
     if isinstance(p, TimeStop):
         hold = p.max_hold_ms
@@ -359,21 +490,21 @@ def _stats(mats: tuple[np.ndarray, ...], rows: np.ndarray, n_calls: int,
     return group_stats(*(m[:, rows] for m in mats), trim_fraction=config.trim_fraction)
 
 
-def _track_best(g: GroupResult, trades: list[Trades], at: np.ndarray,
-                config: OptimizerConfig) -> None:
-    """Keep the best policy so far: the ranking order (feasible, score, grid index) is
-    total, so a running best works, and the first of a tie in grid order is always a
+def _track_best(best: tuple[tuple, Trades | None], sub: PolicyStats, trades: list[Trades],
+                at: np.ndarray, config: OptimizerConfig, keep_trades: bool
+                ) -> tuple[tuple, Trades | None]:
+    """The best policy so far, as ((infeasible, -score, grid index), its trades or None),
+    given one batch's statistics ``sub``: the ranking order (feasible, score, grid index)
+    is total, so a running best works, and the first of a tie in grid order is always a
     representative (an identical earlier policy would tie and come first)."""
-    sub = g.stats.take(at)
     score = objective_scores(sub, config, sub.sharpe)
     ok = feasible(sub, config)
     neg = np.where(np.isnan(score), np.inf, -score)
     i = int(np.lexsort((at, neg, ~ok))[0])
     key = (not bool(ok[i]), float(neg[i]), int(at[i]))
-    if g.best < 0 or key < g.best_key:
-        g.best_key = key
-        g.best = int(at[i])
-        g.best_all = trades[i]
+    if not best[0] or key < best[0]:
+        return key, trades[i] if keep_trades else None
+    return best
 
 
 def frontier_columns(result: OptimizationResult, run_id: str | None = None,

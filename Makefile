@@ -16,10 +16,13 @@ demo: $(STAMP)
 	$(VENV)/bin/quantbot backtest demo
 
 # System tools the tests use (strace watches the writer's fsyncs; systemd-analyze checks
-# the units in scripts/): installed when missing. Under CI a test whose tool is missing fails.
+# the units in scripts/; chromium runs the web app's browser tests, driven by Playwright:
+# Playwright's own browser download is not reachable here): installed when missing.
+# Under CI a test whose tool is missing fails.
 sysdeps:
 	@command -v strace >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq strace)
 	@command -v systemd-analyze >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq systemd)
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 test: $(STAMP) sysdeps
 	$(VENV)/bin/lint-imports --no-cache

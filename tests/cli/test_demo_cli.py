@@ -38,3 +38,5 @@ def test_demo_runs_syncs_and_compares(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "using data/sample" in again.stdout
     assert "registered 4, already present 4" in again.stdout
+    assert again.stdout.strip().splitlines()[-1] == (  # the demo ends with the app's command
+        "quantbot backtest ui --base-dir runs --duckdb data/backtest_catalog.duckdb")

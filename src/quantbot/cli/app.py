@@ -34,4 +34,5 @@ from quantbot.cli import (  # noqa: E402,F401
     optimize_cmds,  # noqa: E402,F401
     run_cmds,  # noqa: E402,F401
     sweep_cmd,  # noqa: E402,F401
+    ui_cmd,  # noqa: E402,F401
 )

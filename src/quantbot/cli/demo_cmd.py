@@ -12,6 +12,7 @@ import click
 
 from quantbot.cli.app import backtest
 from quantbot.cli.options import base_dir_option, duckdb_option
+from quantbot.cli.ui_cmd import ui_command_line
 
 DEMO_POLICIES = (
     {"kind": "fixed_stop", "stop_pct": 0.2, "take_profit_pct": 1.0},
@@ -76,3 +77,4 @@ def demo(base_dir: str, duckdb_path: str, data_dir: str) -> None:
     print_rows(table.to_pylist(), "table")
     click.echo(f"\nnext: quantbot backtest show {run_ids[0]}   |   "
                f"quantbot backtest sql \"SELECT * FROM all_summary\"")
+    click.echo(f"\n== see the runs in the browser:\n{ui_command_line(duckdb_path, base_dir)}")

@@ -9,6 +9,8 @@ from quantbot._lazy import lazy_exports
 _EXPORTS = {
     "DEFAULT_CATALOG": "quantbot.artifacts.catalog.connection",
     "open_catalog": "quantbot.artifacts.catalog.connection",
+    "catalog_relations": "quantbot.artifacts.catalog.overview",
+    "catalog_stamp": "quantbot.artifacts.catalog.overview",
     "get_artifact_path": "quantbot.artifacts.catalog.query",
     "get_catalog_stats": "quantbot.artifacts.catalog.query",
     "get_run": "quantbot.artifacts.catalog.query",

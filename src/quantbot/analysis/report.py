@@ -199,7 +199,9 @@ def render_png(draw: Callable[[Axes], None], *, size: tuple[float, float] = (7.5
 
 # ---------------------------------------------------------------- HTML
 
-def _fmt(value: Any, column: str = "") -> str:
+def format_cell(value: Any, column: str = "") -> str:
+    """A value as people read it, by its column's unit: rates and fractions as %, ``_ms``
+    durations in hours, large numbers with thousands separators, None as "–"."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -236,14 +238,15 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
         for c in cols:
             v = r.get(c)
             num = isinstance(v, int | float) and not isinstance(v, bool)
-            cells.append(f"<td{' class=num' if num else ''}>{html.escape(_fmt(v, c))}</td>")
+            text = html.escape(format_cell(v, c))
+            cells.append(f"<td{' class=num' if num else ''}>{text}</td>")
         body.append(f"<tr{' class=hl' if r.get('_hl') else ''}>{''.join(cells)}</tr>")
     return (f"<div class='wide'><table class='{css}'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _kv(pairs: Sequence[tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>"
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(format_cell(v))}</td></tr>"
                    for k, v in pairs)
     return f"<table class='kv'>{rows}</table>"
 
@@ -286,7 +289,7 @@ footer{margin-top:30px;font-size:11px;color:#888}
 
 def _cards(pairs: Sequence[tuple[str, Any]]) -> str:
     return "<div class='cards'>" + "".join(
-        f"<div class='card'><div class='v'>{html.escape(_fmt(v, k))}</div>"
+        f"<div class='card'><div class='v'>{html.escape(format_cell(v, k))}</div>"
         f"<div class='k'>{html.escape(k)}</div></div>" for k, v in pairs) + "</div>"
 
 
@@ -493,6 +496,6 @@ def write_report(run_id: str, out: str | os.PathLike[str] | None = None, *,
     return path
 
 
-__all__ = ["ReportError", "error_counts", "frontier_group", "headline_row", "plot_equity",
+__all__ = ["ReportError", "error_counts", "format_cell", "frontier_group", "headline_row", "plot_equity",
            "plot_frontier", "plot_peaks", "plot_returns", "render_png", "render_report",
            "setup_text", "write_report"]

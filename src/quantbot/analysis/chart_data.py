@@ -19,9 +19,10 @@ import pyarrow as pa
 
 from quantbot.analysis.stats import pareto_mask
 
-#: Histograms show the 2.5th..97.5th percentile; trades beyond fall in the edge bins (as in
-#: the report), so a few 50x trades do not squash the picture.
-CLIP_PERCENTILES = (2.5, 97.5)
+#: Histograms of returns show the minimum .. 97.5th percentile; trades beyond fall in the
+#: last bin, so that a few 50x trades do not squash the picture. The loss side is not clipped:
+#: a long trade loses at most 10 000 bps, and the stop-loss cluster is what people look for.
+CLIP_PERCENTILES = (0.0, 97.5)
 BINS = 40
 MS_PER_HOUR = 3_600_000
 #: Frontier axes: the optimizer's score (higher is better) against the stop-out rate (the

@@ -99,7 +99,8 @@ def compare_many(refs: Sequence[str], *, base_dir: str | os.PathLike[str] | Stor
     row per dotted key of any run's parameters, config_hash left out: ``values`` per run,
     None = absent, ``differs``), ``metrics`` (pooled: ``values`` and ``deltas`` = value −
     first run's, None when either is missing), ``returns`` (realized_return_bps histograms
-    on common bins: the 2.5th-97.5th percentile of all runs' trades, tails in the edge bins),
+    on common bins: the smallest to the 97.5th percentile of all runs' trades, larger ones
+    in the last bin),
     ``equity`` (per run: its pooled equity series or None) and ``per_caller`` ({metric:
     rows of caller_name, values, deltas}). Raises InvalidArgumentError for fewer than 2 or
     more than 10 distinct runs.

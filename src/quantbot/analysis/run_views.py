@@ -85,7 +85,9 @@ def rerun_command(run_id: str, base_dir: str | os.PathLike[str] | Storage,
     """The CLI command that runs ``run_id`` again and checks every artifact is identical
     (``quantbot backtest rerun``, see cli/run_cmds.py), with the folders this view used."""
     parts = ["quantbot", "backtest", "rerun", run_id]
-    if not isinstance(base_dir, Storage):
+    if isinstance(base_dir, Storage):  # an app's opened base dir: its path or URI
+        parts += ["--base-dir", base_dir.local_path(base_dir.root) or base_dir.uri(base_dir.root)]
+    else:
         parts += ["--base-dir", os.fspath(base_dir)]
     if isinstance(catalog, str | os.PathLike):
         parts += ["--duckdb", os.fspath(catalog)]

@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.subplots import make_subplots
 
+from quantbot.analysis.chart_data import MS_PER_HOUR
+
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency.
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000", "#999999", "#882255")
@@ -38,11 +40,6 @@ def _centres(hist: dict[str, Any]) -> list[float]:
     return [(a + b) / 2 for a, b in zip(e, e[1:])]
 
 
-def _clip_note(hist: dict[str, Any]) -> str:
-    low, high = hist["clipped_low"], hist["clipped_high"]
-    return f" ({low} below / {high} above the range counted in the edge bins)" if low or high else ""
-
-
 def histogram_figure(hists: Sequence[tuple[str, dict[str, Any]]], *, x: str, y: str = "trades"
                      ) -> go.Figure:
     """Bars of precomputed histograms (chart_data.histogram); several series overlay as
@@ -62,18 +59,17 @@ def histogram_figure(hists: Sequence[tuple[str, dict[str, Any]]], *, x: str, y: 
                                  hovertemplate="%{x:.0f}: %{y}<extra></extra>"))
         if hist.get("median") is not None:
             fig.add_vline(x=hist["median"], line={"dash": "dash", "color": colour, "width": 1})
-    note = _clip_note(hists[0][1]) if hists and not overlay else ""
-    return _layout(fig, x=x + note, y=y, bargap=0.02, showlegend=overlay)
+    return _layout(fig, x=x, y=y, bargap=0.02, showlegend=overlay)
 
 
 def returns_figure(hist: dict[str, Any], label: str = "trades") -> go.Figure:
     """Distribution of net returns per trade (bps, after fees and slippage)."""
-    return histogram_figure([(label, hist)], x="net return per trade (bps; dashed: median)")
+    return histogram_figure([(label, hist)], x="net return per trade (bps)")
 
 
 def hold_figure(hist: dict[str, Any]) -> go.Figure:
     """Distribution of the time each trade was held (hours)."""
-    return histogram_figure([("trades", hist)], x="hold time (hours; dashed: median)")
+    return histogram_figure([("trades", hist)], x="hold time (hours)")
 
 
 def mae_figure(mae: dict[str, Any]) -> go.Figure:
@@ -161,7 +157,12 @@ def parcoords_figure(frontier: dict[str, Any]) -> go.Figure:
     colour = [p[colour_key] if p[colour_key] is not None else 0.0 for p in pts]
     dims = [{"label": "kind", "values": [kinds.index(p["kind"] or "?") for p in pts],
              "tickvals": list(range(len(kinds))), "ticktext": kinds}]
-    dims += [_axis([p["params"].get(n) for p in pts], n) for n in frontier["param_names"]]
+    for n in frontier["param_names"]:
+        values = [p["params"].get(n) for p in pts]
+        if n.endswith("_ms"):  # durations read in hours, not 1.44e+07 ms
+            values = [None if v is None else v / MS_PER_HOUR for v in values]
+            n = n.removesuffix("_ms") + " (h)"
+        dims.append(_axis(values, n))
     dims.append({"label": "score (bps)", "values": [p["score"] for p in pts]})
     title = "validation score (bps)" if frontier["has_validation"] else "score (bps)"
     fig = go.Figure(go.Parcoords(
@@ -193,11 +194,14 @@ def caller_returns_figure(series: dict[str, dict[str, Any]], *, shown: Sequence[
     """Median net return per alert period, one line per caller; callers outside ``shown``
     start hidden (click the legend to add them)."""
     fig = go.Figure()
-    for i, (caller, s) in enumerate(series.items()):
+    # the drawn callers get the first (most distinct) colours
+    order = [*shown, *(c for c in series if c not in shown)]
+    colour = {c: COLOURS[i % len(COLOURS)] for i, c in enumerate(order)}
+    for caller, s in series.items():
         fig.add_trace(go.Scatter(
             x=s["period"], y=s["median_return_bps"], mode="lines+markers", name=str(caller),
             customdata=s["trades"], visible=True if caller in shown else "legendonly",
-            line={"color": COLOURS[i % len(COLOURS)]},
+            line={"color": colour[caller]},
             hovertemplate="%{x}<br>median %{y:.0f} bps<br>%{customdata} trades<extra>"
                           + "%{fullData.name}</extra>"))
     fig.add_hline(y=0, line={"color": "#555", "width": 1})
@@ -243,7 +247,7 @@ def compare_figures(comparison: dict[str, Any], labels: Sequence[str]) -> dict[s
     hists = [(label, h) for label, h in zip(labels, comparison["returns"]) if h is not None]
     if hists:
         figs["returns"] = histogram_figure(
-            hists, x="net return per trade (bps; common bins, tails in the edge bins)")
+            hists, x="net return per trade (bps)")
     curves = [{**e, "label": f"{label} ({e['split']})"}
               for label, e in zip(labels, comparison["equity"]) if e]
     if curves:

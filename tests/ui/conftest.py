@@ -30,7 +30,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from quantbot.backtest.flows.optimization import run_full
 
     root = tmp_path_factory.mktemp("ui")
-    alerts, candles = write_sample_data(root / "data", n_alerts=160)
+    alerts, candles = write_sample_data(root / "data", n_alerts=100)
     table = pq.read_table(alerts)
     first = table.column("caller_name")[0].as_py()
     names = [EVIL_CALLER if c == first else c for c in table.column("caller_name").to_pylist()]

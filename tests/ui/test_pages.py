@@ -20,7 +20,7 @@ def client(demo):
 
 def _figures(html):
     found = re.findall(r'<script type="application/json" class="qb-figure">(.*?)</script>', html,
-                       re.S)
+                       re.DOTALL)
     return [json.loads(f) for f in found]
 
 

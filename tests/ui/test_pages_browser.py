@@ -5,54 +5,35 @@ drawn (an SVG inside each .js-plotly-plot) and no page logs a console error."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
+import threading
 import time
-from pathlib import Path
 
-import httpx
 import pytest
-
 from qbtest import unavailable
 
+from .conftest import make_app
+
 CHROMIUM = "/usr/bin/chromium"
-SERVE = """
-import sys, uvicorn
-sys.path.insert(0, {tests!r})
-from ui.conftest import make_app
-uvicorn.run(make_app({base!r}, {catalog!r}), host="127.0.0.1", port={port}, log_level="warning")
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(demo):
-    port = _free_port()
-    code = SERVE.format(tests=str(Path(__file__).parent.parent), base=str(demo["base"]),
-                        catalog=str(demo["catalog"]), port=port)
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/callers", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"server did not start: {proc.stdout.read().decode()[-2000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    """uvicorn serving the app on a free loopback port, in a thread of this process."""
+    import uvicorn
+
+    config = uvicorn.Config(make_app(demo["base"], demo["catalog"]), host="127.0.0.1", port=0,
+                            log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
 
 
 def test_charts_are_drawn_without_console_errors(server, demo):

@@ -9,6 +9,7 @@ Okabe-Ito palette (readable with colour-blindness); every axis says its unit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import plotly.graph_objects as go
@@ -37,7 +38,7 @@ def _layout(fig: go.Figure, *, x: str, y: str, height: int = HEIGHT, **extra: An
 
 def _centres(hist: dict[str, Any]) -> list[float]:
     e = hist["edges"]
-    return [(a + b) / 2 for a, b in zip(e, e[1:])]
+    return [(a + b) / 2 for a, b in pairwise(e)]
 
 
 def histogram_figure(hists: Sequence[tuple[str, dict[str, Any]]], *, x: str, y: str = "trades"
@@ -266,6 +267,18 @@ def caller_figures(overview: dict[str, Any], *, shown: int = 6) -> dict[str, Mar
     return {"returns_over_time": json_script(fig)}
 
 
-__all__ = ["caller_figures", "compare_figures", "run_figures", "caller_returns_figure", "equity_figure", "frontier_figure", "hold_figure",
-           "histogram_figure", "json_script", "mae_figure", "parcoords_figure", "returns_figure",
-           "train_validation_figure"]
+__all__ = [
+    "caller_figures",
+    "caller_returns_figure",
+    "compare_figures",
+    "equity_figure",
+    "frontier_figure",
+    "histogram_figure",
+    "hold_figure",
+    "json_script",
+    "mae_figure",
+    "parcoords_figure",
+    "returns_figure",
+    "run_figures",
+    "train_validation_figure",
+]

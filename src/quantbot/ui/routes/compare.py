@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
@@ -17,12 +19,12 @@ def parse_runs(values: list[str]) -> list[str]:
 
 
 @router.get("/compare", include_in_schema=False)
-def compare_page(request: Request, runs: list[str] = Query(default=[]),
+def compare_page(request: Request, runs: Annotated[list[str] | None, Query()] = None,
                  only: str = "") -> Response:
     from quantbot.analysis.run_compare import compare_many
     from quantbot.ui.charts import compare_figures
 
-    refs = parse_runs(runs)
+    refs = parse_runs(runs or [])
     if not refs:  # no runs chosen yet: the page explains how to choose them
         return render(request, "compare.html", comparison=None, refs=[], only_diff=False)
     base_dir, catalog = settings(request)

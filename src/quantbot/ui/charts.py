@@ -167,10 +167,11 @@ def parcoords_figure(frontier: dict[str, Any]) -> go.Figure:
     dims.append({"label": "score (bps)", "values": [p["score"] for p in pts]})
     title = "validation score (bps)" if frontier["has_validation"] else "score (bps)"
     fig = go.Figure(go.Parcoords(
-        dimensions=dims, line={"color": colour, "colorscale": "Viridis", "showscale": True,
-                               "colorbar": {"title": {"text": title}}}))
+        dimensions=dims, labelangle=-20, labelside="top",
+        line={"color": colour, "colorscale": "Viridis", "showscale": True,
+              "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 12}}))
     fig.update_layout(template="plotly_white", height=HEIGHT + 20,
-                      margin={"l": 60, "r": 40, "t": 50, "b": 30}, font={"size": 12})
+                      margin={"l": 60, "r": 30, "t": 70, "b": 30}, font={"size": 12})
     return fig
 
 

@@ -13,6 +13,19 @@
       if (!spec || !target || target.dataset.drawn) { return; }
       var fig = JSON.parse(spec.textContent);
       target.dataset.drawn = "1";
+      var legend = fig.layout.legend || {};
+      if (target.clientWidth < 600 && legend.orientation === "v") {
+        // a narrow screen: a legend at the side would squash the plot; put it below the
+        // x axis title, two names a row, and make the figure taller by as much
+        var layout = fig.layout, margin = Object.assign({t: 30, b: 50}, layout.margin);
+        var extra = 22 * Math.ceil(fig.data.length / 2);
+        layout.height = (layout.height || 400) + extra;
+        margin.b += extra;
+        layout.margin = margin;
+        var plotHeight = layout.height - margin.t - margin.b;
+        layout.legend = Object.assign({}, legend, {orientation: "h", x: 0, xanchor: "left",
+                                                   y: -70 / plotHeight, yanchor: "top"});
+      }
       Plotly.newPlot(target, fig.data, fig.layout, CONFIG);
     });
   }

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 from markupsafe import Markup
-from plotly.subplots import make_subplots
 
 from quantbot.analysis.chart_data import MS_PER_HOUR
 
@@ -24,16 +24,44 @@ COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 SPLIT_COLOURS = {"all": COLOURS[0], "train": COLOURS[0], "validation": COLOURS[1]}
 FRONT_COLOUR = "#D55E00"
 HEIGHT = 340
+GRID = "#e5e9f0"
+#: A small white template (plotly_white's look): applying a named template costs ~80 ms per
+#: figure, this one nothing, and it keeps the JSON small.
+TEMPLATE = go.layout.Template(layout={
+    "paper_bgcolor": "white", "plot_bgcolor": "white", "colorway": list(COLOURS),
+    "xaxis": {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": "#b0b7c3", "ticks": ""},
+    "yaxis": {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": "#b0b7c3", "ticks": ""},
+    "font": {"color": "#2a3f5f"}})
 
 
-def _layout(fig: go.Figure, *, x: str, y: str, height: int = HEIGHT, **extra: Any) -> go.Figure:
-    fig.update_layout(template="plotly_white", colorway=list(COLOURS), height=height,
-                      margin={"l": 60, "r": 20, "t": 30, "b": 50}, autosize=True,
-                      font={"size": 12}, hovermode="closest",
-                      legend={"orientation": "h", "y": -0.22, "x": 0}, **extra)
-    fig.update_xaxes(title_text=x, automargin=True)
-    fig.update_yaxes(title_text=y, automargin=True)
-    return fig
+def _arr(values: Sequence[Any]) -> np.ndarray:
+    """Numbers as a float array (None → NaN, drawn as a gap): Plotly validates a numpy
+    array at once but a list element by element (100 ms for 10 000 points)."""
+    return np.asarray(values, dtype=np.float64)
+
+
+def _line(axis: str, at: float, colour: str, dash: str = "dash") -> dict[str, Any]:
+    """A full-height (``axis="x"``) or full-width (``"y"``) reference line as a layout shape
+    (``add_vline`` costs ~20 ms a call)."""
+    coords = ({"x0": at, "x1": at, "y0": 0, "y1": 1, "xref": "x", "yref": "paper"}
+              if axis == "x" else {"y0": at, "y1": at, "x0": 0, "x1": 1, "yref": "y",
+                                   "xref": "paper"})
+    return {"type": "line", "line": {"color": colour, "width": 1, "dash": dash}, **coords}
+
+
+def _figure(traces: Sequence[Any], *, x: str, y: str, height: int = HEIGHT,
+            **extra: Any) -> go.Figure:
+    """One Figure built in one go (each ``add_trace`` / ``update_layout`` re-validates and
+    copies: ten of them cost more than the page's whole data)."""
+    layout: dict[str, Any] = {
+        "template": TEMPLATE, "height": height, "autosize": True, "font": {"size": 12},
+        "margin": {"l": 60, "r": 20, "t": 30, "b": 50}, "hovermode": "closest",
+        "legend": {"orientation": "h", "y": -0.22, "x": 0},
+        "xaxis": {"title": {"text": x}, "automargin": True},
+        "yaxis": {"title": {"text": y}, "automargin": True}}
+    for key, value in extra.items():
+        layout[key] = {**layout[key], **value} if isinstance(layout.get(key), dict) else value
+    return go.Figure(data=list(traces), layout=layout)
 
 
 def _centres(hist: dict[str, Any]) -> list[float]:
@@ -45,22 +73,23 @@ def histogram_figure(hists: Sequence[tuple[str, dict[str, Any]]], *, x: str, y: 
                      ) -> go.Figure:
     """Bars of precomputed histograms (chart_data.histogram); several series overlay as
     steps so that each stays visible, with each median dashed."""
-    fig = go.Figure()
+    traces: list[Any] = []
     overlay = len(hists) > 1
+    shapes = []
     for i, (label, hist) in enumerate(hists):
         colour = COLOURS[i % len(COLOURS)]
         width = hist["edges"][1] - hist["edges"][0] if len(hist["edges"]) > 1 else 1
         if overlay:
-            fig.add_trace(go.Scatter(x=_centres(hist), y=hist["counts"], mode="lines",
+            traces.append(go.Scatter(x=_arr(_centres(hist)), y=_arr(hist["counts"]), mode="lines",
                                      line={"shape": "hvh", "width": 2, "color": colour},
                                      name=f"{label} (n={hist['n']})"))
         else:
-            fig.add_trace(go.Bar(x=_centres(hist), y=hist["counts"], width=width,
+            traces.append(go.Bar(x=_arr(_centres(hist)), y=_arr(hist["counts"]), width=width,
                                  marker={"color": colour}, name=f"{label} (n={hist['n']})",
                                  hovertemplate="%{x:.0f}: %{y}<extra></extra>"))
         if hist.get("median") is not None:
-            fig.add_vline(x=hist["median"], line={"dash": "dash", "color": colour, "width": 1})
-    return _layout(fig, x=x, y=y, bargap=0.02, showlegend=overlay)
+            shapes.append(_line("x", hist["median"], colour))
+    return _figure(traces, x=x, y=y, bargap=0.02, showlegend=overlay, shapes=shapes)
 
 
 def returns_figure(hist: dict[str, Any], label: str = "trades") -> go.Figure:
@@ -75,62 +104,61 @@ def hold_figure(hist: dict[str, Any]) -> go.Figure:
 
 def mae_figure(mae: dict[str, Any]) -> go.Figure:
     """Each trade's maximum adverse excursion against its net return (both bps)."""
-    fig = go.Figure(go.Scattergl(
-        x=mae["mae_bps"], y=mae["return_bps"], mode="markers", text=mae["call_id"],
+    trace = go.Scattergl(
+        x=_arr(mae["mae_bps"]), y=_arr(mae["return_bps"]), mode="markers",
+        text=np.asarray(mae["call_id"], dtype=str),
         marker={"size": 5, "color": COLOURS[0], "opacity": 0.55},
-        hovertemplate="%{text}<br>MAE %{x:.0f} bps<br>return %{y:.0f} bps<extra></extra>"))
-    fig.add_hline(y=0, line={"color": "#555", "width": 1})
-    return _layout(fig, x="max adverse excursion (bps, ≤ 0)", y="net return (bps)",
-                   showlegend=False)
+        hovertemplate="%{text}<br>MAE %{x:.0f} bps<br>return %{y:.0f} bps<extra></extra>")
+    return _figure([trace], x="max adverse excursion (bps, ≤ 0)", y="net return (bps)",
+                   showlegend=False, shapes=[_line("y", 0, "#555", "solid")])
 
 
 def equity_figure(series: Sequence[dict[str, Any]], *, label_key: str = "split") -> go.Figure:
-    """Equity (currency) above, drawdown (% of the running peak) below, one line per series
-    (the splits of one run, or one run each on the compare page)."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        row_heights=[0.65, 0.35])
+    """Equity (currency) above, drawdown (% of the running peak) below on the same time
+    axis, one line per series (the splits of one run, or one run each on the compare page)."""
+    traces = []
     for i, s in enumerate(series):
         label = s.get("label") or s[label_key]
         colour = (SPLIT_COLOURS.get(s["split"], COLOURS[i % len(COLOURS)])
                   if label_key == "split" else COLOURS[i % len(COLOURS)])
-        fig.add_trace(go.Scatter(x=s["ts"], y=s["equity"], mode="lines", name=label,
+        when = np.asarray([t.rstrip("Z") for t in s["ts"]], dtype="datetime64[ms]")
+        traces.append(go.Scatter(x=when, y=_arr(s["equity"]), mode="lines", name=label,
                                  legendgroup=label, line={"shape": "hv", "color": colour,
-                                                          "width": 1.6}), row=1, col=1)
-        fig.add_trace(go.Scatter(x=s["ts"], y=[None if d is None else d * 100
-                                               for d in s["drawdown"]],
+                                                          "width": 1.6}))
+        traces.append(go.Scatter(x=when, y=_arr(s["drawdown"]) * 100, yaxis="y2",
                                  mode="lines", name=label, legendgroup=label, showlegend=False,
                                  line={"shape": "hv", "color": colour, "width": 1.2},
-                                 fill="tozeroy"), row=2, col=1)
-    _layout(fig, x="", y="", height=HEIGHT + 120)
-    fig.update_yaxes(title_text="equity (currency)", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown (%)", row=2, col=1)
-    fig.update_xaxes(title_text="time (UTC)", row=2, col=1)
-    return fig
+                                 fill="tozeroy"))
+    return _figure(traces, x="time (UTC)", y="equity (currency)", height=HEIGHT + 120,
+                   showlegend=len(series) > 1, xaxis={"anchor": "y2"},
+                   yaxis={"domain": [0.4, 1.0]},
+                   yaxis2={"domain": [0.0, 0.32], "anchor": "x", "automargin": True,
+                           "title": {"text": "drawdown (%)"}})
 
 
 def frontier_figure(frontier: dict[str, Any]) -> go.Figure:
     """Score against risk per policy; the Pareto set (no policy has a lower risk and a
     higher score) joined by a line; infeasible policies hollow."""
     pts = frontier["points"]
-    fig = go.Figure()
+    traces = []
     for feasible, name in ((True, "meets constraints"), (False, "infeasible")):
         sel = [p for p in pts if p["meets_constraints"] is feasible]
         if not sel:
             continue
-        fig.add_trace(go.Scatter(
+        traces.append(go.Scatter(
             x=[p["risk"] for p in sel], y=[p["score"] for p in sel], mode="markers", name=name,
             text=[p["policy_id"] for p in sel],
             marker={"size": 9, "color": COLOURS[0] if feasible else "rgba(0,0,0,0)",
                     "line": {"color": COLOURS[0] if feasible else "#888", "width": 1.5}},
             hovertemplate="%{text}<br>risk %{x:.3f}<br>score %{y:.1f}<extra></extra>"))
     front = sorted((p for p in pts if p["on_front"]), key=lambda p: p["risk"])
-    fig.add_trace(go.Scatter(x=[p["risk"] for p in front], y=[p["score"] for p in front],
+    traces.append(go.Scatter(x=[p["risk"] for p in front], y=[p["score"] for p in front],
                              mode="lines+markers", name=f"Pareto set ({len(front)})",
                              text=[p["policy_id"] for p in front],
                              marker={"size": 11, "symbol": "diamond-open", "color": FRONT_COLOUR},
                              line={"color": FRONT_COLOUR, "width": 1.5},
                              hovertemplate="%{text}<extra>Pareto</extra>"))
-    return _layout(fig, x=f"risk: {frontier['risk']} (fraction of trades stopped out)",
+    return _figure(traces, x=f"risk: {frontier['risk']} (fraction of trades stopped out)",
                    y=f"score: {frontier['score']} (bps)")
 
 
@@ -166,13 +194,13 @@ def parcoords_figure(frontier: dict[str, Any]) -> go.Figure:
         dims.append(_axis(values, n))
     dims.append({"label": "score (bps)", "values": [p["score"] for p in pts]})
     title = "validation score (bps)" if frontier["has_validation"] else "score (bps)"
-    fig = go.Figure(go.Parcoords(
-        dimensions=dims, labelangle=-20, labelside="top",
-        line={"color": colour, "colorscale": "Viridis", "showscale": True,
-              "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 12}}))
-    fig.update_layout(template="plotly_white", height=HEIGHT + 20,
-                      margin={"l": 60, "r": 30, "t": 70, "b": 30}, font={"size": 12})
-    return fig
+    return go.Figure(
+        data=[go.Parcoords(
+            dimensions=dims, labelangle=-20, labelside="top",
+            line={"color": colour, "colorscale": "Viridis", "showscale": True,
+                  "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 12}})],
+        layout={"template": TEMPLATE, "height": HEIGHT + 20, "font": {"size": 12},
+                "margin": {"l": 60, "r": 30, "t": 70, "b": 30}})
 
 
 def train_validation_figure(frontier: dict[str, Any]) -> go.Figure:
@@ -180,37 +208,36 @@ def train_validation_figure(frontier: dict[str, Any]) -> go.Figure:
     points far below it did better in sample than out of sample."""
     pts = [p for p in frontier["points"] if p["validation_score"] is not None]
     xs, ys = [p["score"] for p in pts], [p["validation_score"] for p in pts]
-    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="markers", text=[p["policy_id"] for p in pts],
+    traces = [go.Scatter(x=xs, y=ys, mode="markers", text=[p["policy_id"] for p in pts],
                                marker={"size": 9, "color": COLOURS[2]}, name="policy",
                                hovertemplate="%{text}<br>train %{x:.1f}<br>validation %{y:.1f}"
-                                             "<extra></extra>"))
+                                             "<extra></extra>")]
     if pts:
         lo, hi = min(xs + ys), max(xs + ys)
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="validation = train",
+        traces.append(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="validation = train",
                                  line={"dash": "dot", "color": "#777"}, hoverinfo="skip"))
-    return _layout(fig, x="train score (bps)", y="validation score (bps)")
+    return _figure(traces, x="train score (bps)", y="validation score (bps)")
 
 
 def caller_returns_figure(series: dict[str, dict[str, Any]], *, shown: Sequence[str],
                           period: str) -> go.Figure:
     """Median net return per alert period, one line per caller; callers outside ``shown``
     start hidden (click the legend to add them)."""
-    fig = go.Figure()
+    traces = []
     # the drawn callers get the first (most distinct) colours
     order = [*shown, *(c for c in series if c not in shown)]
     colour = {c: COLOURS[i % len(COLOURS)] for i, c in enumerate(order)}
     for caller, s in series.items():
-        fig.add_trace(go.Scatter(
+        traces.append(go.Scatter(
             x=s["period"], y=s["median_return_bps"], mode="lines+markers", name=str(caller),
             customdata=s["trades"], visible=True if caller in shown else "legendonly",
             line={"color": colour[caller]},
             hovertemplate="%{x}<br>median %{y:.0f} bps<br>%{customdata} trades<extra>"
                           + "%{fullData.name}</extra>"))
-    fig.add_hline(y=0, line={"color": "#555", "width": 1})
-    fig = _layout(fig, x=f"alert {period} (UTC, start of period)", y="median net return (bps)",
-                  height=HEIGHT + 60)
-    fig.update_layout(legend={"orientation": "v", "y": 1, "x": 1.02})
-    return fig
+    return _figure(traces, x=f"alert {period} (UTC, start of period)",
+                   y="median net return (bps)", height=HEIGHT + 60,
+                   shapes=[_line("y", 0, "#555", "solid")],
+                   legend={"orientation": "v", "y": 1, "x": 1.02})
 
 
 def json_script(fig: go.Figure) -> Markup:

@@ -221,3 +221,26 @@ def test_caller_overview_against_the_parquet_files(demo):
         p.endswith("-01") for s in one["series"].values() for p in s["period"])
     with pytest.raises(InvalidArgumentError, match="period must be one of day, week, month"):
         caller_overview(demo["catalog"], period="year")
+
+
+def test_the_rerun_command_reproduces_the_run(demo):
+    from qbtest import run_main
+
+    args = shlex.split(_detail(demo, "b")["rerun_command"])
+    assert args[:3] == ["quantbot", "backtest", "rerun"]
+    proc = run_main(*args[1:], cwd=demo["root"])
+    assert proc.returncode == 0, proc.stderr
+    assert "reproduced: every artifact is identical" in proc.stdout
+
+
+def test_compare_many_with_a_failed_run(demo, tmp_path):
+    from qbtest import make_run
+
+    base = tmp_path / "runs"
+    src = run_folder(demo["base"], demo["ids"]["a"])
+    shutil.copytree(src, base / src.parent.name / src.name)
+    failed = make_run(base, fail=True, artifacts={"errors": []})
+    c = compare_many([demo["ids"]["a"], failed.run_id], base_dir=base, catalog=None)
+    assert c["runs"][1]["status"] == "failed" and c["returns"][1] is None
+    assert c["equity"][1] is None
+    assert all(m["values"][1] is None and m["deltas"][1] is None for m in c["metrics"])

@@ -41,9 +41,10 @@ def test_run_page(client, demo):
     assert f'href="/api/runs/{run_id}/artifacts/trades.parquet"' in html
     assert f'href="/api/runs/{run_id}/artifacts/trades.csv"' in html
     assert f"quantbot backtest rerun {run_id}" in html and 'data-copy="rerun-command"' in html
-    assert html.count('name="csrf_token"') >= 4
+    assert html.count('action="/runs/annotate"') == html.count('name="csrf_token"') == 4
     for action in ("name", "tag", "note", "delete"):
-        assert f'action="/runs/{run_id}/{action}"' in html
+        assert f'<input type="hidden" name="action" value="{action}">' in html
+    assert html.count(f'<input type="hidden" name="runs" value="{run_id}">') == 4
     assert "fixed_stop:sl0.2:tp1" in html and "verified" in html
     figures = _figures(html)
     assert len(figures) == 4 and all(f["data"] for f in figures)

@@ -1,6 +1,8 @@
 """``GET /runs/{run_id}``: one run — provenance, parameters, timing, artifacts (verified,
 with previews and downloads), exclusions, charts, per-caller table, frontier, the rerun
-command and the annotation forms. The data is ``quantbot.analysis.run_detail``'s."""
+command and the annotation forms (name, tag, untag, note, delete/undelete, each posting to
+the app's ``POST /runs/annotate`` with ``action``, ``runs``, ``text``, ``next`` and the CSRF
+token ``csrf_token``). The data is ``quantbot.analysis.run_detail``'s."""
 
 from __future__ import annotations
 
@@ -10,10 +12,6 @@ from starlette.responses import Response
 from quantbot.ui.pages import render, settings
 
 router = APIRouter()
-
-#: Annotation actions the page offers; uicore's POST /runs/{run_id}/<action> handles them.
-ANNOTATION_ACTIONS = ("name", "tag", "untag", "note", "delete", "undelete")
-
 
 @router.get("/runs/{run_id}", include_in_schema=False)
 def run_page(request: Request, run_id: str) -> Response:

@@ -1,6 +1,7 @@
 """The run, compare and callers pages through the app (FastAPI TestClient, real runs):
 status, the values shown, the embedded figures, and escaping of a ``<script>`` caller."""
 
+# ruff: noqa: F811 (the imported fixture ``demo`` is named as a test argument)
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from .conftest import EVIL_CALLER, make_app
+from .page_runs import EVIL_CALLER, demo, make_app  # noqa: F401 (demo is a fixture)
 
 
 @pytest.fixture(scope="module")

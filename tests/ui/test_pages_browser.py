@@ -2,6 +2,7 @@
 compare and callers pages served by a real uvicorn on loopback: every Plotly chart is
 drawn (an SVG inside each .js-plotly-plot) and no page logs a console error."""
 
+# ruff: noqa: F811 (the imported fixture ``demo`` is named as a test argument)
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import time
 import pytest
 from qbtest import unavailable
 
-from .conftest import make_app
+from .page_runs import demo, make_app  # noqa: F401 (demo is a fixture)
 
 CHROMIUM = "/usr/bin/chromium"
 

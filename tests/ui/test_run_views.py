@@ -1,6 +1,7 @@
 """The pages' data API (quantbot.analysis.run_detail / compare_many / caller_overview) on
 real runs, each number against an independent computation from the Parquet files."""
 
+# ruff: noqa: F811 (the imported fixture ``demo`` is named as a test argument)
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import pytest
 from quantbot.analysis import caller_overview, compare_many, run_detail
 from quantbot.errors import InvalidArgumentError, RunNotFoundError
 
-from .conftest import EVIL_CALLER, run_folder
+from .page_runs import EVIL_CALLER, demo, run_folder  # noqa: F401 (demo is a fixture)
 
 
 def _read(demo, run_id, rel):

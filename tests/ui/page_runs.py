@@ -1,4 +1,5 @@
-"""Real runs for the page tests: sample data (one caller renamed to a ``<script>`` tag, to
+"""Real runs for the run/compare/callers page tests (import ``demo`` into a test module; a
+module, not conftest.py, so it sits beside the other ui tests' conftest): sample data (one caller renamed to a ``<script>`` tag, to
 prove escaping), a path-only run, two policy runs, a full run with a validation split,
 cataloged. Built once per test process (session scope)."""
 

@@ -161,7 +161,7 @@ def compare_runs(run_a: str, run_b: str, *, catalog: CatalogRef | None = None,
         ta, tb = read_artifact(dir_a, kind), read_artifact(dir_b, kind)
         compare = _compare_trades if kind == "trades" else _compare_paths
         comparisons.append(compare(ta, tb, tolerance_bps, callers))
-    summary = _summary_pairs(dir_a, man_a, dir_b, man_b, read_artifact)
+    summary = _summary_pairs(dir_a, man_a, dir_b, man_b)
     return Comparison(run_a=_info(man_a, dir_a), run_b=_info(man_b, dir_b),
                       tolerance_bps=float(tolerance_bps),
                       param_diff=diff_parameters(man_a.to_dict()["parameters"],
@@ -190,11 +190,12 @@ def _callers(run_dir: Storage, manifest: Any) -> dict[str, str]:
     return dict(zip(alerts.column("call_id").to_pylist(), alerts.column("caller_name").to_pylist()))
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_parameters(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as {dotted.key: leaf}; an empty dict is a leaf (shown as {})."""
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten_parameters(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: value}
 
@@ -202,16 +203,15 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def diff_parameters(a: dict[str, Any], b: dict[str, Any]) -> list[ParamDiff]:
     """Parameters (flattened to dotted keys) whose values differ, sorted by key.
     ``config_hash`` is left out: it differs whenever anything else does."""
-    fa, fb = _flatten(a), _flatten(b)
+    fa, fb = flatten_parameters(a), flatten_parameters(b)
     keys = sorted((set(fa) | set(fb)) - {"config_hash"})
     return [ParamDiff(k, fa.get(k), fb.get(k)) for k in keys if fa.get(k) != fb.get(k)]
 
 
-def _summary_pairs(dir_a: Storage, man_a: Any, dir_b: Storage, man_b: Any,
-                   read: Any) -> list[SummaryPair]:
+def _summary_pairs(dir_a: Storage, man_a: Any, dir_b: Storage, man_b: Any) -> list[SummaryPair]:
     """Summary rows paired by caller_name (policy runs: the single null-caller row); runs
     without a summary get metrics computed from their paths."""
-    sides = [_summary_rows(d, m, read) for d, m in ((dir_a, man_a), (dir_b, man_b))]
+    sides = [summary_by_group(d, m) for d, m in ((dir_a, man_a), (dir_b, man_b))]
     groups = list(dict.fromkeys([*sides[0], *sides[1]]))
     groups.sort(key=lambda g: (g not in (None, "*"), g is not None, g or ""))
     pairs = []
@@ -222,8 +222,13 @@ def _summary_pairs(dir_a: Storage, man_a: Any, dir_b: Storage, man_b: Any,
     return pairs
 
 
-def _summary_rows(run_dir: Storage, manifest: Any, read: Any
-                  ) -> dict[str | None, tuple[str | None, dict[str, float | None]]]:
+def summary_by_group(run_dir: Storage, manifest: Any
+                     ) -> dict[str | None, tuple[str | None, dict[str, float | None]]]:
+    """{caller_name: (policy_id, SUMMARY_METRICS)} of a run's summary (the validation row
+    where the run has a split: out-of-sample wins); runs without a summary get one pooled
+    group (None) computed from their paths by :func:`path_metrics`; {} when neither."""
+    from quantbot.artifacts.store.reader import read_artifact as read
+
     if "summary" in manifest.artifacts:
         table = read(run_dir, "summary")
         out: dict[str | None, tuple[str | None, dict[str, float | None]]] = {}
@@ -253,6 +258,17 @@ def path_metrics(paths: pa.Table, levels: Sequence[float] = STANDARD_LEVELS
     for col, name in (("peak_multiple", "median_peak_multiple"), ("dd_bps", "median_dd_bps")):
         vals = np.asarray(paths.column(col).to_numpy(zero_copy_only=False), dtype=np.float64)
         out[name] = float(np.nanmedian(vals)) if n and np.isfinite(vals).any() else None
+    return out
+
+
+def path_metrics_by_caller(paths: pa.Table, levels: Sequence[float] = STANDARD_LEVELS
+                           ) -> list[dict[str, Any]]:
+    """:func:`path_metrics` per caller_name, the pooled row (caller ``None``) first."""
+    callers = paths.column("caller_name").to_pylist()
+    out = [{"caller_name": None, **path_metrics(paths, levels)}]
+    for name in sorted({c for c in callers if c is not None}):
+        part = paths.filter(pa.array([c == name for c in callers]))
+        out.append({"caller_name": name, **path_metrics(part, levels)})
     return out
 
 
@@ -342,4 +358,5 @@ def _compare_paths(ta: pa.Table, tb: pa.Table, tol: float,
 
 __all__ = ["ArtifactComparison", "CallChange", "Comparison", "IncomparableRunsError",
            "ParamDiff", "RunInfo", "SummaryPair", "compare_runs", "diff_parameters",
-           "path_metrics"]
+           "flatten_parameters", "path_metrics", "path_metrics_by_caller",
+           "summary_by_group"]

@@ -199,7 +199,9 @@ def render_png(draw: Callable[[Axes], None], *, size: tuple[float, float] = (7.5
 
 # ---------------------------------------------------------------- HTML
 
-def _fmt(value: Any, column: str = "") -> str:
+def format_cell(value: Any, column: str = "") -> str:
+    """A value as people read it, by its column's unit: rates and fractions as %, ``_ms``
+    durations in hours, large numbers with thousands separators, None as "–"."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -236,14 +238,15 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
         for c in cols:
             v = r.get(c)
             num = isinstance(v, int | float) and not isinstance(v, bool)
-            cells.append(f"<td{' class=num' if num else ''}>{html.escape(_fmt(v, c))}</td>")
+            text = html.escape(format_cell(v, c))
+            cells.append(f"<td{' class=num' if num else ''}>{text}</td>")
         body.append(f"<tr{' class=hl' if r.get('_hl') else ''}>{''.join(cells)}</tr>")
     return (f"<div class='wide'><table class='{css}'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _kv(pairs: Sequence[tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>"
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(format_cell(v))}</td></tr>"
                    for k, v in pairs)
     return f"<table class='kv'>{rows}</table>"
 
@@ -286,11 +289,11 @@ footer{margin-top:30px;font-size:11px;color:#888}
 
 def _cards(pairs: Sequence[tuple[str, Any]]) -> str:
     return "<div class='cards'>" + "".join(
-        f"<div class='card'><div class='v'>{html.escape(_fmt(v, k))}</div>"
+        f"<div class='card'><div class='v'>{html.escape(format_cell(v, k))}</div>"
         f"<div class='k'>{html.escape(k)}</div></div>" for k, v in pairs) + "</div>"
 
 
-def _error_counts(errors: pa.Table) -> list[dict[str, Any]]:
+def error_counts(errors: pa.Table) -> list[dict[str, Any]]:
     """Rows by level, phase and reason (coverage exclusions: the reason; others: blank)."""
     counts: Counter[tuple[str, str, str]] = Counter()
     for level, phase, msg in zip(errors.column("level").to_pylist(),
@@ -323,7 +326,7 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
     pooled = None
     if "summary" in arts and arts["summary"].num_rows:
         rows = arts["summary"].to_pylist()
-        pooled = _headline_row(rows)
+        pooled = headline_row(rows)
         split = pooled.get("split") or "reported"
         label = "policy" if m["run_type"] == "policy" else "best policy (pooled)"
         headline += [(label, pooled["policy_id"]), ("figures on", f"{split} calls"),
@@ -381,7 +384,7 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
     plots: list[tuple[str, str]] = []
     if "frontier" in arts and arts["frontier"].num_rows:
         parts.append(_frontier_section(arts["frontier"], top_n))
-        group = _frontier_group(arts["frontier"])
+        group = frontier_group(arts["frontier"])
         label = _group_label(group)
         plots.append(("Frontier", render_png(lambda ax: plot_frontier(
             ax, group, title=f"Frontier ({label}): median return vs stop-out rate"))))
@@ -402,7 +405,7 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
     if "errors" in arts:
         errors = arts["errors"]
         parts.append(f"<h2>Errors and exclusions ({errors.num_rows} rows)</h2>"
-                     + _table(_error_counts(errors)))
+                     + _table(error_counts(errors)))
         others = [r for r in errors.to_pylist() if r["phase"] != "coverage"]
         if others:
             shown = [{"level": r["level"], "phase": r["phase"], "call_id": r["call_id"],
@@ -426,14 +429,14 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
             f"<body>{''.join(parts)}</body></html>\n")
 
 
-def _headline_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def headline_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The pooled row the headline shows: out-of-sample (validation) when the run has a
     split, else its only pooled row."""
     pooled = [r for r in rows if r["caller_name"] in (None, "*")] or rows
     return next((r for r in pooled if r.get("split") == "validation"), pooled[0])
 
 
-def _frontier_group(frontier: pa.Table) -> pa.Table:
+def frontier_group(frontier: pa.Table) -> pa.Table:
     """The pooled group's rows (``*``), else the first caller's."""
     callers = frontier.column("caller_name").to_pylist()
     name = "*" if "*" in callers else callers[0]
@@ -446,7 +449,7 @@ def _group_label(group: pa.Table) -> str:
 
 
 def _frontier_section(frontier: pa.Table, top_n: int) -> str:
-    group = _frontier_group(frontier)
+    group = frontier_group(frontier)
     front = pareto_mask(_column(group, "stop_out_rate").astype(float),
                         _column(group, "median_return_bps").astype(float))
     rows = group.to_pylist()
@@ -493,5 +496,6 @@ def write_report(run_id: str, out: str | os.PathLike[str] | None = None, *,
     return path
 
 
-__all__ = ["ReportError", "plot_equity", "plot_frontier", "plot_peaks", "plot_returns",
-           "render_png", "render_report", "setup_text", "write_report"]
+__all__ = ["ReportError", "error_counts", "format_cell", "frontier_group", "headline_row", "plot_equity",
+           "plot_frontier", "plot_peaks", "plot_returns", "render_png", "render_report",
+           "setup_text", "write_report"]

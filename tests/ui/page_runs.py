@@ -56,9 +56,7 @@ def run_folder(base: Path, run_id: str) -> Path:
 
 
 def make_app(base: Path, catalog: Path) -> Any:
-    """The app (uicore's create_app once merged; the stand-in until then)."""
-    try:
-        from quantbot.ui.app import create_app  # type: ignore[import-not-found]
-    except ModuleNotFoundError:  # merge guard: drop with the stand-in
-        from quantbot.ui._standin_app import create_app
+    """The app over ``base`` and ``catalog``."""
+    from quantbot.ui.app import create_app
+
     return create_app(base, catalog)

@@ -167,13 +167,10 @@ def run_charts(arts: dict[str, pa.Table], policy_id: str | None) -> dict[str, An
 
 
 def _annotations(catalog: CatalogRef | None, run_id: str) -> dict[str, Any]:
-    """Name, tags, notes and deletion of the run (helper annot's ``run_annotations_state``)."""
+    """Name, tags, notes and deletion of the run, as the catalog has them."""
     empty: dict[str, Any] = {"name": None, "tags": {}, "notes": [], "deleted_at": None}
-    try:  # merge guard: remove once quantbot.artifacts.ops.annotate is on main
-        from quantbot.artifacts.ops.annotate import run_annotations_state  # type: ignore
-    except ModuleNotFoundError:
-        return empty
     from quantbot.artifacts.catalog.connection import catalog_exists
+    from quantbot.artifacts.ops.annotate import run_annotations_state
 
     if catalog is None or not catalog_exists(catalog):
         return empty

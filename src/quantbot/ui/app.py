@@ -7,7 +7,6 @@ than ``Settings.lock_timeout`` seconds is answered with a message (HTTP 503), ne
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from dataclasses import dataclass
@@ -126,16 +125,10 @@ def create_app(base_dir: str | os.PathLike[str] | Storage = "runs",
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    from quantbot.ui.routes import api, artifacts, runs, sql
+    from quantbot.ui.routes import api, artifacts, callers, compare, run, runs, sql
 
-    for module in (runs, sql, api, artifacts):
+    for module in (runs, run, compare, callers, sql, api, artifacts):
         app.include_router(module.router)
-    for mod in ("run", "compare", "callers"):  # uipages' pages; the guard goes at merge
-        try:
-            app.include_router(importlib.import_module(f"quantbot.ui.routes.{mod}").router)
-        except ModuleNotFoundError as err:
-            if err.name != f"quantbot.ui.routes.{mod}":
-                raise
     return app
 
 

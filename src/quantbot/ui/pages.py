@@ -63,20 +63,12 @@ def settings(request: Request) -> tuple[Any, str]:
     return s.base_dir, os.fspath(s.catalog)
 
 
-def _core() -> tuple[Any, Any]:
-    import importlib
-
-    try:  # merge guard: uicore's templating; the stand-in only until it is on main
-        templating = importlib.import_module("quantbot.ui.templating")
-    except ModuleNotFoundError:
-        templating = importlib.import_module("quantbot.ui._standin_app")
-    return templating.templates, templating.render
-
-
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     """The page template ``name`` through the app's templating (which adds csrf_token and
     the active nav entry), with this module's filters installed."""
-    templates, core_render = _core()
+    from quantbot.ui.templating import render as core_render
+    from quantbot.ui.templating import templates
+
     for key, fn in FILTERS.items():
         templates.env.filters.setdefault(key, fn)
     return core_render(request, name, status_code=status_code, **context)

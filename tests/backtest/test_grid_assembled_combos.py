@@ -7,7 +7,13 @@ from __future__ import annotations
 import json
 import math
 
-from quantbot.backtest.engine.policies import Combo, TimeStop, canonical_json, parse_policy, policy_id
+from quantbot.backtest.engine.policies import (
+    Combo,
+    TimeStop,
+    canonical_json,
+    parse_policy,
+    policy_id,
+)
 from quantbot.backtest.optimize.grid import default_grid
 from quantbot.backtest.optimize.search import _canonical_key
 

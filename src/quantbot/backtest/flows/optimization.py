@@ -131,12 +131,12 @@ class OptimizationFlow(Flow):
     def optimize(self, prep: PreparedInputs, clock: PhaseClock) -> Outcome:
         """The ``optimization`` phase: frontier, trades, summary and errors artifacts."""
         from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, ArtifactType
+        from quantbot.backtest.executors import Executor, open_executor
         from quantbot.backtest.flows.optimization_rows import (
             best_artifacts,
             error_rows,
             headline_metrics,
         )
-        from quantbot.backtest.executors import Executor, open_executor
         from quantbot.backtest.flows.portfolio_step import portfolio_figures
         from quantbot.backtest.optimize.search import frontier_columns, optimize_grid
 

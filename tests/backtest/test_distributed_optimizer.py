@@ -123,5 +123,7 @@ def test_chunk_size_from_the_measured_cost():
     assert chunk_policies(0.0025, 100_000, 2, 64) == 384
     # at least MIN_CHUNKS_PER_WORKER chunks per worker
     assert chunk_policies(0.0001, 10_000, 2, 64) == 10_000 // (MIN_CHUNKS_PER_WORKER * 2) // 64 * 64
+    # the nearest whole number of batches: 1 s / 8.3 ms = 120 policies -> 2 batches
+    assert chunk_policies(0.0083, 100_000, 2, 64) == 128
     # never less than one batch
     assert chunk_policies(10.0, 100, 8, 64) == 64

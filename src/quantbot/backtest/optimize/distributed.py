@@ -38,11 +38,12 @@ MIN_CHUNKS_PER_WORKER = 4
 
 
 def chunk_policies(policy_s: float, n: int, n_workers: int, batch: int) -> int:
-    """Policies per chunk: ~TARGET_CHUNK_S of work at ``policy_s`` seconds per policy, at
-    most ``n / (MIN_CHUNKS_PER_WORKER * n_workers)``, a whole number of batches (≥ 1)."""
-    target = int(TARGET_CHUNK_S / max(policy_s, 1e-9))
-    spread = n // (MIN_CHUNKS_PER_WORKER * max(n_workers, 1))
-    return max(batch, min(target, spread) // batch * batch)
+    """Policies per chunk: the whole number of batches nearest to TARGET_CHUNK_S of work at
+    ``policy_s`` seconds per policy, at most ``n / (MIN_CHUNKS_PER_WORKER * n_workers)``
+    policies, at least one batch."""
+    target = round(TARGET_CHUNK_S / max(policy_s, 1e-9) / batch)
+    spread = n // (MIN_CHUNKS_PER_WORKER * max(n_workers, 1)) // batch
+    return batch * max(1, min(target, spread))
 
 
 def evaluate_distributed(executor: Executor, inputs: SearchInputs, groups: list[GroupResult],

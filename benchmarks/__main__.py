@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, one table, ratios against baselines measured in this run.
 
-Usage: python -m benchmarks [--quick] [--only store,catalog,engine,data,optimizer]
+Usage: python -m benchmarks [--quick] [--only store,catalog,engine,data,optimizer,flows,portfolio,ui,dask]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 from benchmarks._report import BenchResult
 
-MODULES = ("store", "catalog", "engine", "data", "optimizer", "flows", "portfolio")
+MODULES = ("store", "catalog", "engine", "data", "optimizer", "flows", "portfolio", "ui", "dask")
 
 
 def _fmt(value: float | None, unit: str) -> str:

@@ -42,7 +42,8 @@ GROUP BY p.caller_name
 ORDER BY calls DESC, p.caller_name
 """
 
-_RETURNS_SQL = """
+#: Each (policy, call) traded once: the newest run's trade when several runs traded it.
+_NEWEST_TRADES = """
 WITH t AS (
   SELECT t.run_id, t.policy_id, t.call_id, t.realized_return_bps, a.caller_name, a.mint,
          a.alert_ts_ms,
@@ -53,22 +54,16 @@ WITH t AS (
   JOIN backtest_runs_catalog r ON r.run_id = t.run_id
   WHERE ? IS NULL OR t.policy_id = ?
 )
+"""
+
+_RETURNS_SQL = _NEWEST_TRADES + """
 SELECT caller_name, strftime(date_trunc(?, epoch_ms(alert_ts_ms)), '%Y-%m-%d') AS period,
        count(*) AS trades, median(realized_return_bps) AS median_return_bps
 FROM t WHERE newest = 1
 GROUP BY ALL ORDER BY caller_name, period
 """
 
-_TOTALS_SQL = """
-WITH t AS (
-  SELECT t.policy_id, t.realized_return_bps, a.caller_name,
-         row_number() OVER (PARTITION BY t.policy_id, t.call_id, a.mint, a.alert_ts_ms
-                            ORDER BY r.created_at DESC, t.run_id DESC) AS newest
-  FROM all_trades t
-  JOIN all_alerts a ON a.run_id = t.run_id AND a.call_id = t.call_id
-  JOIN backtest_runs_catalog r ON r.run_id = t.run_id
-  WHERE ? IS NULL OR t.policy_id = ?
-)
+_TOTALS_SQL = _NEWEST_TRADES + """
 SELECT caller_name, count(*) AS trades, count(DISTINCT policy_id) AS policies,
        median(realized_return_bps) AS median_return_bps
 FROM t WHERE newest = 1 GROUP BY caller_name

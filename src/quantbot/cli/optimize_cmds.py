@@ -58,19 +58,9 @@ def _optimizer_progress() -> Iterator[Callbacks]:
     if not sys.stderr.isatty():
         yield None, None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from quantbot.cli.render import stderr_progress
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                  transient=True) as bar:
+    with stderr_progress() as bar:
         task = bar.add_task("starting", total=None)
 
         def phase(label: str) -> None:

@@ -96,3 +96,22 @@ def print_rows(rows: list[dict[str, Any]], fmt: str, title: str | None = None) -
         print_csv(rows)
     else:
         print_table(rows, title)
+
+
+def stderr_progress(*fields: str, transient: bool = True) -> Any:
+    """A rich progress bar on stderr: the task's description, a bar, done/total, the
+    ``fields`` (rich TextColumn templates, e.g. ``"failed {task.fields[failed]}"``), elapsed
+    time and ETA. Only for a terminal: callers check ``sys.stderr.isatty()`` first."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    *(TextColumn(f) for f in fields), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=transient)

@@ -81,20 +81,10 @@ def _progress_bar(total: int) -> Iterator[Callable[[Any], None]]:
     if not sys.stderr.isatty():
         yield announce
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from quantbot.cli.render import stderr_progress
 
-    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("running {task.fields[running]}  failed {task.fields[failed]}"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
+    with stderr_progress("running {task.fields[running]}  failed {task.fields[failed]}",
+                         transient=False) as bar:
         task = bar.add_task("sweep", total=total, running=0, failed=0)
 
         def update(p: Any) -> None:

@@ -8,6 +8,8 @@ ever used as a path.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -20,39 +22,38 @@ router = APIRouter()
 PREVIEW_ROWS = 25
 
 
-def _filename(run_id: str, kind: str, ext: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{run_id[:8]}-{kind}.{ext}"'}
+def _download(request: Request, run_ref: str, artifact_type: str, ext: str,
+              ) -> tuple[Any, Any, str, dict[str, str]]:
+    """(settings, the run's storage, the artifact type, the attachment header) of a download."""
+    from quantbot.artifacts.ops.lookup import run_id_of
+    from quantbot.artifacts.schema.artifact_types import ArtifactType
+
+    run = located(request, run_ref)
+    kind = ArtifactType.parse(artifact_type).value
+    name = f"{run_id_of(run)[:8]}-{kind}.{ext}"
+    return request.app.state.settings, run, kind, {
+        "Content-Disposition": f'attachment; filename="{name}"'}
 
 
 @router.get("/api/runs/{run_id}/artifacts/{artifact_type}.parquet", tags=["artifacts"])
 def artifact_parquet(request: Request, run_id: str, artifact_type: str) -> Response:
     """The artifact's Parquet file exactly as stored (its sha256 is in the manifest)."""
-    from quantbot.artifacts.ops.lookup import run_id_of
     from quantbot.artifacts.ops.preview import artifact_bytes
-    from quantbot.artifacts.schema.artifact_types import ArtifactType
 
-    settings = request.app.state.settings
-    run = located(request, run_id)
-    kind = ArtifactType.parse(artifact_type).value
+    settings, run, kind, headers = _download(request, run_id, artifact_type, "parquet")
     data = artifact_bytes(settings.catalog, run, kind, lock_timeout=settings.lock_timeout)
-    return Response(data, media_type="application/vnd.apache.parquet",
-                    headers=_filename(run_id_of(run), kind, "parquet"))
+    return Response(data, media_type="application/vnd.apache.parquet", headers=headers)
 
 
 @router.get("/api/runs/{run_id}/artifacts/{artifact_type}.csv", tags=["artifacts"])
 def artifact_csv(request: Request, run_id: str, artifact_type: str) -> Response:
     """The artifact as CSV at the current schema (nested values as JSON text), streamed."""
-    from quantbot.artifacts.ops.lookup import run_id_of
     from quantbot.artifacts.ops.preview import artifact_csv as csv_chunks
-    from quantbot.artifacts.schema.artifact_types import ArtifactType
 
-    settings = request.app.state.settings
-    run = located(request, run_id)
-    kind = ArtifactType.parse(artifact_type).value
+    settings, run, kind, headers = _download(request, run_id, artifact_type, "csv")
     chunks = csv_chunks(settings.catalog, run, kind, lock_timeout=settings.lock_timeout)
     first = next(chunks)  # errors (not cataloged, bad file) surface before the 200 is sent
-    return StreamingResponse(iter([first, *chunks]), media_type="text/csv",
-                             headers=_filename(run_id_of(run), kind, "csv"))
+    return StreamingResponse(iter([first, *chunks]), media_type="text/csv", headers=headers)
 
 
 @router.get("/api/runs/{run_id}/artifacts/{artifact_type}", tags=["artifacts"])

@@ -235,15 +235,16 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
     prep = _load(spec, params, clock)
     with clock.phase("plan", "creating the run"):
         run = _create_run(flow.run_type, spec, run_params, prep, opts, clock.started)
-        if name:  # not in the manifest (a rerun has no name): a record beside the run
-            name_new_run(run.storage, run.run_id, name, durable=opts.get("durable", True))
     hook = opts.get("around_run")
     with run, (hook(run) if hook is not None else nullcontext()):
+        if name:  # not in the manifest (a rerun has no name): a record beside the run;
+            # inside ``with run`` so that a record that cannot be written fails the run
+            name_new_run(run.storage, run.run_id, name, durable=opts.get("durable", True))
         outcome = flow.execute(prep, clock)
         with clock.phase("store", "writing artifacts"):
             run.write_artifact("alerts", prep.alerts)
-            for name, data in outcome.artifacts.items():
-                run.write_artifact(name, data)
+            for kind, data in outcome.artifacts.items():
+                run.write_artifact(kind, data)
         run.update_manifest(timing=clock.ms)
     return _result(run, prep, outcome)
 

@@ -32,13 +32,22 @@ from quantbot.backtest.data.columns import (
     quote,
     resolve_columns,
 )
-from quantbot.backtest.data.sources import Source, fetch_arrow, open_source
+from quantbot.backtest.data.direct_scan import read_direct
+from quantbot.backtest.data.sources import (
+    IN_MEMORY,
+    Source,
+    fetch_arrow,
+    in_memory_table,
+    open_source,
+)
 from quantbot.durations import format_duration
 from quantbot.errors import DataError
 
 _PRICES = ("open", "high", "low", "close")
 _VALUES = (*_PRICES, "volume")
 DUPLICATE_POLICIES = ("error", "first", "last")
+_DIRECT = ("parquet", IN_MEMORY)
+"""Source kinds the fast path (``direct_scan``) may read without SQL."""
 Rows = dict[str, np.ndarray]
 """Loaded candle rows as numpy columns: range_id (int64), ts_ms (int64) and ``_VALUES``."""
 
@@ -113,10 +122,19 @@ def load_candles(
         return CandleSet.empty()
     reach = int(horizon_ms) + int(interval_ms)
     ranges = _merge(alert_mint, alert_ts - int(pre_window_ms), alert_ts + reach)
+    asset = _single_asset(symbol, mints)
     with open_source(source, "candles", table=table, query=query, tz=tz) as src:
-        scan = _Scan.of(src, ts_unit, ts_format, mapping, _single_asset(symbol, mints))
-        rows = _sorted(scan.rows_in(ranges.table(mints)), ranges)
-        firsts = scan.first_ts(mints)
+        src, roles = _roles(src, mapping, asset, ts_format)
+        direct = (read_direct(Path(src.path), in_memory_table(source, "candles"), roles, asset,
+                              mints, ranges.mint_id, ranges.lo, ranges.hi, ts_unit, tz)
+                  if src.kind in _DIRECT and not (query or ts_format) else None)
+        if direct is None:
+            scan = _Scan.of(src, roles, ts_unit, ts_format, asset)
+            rows, firsts = scan.rows_in(ranges.table(mints)), scan.first_ts(mints)
+        else:  # the direct read checked the timestamps and found their unit
+            scan = _Scan.of(src, roles, direct.ts_unit, ts_format, asset, checked=True)
+            rows, firsts = direct.rows, direct.first_ts
+        rows = _sorted(rows, ranges)
         anchors = _own_anchors(rows, ranges, alert_mint, alert_ts, reach, entry)
         far = np.flatnonzero(anchors < 0)  # no candle within reach: find the first one after
         if far.size:
@@ -145,6 +163,22 @@ def _single_asset(symbol: str | None, mints: list[str]) -> str | None:
     return mints[0] if len(mints) == 1 else None
 
 
+def _roles(src: Source, mapping: dict[str, str], asset: str | None,
+           ts_format: str | None) -> tuple[Source, dict[str, str | None]]:
+    """Which column of ``src`` plays which candle role; refuses a source with no asset
+    column when the alerts name several mints and no ``asset`` is given. A CSV's asset
+    and (with a format) time columns are read as text from here on."""
+    label = f"candles source {src.path}"
+    roles = resolve_columns(list(src.columns), "candles", label, ("volume", "mint"), mapping)
+    if roles["mint"] is None and asset is None:
+        raise DataError(f"{label}: no asset column (columns present: "
+                        f"{', '.join(src.columns)}) and the alerts name several mints; give "
+                        "its asset with --symbol NAME or map one with --candles-columns "
+                        "mint=COLUMN")
+    as_text = [c for c in (roles["mint"], roles["ts"] if ts_format else None) if c]
+    return src.with_varchar(as_text), roles
+
+
 @dataclass(frozen=True)
 class _Scan:
     """SQL over the source in quantbot's candle columns (mint, ts_ms, OHLCV as double)."""
@@ -154,19 +188,16 @@ class _Scan:
     casts: dict[str, str]  # input column -> SQL type, to name a column that fails to cast
 
     @classmethod
-    def of(cls, src: Source, ts_unit: str | None, ts_format: str | None,
-           mapping: dict[str, str], asset: str | None) -> _Scan:
+    def of(cls, src: Source, roles: dict[str, str | None], ts_unit: str | None,
+           ts_format: str | None, asset: str | None, checked: bool = False) -> _Scan:
+        """The scan of ``src`` with its columns in ``roles``; its timestamps are checked
+        first (one scan) unless ``checked`` (then ``ts_unit`` is the unit found)."""
         label = f"candles source {src.path}"
-        roles = resolve_columns(list(src.columns), "candles", label, ("volume", "mint"), mapping)
-        if roles["mint"] is None and asset is None:
-            raise DataError(f"{label}: no asset column (columns present: "
-                            f"{', '.join(src.columns)}) and the alerts name several mints; give "
-                            "its asset with --symbol NAME or map one with --candles-columns "
-                            "mint=COLUMN")
         ts_col = roles["ts"]
-        src = src.with_varchar([c for c in (roles["mint"], ts_col if ts_format else None) if c])
-        ts_unit = check_timestamps(src, ts_col, ts_unit, label, ts_format=ts_format,
-                                   format_flag="--candles-ts-format")
+        assert ts_col is not None
+        if not checked:
+            ts_unit = check_timestamps(src, ts_col, ts_unit, label, ts_format=ts_format,
+                                       format_flag="--candles-ts-format")
         mint = f"CAST({quote(roles['mint'])} AS VARCHAR)" if roles["mint"] else literal(str(asset))
         numbers = ", ".join(f"CAST({quote(roles[r])} AS DOUBLE) AS {r}" if roles[r]
                             else f"CAST('NaN' AS DOUBLE) AS {r}" for r in _VALUES)

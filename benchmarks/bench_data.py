@@ -4,9 +4,10 @@ The file (5,000 mints × 3,000 one-minute candles, ~50 h each) is generated once
 in the temp dir. Alerts fall on random mints and times, so their windows (1 h before, 24 h
 after) need part of each mint's history. The baseline is ``pyarrow.parquet.read_table`` of
 the whole file — what a loader that reads everything would pay before filtering anything.
-The target guards against regressions: filtering, joining, sorting, checking (duplicates,
-interval) and packing at no more than 2× the cost of a plain full read. The goal is 1.5×;
-about half of the time is DuckDB's scan and join, which alone costs about 1.5× the read.
+The target (issue 10): filtering, checking (duplicates, interval) and packing at no more
+than 1.5× the cost of that plain full read. A plain Parquet file takes the loader's fast
+path (``direct_scan``: pyarrow reads, one compiled pass keeps the rows); the SQL path, which
+every other source takes, is measured on the same file for comparison (a query forces it).
 """
 
 from __future__ import annotations
@@ -63,14 +64,20 @@ def collect(quick: bool = False) -> list[BenchResult]:
     n_alerts = 1_000 if quick else 10_000
     alerts = bench_alerts(n_alerts)
     repeat = 1 if quick else 3
-    loaded = load_candles(path, alerts, interval_ms=MINUTE_MS, horizon_ms=HORIZON_MS, pre_window_ms=PRE_MS)
-    measured = best_of(lambda: load_candles(path, alerts, interval_ms=MINUTE_MS, horizon_ms=HORIZON_MS,
-                                            pre_window_ms=PRE_MS), repeat)
+    window = {"interval_ms": MINUTE_MS, "horizon_ms": HORIZON_MS, "pre_window_ms": PRE_MS}
+    loaded = load_candles(path, alerts, **window)
+    measured = best_of(lambda: load_candles(path, alerts, **window), repeat)
     baseline = best_of(lambda: pq.read_table(path), repeat)
+    sql = best_of(lambda: load_candles(path, alerts, query="SELECT * FROM candles", **window),
+                  repeat)
+    note = f"{loaded.n_rows:,} candles of {len(loaded.mints):,} mints loaded"
     return [BenchResult(
         name=f"data.load_candles {n_alerts:,} alerts, 15M-row parquet",
-        measured=measured, target="<= 2.0x baseline (no regression)",
-        ok=measured <= 2.0 * baseline, baseline="pyarrow.parquet.read_table (whole file)",
-        baseline_measured=baseline,
-        note=f"{loaded.n_rows:,} candles of {len(loaded.mints):,} mints loaded",
+        measured=measured, target="<= 1.5x baseline",
+        ok=measured <= 1.5 * baseline, baseline="pyarrow.parquet.read_table (whole file)",
+        baseline_measured=baseline, note=note,
+    ), BenchResult(
+        name="  same through the SQL path (any other source)",
+        measured=sql, target="informational", ok=True,
+        baseline="pyarrow.parquet.read_table (whole file)", baseline_measured=baseline, note=note,
     )]

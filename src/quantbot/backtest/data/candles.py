@@ -1,7 +1,8 @@
 """Candles in: only the rows the alerts need, packed as a ``CandleSet``, and checked.
 
 The source is scanned by DuckDB joined against small per-mint time ranges, so a candle
-source larger than memory works and only the needed rows are materialised. The ranges of
+source larger than memory works and only the needed rows are materialised; a plain Parquet
+file or Arrow table is read without SQL where that gives the same rows (``direct_scan``). The ranges of
 one mint never overlap, so every source row is loaded at most once: two loaded rows with
 the same (mint, ts) are duplicates in the source itself (``duplicates``).
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from quantbot.backtest.data.candle_set import CandleSet, DataNote
 from quantbot.backtest.data.columns import (
@@ -131,10 +133,11 @@ def load_candles(
         if direct is None:
             scan = _Scan.of(src, roles, ts_unit, ts_format, asset)
             rows, firsts = scan.rows_in(ranges.table(mints)), scan.first_ts(mints)
+            rows = _sorted(rows, ranges)
         else:  # the direct read checked the timestamps and found their unit
             scan = _Scan.of(src, roles, direct.ts_unit, ts_format, asset, checked=True)
             rows, firsts = direct.rows, direct.first_ts
-        rows = _sorted(rows, ranges)
+            rows = rows if direct.ordered else _sorted(rows, ranges)
         anchors = _own_anchors(rows, ranges, alert_mint, alert_ts, reach, entry)
         far = np.flatnonzero(anchors < 0)  # no candle within reach: find the first one after
         if far.size:
@@ -357,13 +360,10 @@ def _own_anchors(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts: 
     not contiguous with it, so an entry found there could skip unloaded candles.
     """
     ts = rows["ts_ms"]
-    out = np.full(len(alert_ts), -1, dtype=np.int64)
     starts, ends = _blocks(rows, ranges, alert_mint)
-    for k, (t, s, e) in enumerate(zip(alert_ts.tolist(), starts.tolist(), ends.tolist())):
-        i = s + int(np.searchsorted(ts[s:e], t, side="right" if entry == "next-open" else "left"))
-        if i < e and ts[i] <= t + reach_ms:
-            out[k] = ts[i]
-    return out
+    i = _search_blocks(ts, starts, ends, alert_ts, entry == "next-open")
+    at = ts[np.minimum(i, len(ts) - 1)] if len(ts) else np.zeros_like(i)
+    return np.where((i < ends) & (at <= alert_ts + reach_ms), at, -1)
 
 
 def _short_windows(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts: np.ndarray,
@@ -379,13 +379,28 @@ def _short_windows(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts
     need = anchors + horizon_ms
     own_end = alert_ts + reach_ms
     starts, ends = _blocks(rows, ranges, alert_mint)
-    last = np.full(len(alert_ts), np.iinfo(np.int64).min)  # last own candle <= own_end
-    for k, (t, s, e) in enumerate(zip(own_end.tolist(), starts.tolist(), ends.tolist())):
-        i = s + int(np.searchsorted(ts[s:e], t, side="right")) - 1
-        if i >= s:
-            last[k] = ts[i]
+    i = _search_blocks(ts, starts, ends, own_end, True) - 1  # last own candle <= own_end
+    last = np.where(i >= starts, ts[np.maximum(i, 0)] if len(ts) else 0, np.iinfo(np.int64).min)
     todo = (anchors >= 0) & ~((need <= own_end) & (last >= need))
     return _Ranges(alert_mint[todo], np.maximum(anchors, own_end)[todo], need[todo])
+
+
+@njit(cache=True, nogil=True)
+def _search_blocks(ts, starts, ends, targets, right):  # pragma: no cover - numba
+    """Per k, the position in ``ts[starts[k]:ends[k]]`` (sorted) where ``targets[k]``
+    would go: ``np.searchsorted`` side 'right' if ``right`` else 'left', for many blocks
+    in one compiled loop (one Python call per alert was 40 ms for 10,000 alerts)."""
+    out = np.empty(targets.size, dtype=np.int64)
+    for k in range(targets.size):
+        a, b, t = starts[k], ends[k], targets[k]
+        while a < b:
+            m = (a + b) >> 1
+            if ts[m] < t or (right and ts[m] == t):
+                a = m + 1
+            else:
+                b = m
+        out[k] = a
+    return out
 
 
 def _deduplicate(rows: Rows, ranges: _Ranges, mints: list[str], scan: _Scan,

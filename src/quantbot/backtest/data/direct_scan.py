@@ -11,7 +11,9 @@ read). Anything else, including every value the SQL path would refuse (a negativ
 with no unit, a time outside the years 1-9999), returns None and the SQL path runs, so
 errors keep their one wording.
 
-Memory: one batch (about 1M rows) plus the rows kept.
+Cost: one read of the columns it needs and one compiled pass that copies the kept rows
+straight into the output; no sort when the file is sorted by asset and time. Memory: one
+run of row groups (about 2M rows) plus the rows kept.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class DirectRead:
     rows: dict[str, np.ndarray]  # range_id, ts_ms (int64) and _VALUES (float64), source order
     first_ts: pa.Table  # mint_id (int32), first_ts_ms (int64) of each mint present, by mint_id
     ts_unit: str | None  # the unit integer timestamps were read in (None: per value or datetime)
+    ordered: bool  # rows already sorted by (range_id, ts_ms): a file sorted by asset and time
 
 
 def read_direct(path: Path, frame: pa.Table | None, roles: dict[str, str | None],
@@ -64,9 +67,13 @@ def read_direct(path: Path, frame: pa.Table | None, roles: dict[str, str | None]
             return None
     if not _eligible(schema, roles, tz):
         return None
-    batches = (iter(frame.select(wanted).to_batches(_BATCH_ROWS)) if frame is not None
-               else _row_group_batches(parquet, wanted))
-    return _read(batches, roles, asset, mints, range_mint, lo, hi, ts_unit)
+    if frame is not None:
+        batches, total = iter(frame.select(wanted).to_batches(_BATCH_ROWS)), frame.num_rows
+    else:
+        batches, total = _row_group_batches(parquet, wanted), parquet.metadata.num_rows
+    if total == 0:
+        return None  # an empty source: the SQL path answers it
+    return _read(batches, total, roles, asset, mints, range_mint, lo, hi, ts_unit)
 
 
 def _row_group_batches(parquet: pq.ParquetFile, columns: list[str]) -> Iterator[pa.RecordBatch]:
@@ -120,15 +127,20 @@ def _eligible(schema: pa.Schema, roles: dict[str, str | None], tz: str) -> bool:
                for t in map(kind, _VALUES))
 
 
-def _read(batches: Iterator[pa.RecordBatch], roles: dict[str, str | None], asset: str | None,
-          mints: list[str], range_mint: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-          ts_unit: str | None) -> DirectRead | None:
+def _read(batches: Iterator[pa.RecordBatch], total: int, roles: dict[str, str | None],
+          asset: str | None, mints: list[str], range_mint: np.ndarray, lo: np.ndarray,
+          hi: np.ndarray, ts_unit: str | None) -> DirectRead | None:
+    """``total``: the source's row count, the capacity of the output columns. They are
+    allocated once at that size and the kept rows copied straight in: only the pages
+    written are ever touched (the rest stays virtual), and no second copy joins batches."""
     starts = np.searchsorted(range_mint, np.arange(len(mints) + 1)).astype(np.int64)
     first = np.full(len(mints), _NONE, dtype=np.int64)
     bounds = np.array([_NONE, -_NONE - 1], dtype=np.int64)  # min and max raw timestamp
     lookup = pa.array(mints, pa.string())
     asset_id = mints.index(asset) if asset in mints else -1
-    kept: dict[str, list[pa.Array]] = {name: [] for name in ("range_id", "ts_ms", *_VALUES)}
+    out = {"range_id": np.empty(total, np.int64), "ts_ms": np.empty(total, np.int64),
+           **{v: np.empty(total, np.float64) for v in _VALUES}}
+    state = np.array([0, -1, -1, 1], dtype=np.int64)  # size, last range, last ts, in order
     for batch in batches:
         n = batch.num_rows
         mint_id = (_mint_ids(batch.column(roles["mint"]), lookup) if roles["mint"]
@@ -136,22 +148,15 @@ def _read(batches: Iterator[pa.RecordBatch], roles: dict[str, str | None], asset
         ts = _epoch_ms(batch.column(roles["ts"]), ts_unit, bounds)  # type: ignore[arg-type]
         if ts is None:
             return None
-        rid = np.empty(n, dtype=np.int64)
-        count = _select(mint_id, ts, starts, lo, hi, rid, first)
-        keep = pa.array(np.flatnonzero(rid >= 0)) if count < n else None
-        for name, values in (("range_id", pa.array(rid)), ("ts_ms", pa.array(ts)), *(
-                (v, _floats(batch, roles[v], n)) for v in _VALUES)):
-            kept[name].append(values if keep is None else values.take(keep))
-    if not kept["ts_ms"]:
-        return None  # an empty file: the SQL path answers it
+        _gather(mint_id, ts, *(_floats(batch, roles[v], n) for v in _VALUES), starts, lo, hi,
+                first, out["range_id"], out["ts_ms"], *(out[v] for v in _VALUES), state)
     unit = ts_unit if ts_unit is not None or bounds[0] > bounds[1] else _unit(bounds)
     present = np.flatnonzero(first != _NONE)
     firsts = pa.table({"mint_id": pa.array(present, pa.int32()),
                        "first_ts_ms": pa.array(first[present], pa.int64())})
-    # Arrow's pool, not numpy, holds the rows: it keeps its pages between loads, where a
-    # fresh numpy array of this size pays a page fault per 4 KiB.
-    rows = {name: pa.concat_arrays(parts).to_numpy() for name, parts in kept.items()}
-    return DirectRead(rows, firsts, unit)
+    size = int(state[0])
+    return DirectRead({name: column[:size] for name, column in out.items()}, firsts, unit,
+                      bool(state[3]))
 
 
 def _mint_ids(column: pa.Array, lookup: pa.Array) -> np.ndarray:
@@ -182,11 +187,11 @@ def _epoch_ms(column: pa.Array, ts_unit: str | None, bounds: np.ndarray) -> np.n
         bounds[0], bounds[1] = min(bounds[0], low), max(bounds[1], high)
         if low < 0 or (ts_unit == "s" and high > MAX_TS_MS // 1000):
             return None
-        if ts_unit == "s":
-            ms = raw * 1000
-        elif ts_unit == "ms":
+        if ts_unit == "ms" or (ts_unit is None and low >= SECONDS_BELOW):
             ms = raw
-        else:
+        elif ts_unit == "s" or high < SECONDS_BELOW:
+            ms = raw * 1000
+        else:  # seconds and ms mixed: each value read on its own
             ms = np.where(raw < SECONDS_BELOW, raw * 1000, raw)
     if ms.size and (ms.min() < MIN_TS_MS or ms.max() > MAX_TS_MS):
         return None
@@ -200,22 +205,22 @@ def _unit(bounds: np.ndarray) -> str | None:
     return "ms" if bounds[0] >= SECONDS_BELOW else None
 
 
-def _floats(batch: pa.RecordBatch, column: str | None, n: int) -> pa.Array:
+def _floats(batch: pa.RecordBatch, column: str | None, n: int) -> np.ndarray:
     if column is None:
-        return pa.array(np.full(n, np.nan))  # no volume column
-    values = batch.column(column)
-    return values if values.type == pa.float64() else values.cast(pa.float64())
+        return np.full(n, np.nan)  # no volume column
+    return batch.column(column).to_numpy().astype(np.float64, copy=False)
 
 
 @njit(cache=True, nogil=True)
-def _select(mint_id, ts, starts, lo, hi, rid, first):  # pragma: no cover - numba
-    """Per row, the id of the range of its mint holding its time (-1: none), and the
-    smallest time of each mint; returns how many rows fall in a range. Binary search among
-    the mint's ranges ``starts[j]:starts[j + 1]`` (sorted by lo, disjoint)."""
-    count = 0
+def _gather(mint_id, ts, o, h, lo_px, c, v, starts, lo, hi, first, out_rid, out_ts, out_o,
+            out_h, out_l, out_c, out_v, state):  # pragma: no cover - numba
+    """Copy each row whose time lies in a range of its mint to the outputs at ``state[0]``
+    (advanced), with that range's id; track the smallest time of each mint and whether the
+    kept rows come in (range, time) order (``state[1:4]``). A row's range: binary search
+    among its mint's ranges ``starts[j]:starts[j + 1]`` (sorted by lo, disjoint)."""
+    size, last_rid, last_ts, ordered = state[0], state[1], state[2], state[3]
     for i in range(mint_id.size):
         j = mint_id[i]
-        rid[i] = -1
         if j < 0:
             continue
         t = ts[i]
@@ -227,7 +232,13 @@ def _select(mint_id, ts, starts, lo, hi, rid, first):  # pragma: no cover - numb
                 a = m + 1
             else:
                 b = m
-        if a > starts[j] and t <= hi[a - 1]:
-            rid[i] = a - 1
-            count += 1
-    return count
+        if a == starts[j] or t > hi[a - 1]:
+            continue
+        r = a - 1
+        if r < last_rid or (r == last_rid and t < last_ts):
+            ordered = 0
+        last_rid, last_ts = r, t
+        out_rid[size], out_ts[size] = r, t
+        out_o[size], out_h[size], out_l[size], out_c[size], out_v[size] = o[i], h[i], lo_px[i], c[i], v[i]
+        size += 1
+    state[0], state[1], state[2], state[3] = size, last_rid, last_ts, ordered

@@ -2,8 +2,9 @@
 record of what was read (path, kind, sha256 of the loaded data) for a run's manifest.
 
 Every source is read through DuckDB, so candles are filtered while scanning: only the rows
-near some alert are materialised, and a candle source larger than memory works. Column-name
-variants and timestamp units: ``columns``; formats: ``sources``.
+near some alert are materialised, and a candle source larger than memory works. A plain
+Parquet file or Arrow table of candles takes a faster path with the same result
+(``direct_scan``). Column-name variants and timestamp units: ``columns``; formats: ``sources``.
 """
 
 from __future__ import annotations

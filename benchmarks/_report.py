@@ -42,5 +42,15 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
     return min(wall_times(fn, repeat))
 
 
+def best_paired(fns: list[Callable[[], object]], repeat: int = 3) -> list[float]:
+    """Best wall time of each of ``fns``, called in turn (A B C A B C ...): a ratio of two
+    of them then compares calls made at the same moment of a machine whose speed drifts."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, seen in zip(fns, times):
+            seen.extend(wall_times(fn, 1))
+    return [min(seen) for seen in times]
+
+
 def median_of(fn: Callable[[], object], repeat: int = 21) -> float:
     return statistics.median(wall_times(fn, repeat))

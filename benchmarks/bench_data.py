@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks._report import BenchResult, best_of
+from benchmarks._report import BenchResult, best_paired
 from quantbot.backtest.data.load import load_candles
 
 MINUTE_MS = 60_000
@@ -63,13 +63,12 @@ def collect(quick: bool = False) -> list[BenchResult]:
     path = candle_file()
     n_alerts = 1_000 if quick else 10_000
     alerts = bench_alerts(n_alerts)
-    repeat = 1 if quick else 3
+    repeat = 1 if quick else 5
     window = {"interval_ms": MINUTE_MS, "horizon_ms": HORIZON_MS, "pre_window_ms": PRE_MS}
     loaded = load_candles(path, alerts, **window)
-    measured = best_of(lambda: load_candles(path, alerts, **window), repeat)
-    baseline = best_of(lambda: pq.read_table(path), repeat)
-    sql = best_of(lambda: load_candles(path, alerts, query="SELECT * FROM candles", **window),
-                  repeat)
+    baseline, measured, sql = best_paired([
+        lambda: pq.read_table(path), lambda: load_candles(path, alerts, **window),
+        lambda: load_candles(path, alerts, query="SELECT * FROM candles", **window)], repeat)
     note = f"{loaded.n_rows:,} candles of {len(loaded.mints):,} mints loaded"
     return [BenchResult(
         name=f"data.load_candles {n_alerts:,} alerts, 15M-row parquet",

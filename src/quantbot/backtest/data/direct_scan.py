@@ -32,6 +32,9 @@ from quantbot.artifacts.schema.timestamps import MAX_TS_MS, MIN_TS_MS
 from quantbot.backtest.data.columns import SECONDS_BELOW
 
 _BATCH_ROWS = 1 << 21
+_MAX_ROWS = 1 << 30
+"""Above this many source rows the outputs (reserved at the source's size, 56 bytes a row
+of virtual memory, only the kept rows touched) are left to the SQL path."""
 _VALUES = ("open", "high", "low", "close", "volume")
 _SCALE = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_000)}
 """Per Arrow time unit, (multiply, floor-divide) to get ms."""
@@ -71,8 +74,8 @@ def read_direct(path: Path, frame: pa.Table | None, roles: dict[str, str | None]
         batches, total = iter(frame.select(wanted).to_batches(_BATCH_ROWS)), frame.num_rows
     else:
         batches, total = _row_group_batches(parquet, wanted), parquet.metadata.num_rows
-    if total == 0:
-        return None  # an empty source: the SQL path answers it
+    if total == 0 or total > _MAX_ROWS:
+        return None  # an empty source, or outputs too large to reserve: the SQL path
     return _read(batches, total, roles, asset, mints, range_mint, lo, hi, ts_unit)
 
 

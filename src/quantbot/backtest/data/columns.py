@@ -261,11 +261,11 @@ def check_timestamps(src: Source, column: str, ts_unit: str | None, label: str,
 
     Raises DataError naming ``label`` (the source), the column, the first bad row (1-based)
     and its value: a negative number with no ``ts_unit`` (``unit_hint`` says how to give
-    one), a text value that ``ts_format`` (strptime; ``format_flag`` names its option) does not
-    match or, without one, that is not ISO-8601, or a time outside the years 1-9999. Returns ``ts_unit`` if given, else 's' or
-    'ms' when every numeric value is on one side of 1e11 (SQL then filters on the raw
-    column, much faster than a per-value CASE), else None (per value; also for datetime
-    and string columns). Cost: one streaming scan of the column (5M rows: about 0.3 s).
+    one), a text value that ``ts_format`` (strptime; ``format_flag`` names its option) does
+    not match or, without one, that is not ISO-8601, or a time outside the years 1-9999.
+    Returns ``ts_unit`` if given, else 's' or 'ms' when every numeric value is on one side
+    of 1e11 (SQL then filters on the raw column, much faster than a per-value CASE), else
+    None (per value; also for datetime and string columns). Cost: one streaming scan of the column (5M rows: about 0.3 s).
     """
     col, kind = quote(column), src.columns[column]
     numeric = is_numeric(kind) and ts_format is None

@@ -4,8 +4,10 @@ fixes it, no new run folder and nothing new in the catalog (not even a failed ru
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from qbtest import assert_clean_error, catalog_dump, run_main
 
@@ -99,3 +101,21 @@ def test_the_python_api_refuses_the_same_way_before_a_run(folder):
         run_path_only(folder / "alerts_us.csv", folder / "GOOG.csv", interval="1d",
                       base_dir=folder / "api_runs")
     assert not (folder / "api_runs").exists()
+
+
+def test_a_friday_evening_alert_on_daily_bars_is_late_until_weekends_are_allowed(folder):
+    """docs/flows.md "Entries": Friday 21:05 waits 51 h for Monday's bar (the default limit
+    is 2 bars = 2d); the errors row names the option, and --max-entry-delay 4d enters it."""
+    (folder / "friday.csv").write_text("id,alert_time,caller\nf1,2010-03-05 21:05:00,ana\n",
+                                       encoding="utf-8")
+    strict = run_path_only(folder / "friday.csv", folder / "GOOG.csv", symbol="GOOG",
+                           interval="1d", base_dir=folder / "api_runs", durable=False)
+    assert strict.excluded == {"late_entry": 1}
+    (row,) = pq.read_table(Path(strict.run_dir) / "errors" / "errors.parquet").to_pylist()
+    details = json.loads(row["details"])
+    assert details["entry_delay_ms"] == (2 * 24 + 2) * 3_600_000 + 55 * 60_000
+    assert details["note"].endswith("the limit is 2d (--max-entry-delay)")
+    loose = run_path_only(folder / "friday.csv", folder / "GOOG.csv", symbol="GOOG",
+                          interval="1d", max_entry_delay="4d", base_dir=folder / "api_runs",
+                          durable=False)
+    assert loose.eligible == 1 and loose.excluded == {}

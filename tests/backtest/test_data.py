@@ -281,7 +281,8 @@ def test_alerts_errors_name_the_culprit(tmp_path):
         load_alerts(write("call_id,mint,caller,ts\n1,M,a,1767614400000\n1,N,b,1767614400001\n"))
     with pytest.raises(DataError, match=r"column 'call_id' is ambiguous: candidates id, alert_id"):
         load_alerts(write("id,alert_id,mint,caller,ts\n1,1,M,a,1767614400000\n"))
-    with pytest.raises(DataError, match=r"column 'created_at': value 'yesterday'"):
+    with pytest.raises(DataError, match=r"column 'created_at' row 1: value 'yesterday' is not "
+                       r"an ISO-8601 timestamp: give its strptime format with --alerts-ts-format"):
         load_alerts(write("call_id,mint,caller,created_at\n1,M,a,yesterday\n"))
     with pytest.raises(DataError, match=r"column 'mint' is empty at row 2"):
         load_alerts(write("call_id,mint,caller,ts\n1,M,a,1767614400000\n2,,a,1767614400000\n"))

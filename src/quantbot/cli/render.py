@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import sys
 from typing import Any
 
@@ -46,6 +47,33 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return escape_control(str(value))
+
+
+REPORT_INDENT = 13  # "  " + an 11-character label column
+
+
+def report_width() -> int | None:
+    """Columns to wrap a report at on a terminal (its width, or ``COLUMNS``); None when
+    stdout is not a terminal, so logs and scripts get each field on one line."""
+    if not sys.stdout.isatty():
+        return None
+    return max(shutil.get_terminal_size().columns, 40)
+
+
+def echo_field(label: str, parts: list[str], sep: str | list[str] = ", ") -> None:
+    """One report field, ``  label      part, part``, wrapped between parts at the terminal
+    width with its continuation under the first part (readable at 50 columns). ``sep``:
+    one separator, or one per gap (``len(parts) - 1``); a break keeps its non-blank end."""
+    width = report_width()
+    seps = [sep] * max(len(parts) - 1, 0) if isinstance(sep, str) else sep
+    lines = [f"  {label:<{REPORT_INDENT - 2}}{parts[0] if parts else ''}"]
+    for gap, part in zip(seps, parts[1:], strict=True):
+        if width and len(lines[-1]) + len(gap) + len(part) + 1 > width:
+            lines[-1] += gap.rstrip()
+            lines.append(" " * REPORT_INDENT + part)
+        else:
+            lines[-1] += gap + part
+    click.echo("\n".join(lines))
 
 
 def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:

@@ -33,7 +33,7 @@ from quantbot.cli.options import (
     format_option,
     sync_option,
 )
-from quantbot.cli.render import print_json
+from quantbot.cli.render import echo_field, print_json
 
 F = Callable[..., Any]
 
@@ -256,34 +256,45 @@ def num_text(value: float | None) -> str:
 
 
 def report_lines(result: Any) -> None:
-    """The short human report of a finished flow."""
+    """The short human report of a finished flow (fields wrap at the terminal's width)."""
     click.echo(f"run {result.run_id}  ({result.run_type}, {result.status})")
     click.echo(f"  directory  {result.run_dir}")
-    reasons = ", ".join(f"{k} {v}" for k, v in result.excluded.items())
-    click.echo(f"  calls      {result.calls}  eligible {result.eligible}  excluded "
-               f"{result.excluded_total}" + (f" ({reasons})" if reasons else ""))
+    _calls_field(result)
     from quantbot.analysis.report import setup_text
 
-    click.echo(f"  setup      {setup_text(result.settings)}")
+    echo_field("setup", str(setup_text(result.settings)).split(", "))
     m = result.metrics
     if result.trades is None:
         rates = [(k.removeprefix("hit_").removesuffix("_rate").replace("_", "."), v)
                  for k, v in m.items()
                  if k.startswith("hit_") and k.endswith("_rate")]
-        click.echo("  hit rates  " + "  ".join(f"{name} {pct_text(v)}" for name, v in rates))
+        echo_field("hit rates", [f"{name} {pct_text(v)}" for name, v in rates], "  ")
     elif "groups" in m:  # optimization/full: the figures per split follow (optimize_cmds)
         click.echo(f"  trades     {result.trades} written (best policy of each of "
                    f"{m['groups']} groups)")
         click.echo(f"  best (*)   {m.get('policy_id', '-')}")
     else:
         click.echo(f"  policy     {m['policy_id']}")
-        click.echo(f"  trades     {result.trades}  avg {bps_text(m['avg_return_bps'])}  median "
-                   f"{bps_text(m['median_return_bps'])}  win {pct_text(m['win_rate'])}  "
-                   f"stop-out {pct_text(m['stop_out_rate'])}")
-        click.echo(f"  portfolio  return {pct_text(m['total_return'])}  max dd "
-                   f"{pct_text(m['max_drawdown'])}  sharpe {num_text(m['sharpe'])}")
-    timing = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items())
-    click.echo(f"  timing     {timing}")
+        echo_field("trades", [str(result.trades), f"avg {bps_text(m['avg_return_bps'])}",
+                              f"median {bps_text(m['median_return_bps'])}",
+                              f"win {pct_text(m['win_rate'])}",
+                              f"stop-out {pct_text(m['stop_out_rate'])}"], "  ")
+        echo_field("portfolio", [f"return {pct_text(m['total_return'])}",
+                                 f"max dd {pct_text(m['max_drawdown'])}",
+                                 f"sharpe {num_text(m['sharpe'])}"], "  ")
+    echo_field("timing", [f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items()])
+
+
+def _calls_field(result: Any) -> None:
+    """``500  eligible 492  excluded 8 (no_candles 2, too_new 2, ...)``, wrappable."""
+    parts = [str(result.calls), f"eligible {result.eligible}", f"excluded {result.excluded_total}"]
+    seps = ["  ", "  "]
+    reasons = [f"{k} {v}" for k, v in result.excluded.items()]
+    if reasons:
+        parts += [f"({reasons[0]}", *reasons[1:]]
+        parts[-1] += ")"
+        seps += [" "] + [", "] * (len(reasons) - 1)
+    echo_field("calls", parts, seps)
 
 
 @backtest.command("rerun")

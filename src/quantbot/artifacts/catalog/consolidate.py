@@ -14,7 +14,10 @@ in which they were synced:
   DOUBLE in one run, VARCHAR in another) makes the column VARCHAR, and every value is cast
   from its own run's type to text. Both widenings commute with each other (an integer's
   text does not depend on its width), so the result does not depend on the order. A column
-  only ever null is VARCHAR.
+  only ever null is VARCHAR, except where the artifact's spec fixes the type of every extra
+  column (the paths' level columns ``hit_<m>x`` BOOLEAN, ``t_<m>x_ms`` BIGINT): those keep
+  it even when a run never hit the level, so a query over ``all_paths`` gets the same
+  types whichever runs are registered.
 
 Schema changes are cheap DuckDB ``ALTER`` statements when few; many at once (a features
 artifact with 5,000 new columns) rewrite the table in one statement instead, since each
@@ -104,9 +107,11 @@ def _has_values(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool
 
 
 def _plan(con: duckdb.DuckDBPyConnection, table: str, base: set[str],
-          groups: dict[pa.Schema, list[pa.Table]], types: dict[pa.Schema, dict[str, str]]
-          ) -> tuple[_Plan, dict[str, str]]:
-    """The schema changes for a batch, and {folded name: the spelling the table will use}."""
+          groups: dict[pa.Schema, list[pa.Table]], types: dict[pa.Schema, dict[str, str]],
+          typed_extras: bool) -> tuple[_Plan, dict[str, str]]:
+    """The schema changes for a batch, and {folded name: the spelling the table will use}.
+
+    ``typed_extras``: the spec fixes every extra column's type, so an all-null one has it."""
     have = {fold(n): (n, t) for n, t in table_columns(con, table).items()}
     spelling = {k: n for k, (n, _) in have.items()}
     batch_type: dict[str, str | None] = {}
@@ -118,7 +123,7 @@ def _plan(con: duckdb.DuckDBPyConnection, table: str, base: set[str],
                 if key in base:
                     continue
                 spelling[key] = min(spelling.get(key, name), name)
-                typ = duck[name] if col.null_count < t.num_rows else None
+                typ = duck[name] if typed_extras or col.null_count < t.num_rows else None
                 batch_type[key] = join_types(batch_type.get(key), typ)
     plan = _Plan()
     for key, typ in batch_type.items():
@@ -168,7 +173,7 @@ def insert_tables(con: duckdb.DuckDBPyConnection, kind: ArtifactType, tables: li
         groups[t.schema].append(t)
     types = {schema: _duckdb_types(con, schema) for schema in groups}
     base = {fold(n) for n in data_schema(kind).names}
-    plan, spelling = _plan(con, table, base, groups, types)
+    plan, spelling = _plan(con, table, base, groups, types, bool(kind.spec.extra_rules))
     if plan:
         _apply(con, table, plan)
         refresh_view(con, kind)

@@ -261,11 +261,11 @@ def check_timestamps(src: Source, column: str, ts_unit: str | None, label: str,
 
     Raises DataError naming ``label`` (the source), the column, the first bad row (1-based)
     and its value: a negative number with no ``ts_unit`` (``unit_hint`` says how to give
-    one), a value that ``ts_format`` (strptime; ``format_flag`` names its option) does not
-    match, or a time outside the years 1-9999. Returns ``ts_unit`` if given, else 's' or
-    'ms' when every numeric value is on one side of 1e11 (SQL then filters on the raw
-    column, much faster than a per-value CASE), else None (per value; also for datetime
-    and string columns). Cost: one streaming scan of the column (5M rows: about 0.3 s).
+    one), a text value that ``ts_format`` (strptime; ``format_flag`` names its option) does
+    not match or, without one, that is not ISO-8601, or a time outside the years 1-9999.
+    Returns ``ts_unit`` if given, else 's' or 'ms' when every numeric value is on one side
+    of 1e11 (SQL then filters on the raw column, much faster than a per-value CASE), else
+    None (per value; also for datetime and string columns). Cost: one streaming scan of the column (5M rows: about 0.3 s).
     """
     col, kind = quote(column), src.columns[column]
     numeric = is_numeric(kind) and ts_format is None
@@ -277,7 +277,7 @@ def check_timestamps(src: Source, column: str, ts_unit: str | None, label: str,
         value = f"epoch_ms({_parsed_sql(column, kind, ts_format, strict=False)})"
     negative = f"{value} < 0" if numeric and ts_unit is None else "false"
     unmatched = (f"{col} IS NOT NULL AND {value} IS NULL"
-                 if ts_format is not None and not _is_temporal(kind) else "false")
+                 if not numeric and not _is_temporal(kind) else "false")
     outside = f"NOT ({value} BETWEEN {lo} AND {hi})"
     try:
         low, high, any_negative, any_unmatched, any_outside = src.con.sql(
@@ -293,8 +293,7 @@ def check_timestamps(src: Source, column: str, ts_unit: str | None, label: str,
         raise _first_bad(src, column, negative, label,
                          f"is negative, so its unit (s or ms) cannot be inferred: {unit_hint}")
     if any_unmatched:
-        raise _first_bad(src, column, unmatched, label,
-                         f"does not match {format_flag} {ts_format!r}")
+        raise _first_bad(src, column, unmatched, label, _unreadable(ts_format, format_flag))
     if any_outside:
         raise _first_bad(src, column, outside, label, f"is out of range: {RANGE_TEXT}")
     if ts_unit is not None or low is None or not numeric:
@@ -302,6 +301,14 @@ def check_timestamps(src: Source, column: str, ts_unit: str | None, label: str,
     if high < SECONDS_BELOW:
         return "s"
     return "ms" if low >= SECONDS_BELOW else None
+
+
+def _unreadable(ts_format: str | None, format_flag: str) -> str:
+    """Why a text timestamp was not read, naming the option that reads it."""
+    if ts_format is not None:
+        return f"does not match {format_flag} {ts_format!r}"
+    return (f"is not an ISO-8601 timestamp: give its strptime format with {format_flag} "
+            "(e.g. '%m/%d/%Y %I:%M %p')")
 
 
 def _first_bad(src: Source, column: str, condition: str, label: str, why: str) -> DataError:

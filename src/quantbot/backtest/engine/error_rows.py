@@ -85,7 +85,7 @@ def _late_entry(windows: Windows, k: int) -> dict[str, object]:
     limit = int(windows.max_entry_delay_ms or 0)
     return {"entry_delay_ms": delay, "max_entry_delay_ms": limit,
             "note": f"the first candle after the alert opens {format_duration(delay)} after it;"
-                    f" the limit is {format_duration(limit)}"}
+                    f" the limit is {format_duration(limit)} (--max-entry-delay)"}
 
 
 def _invalid_candles(windows: Windows, candles: CandleSet, k: int) -> dict[str, object]:

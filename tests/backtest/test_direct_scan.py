@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -64,6 +65,11 @@ def sources(draw):
         table = table.set_column(1, "ts", pa.array(ts * scale, pa.int64()).cast(kind))
     if draw(st.booleans()):
         table = table.set_column(2, "open", table.column("open").cast(pa.float32()))
+    if draw(st.booleans()):  # empty prices: NaN on both paths
+        high = table.column("high").to_pylist()
+        for i in draw(st.lists(st.integers(0, len(high) - 1), max_size=3)):
+            high[i] = None
+        table = table.set_column(3, "high", pa.array(high, pa.float64()))
     if draw(st.booleans()):
         table = table.drop_columns(["volume"])
     if draw(st.booleans()):
@@ -98,14 +104,18 @@ def test_the_fast_path_is_taken_for_a_plain_file_and_not_where_it_could_differ(t
     assert got is not None and got.ts_unit == "ms"
     assert got.rows["ts_ms"].size == int(((table.column("ts").to_numpy() <= T0 + 9 * MIN)
                                           & (table.column("ts").to_numpy() >= T0)).sum())
-    with_null = tmp_path / "null.parquet"
+    empty_price = tmp_path / "empty_price.parquet"  # read as NaN by both paths
     pq.write_table(table.set_column(5, "close", pa.array([None] + table.column("close")
-                                                         .to_pylist()[1:], pa.float64())), with_null)
+                                                         .to_pylist()[1:], pa.float64())), empty_price)
+    empty_time = tmp_path / "empty_time.parquet"  # skipped and noted by the SQL path
+    pq.write_table(table.set_column(1, "ts", pa.array([None] + table.column("ts")
+                                                      .to_pylist()[1:], pa.int64())), empty_time)
     floats = tmp_path / "float_ts.parquet"
     pq.write_table(table.set_column(1, "ts", table.column("ts").cast(pa.float64())), floats)
     naive = tmp_path / "naive.parquet"
     pq.write_table(table.set_column(1, "ts", table.column("ts").cast(pa.timestamp("ms"))), naive)
-    assert read_direct(with_null, None, ROLES, None, *args, None, "UTC") is None
+    assert read_direct(empty_price, None, ROLES, None, *args, None, "UTC") is not None
+    assert read_direct(empty_time, None, ROLES, None, *args, None, "UTC") is None
     assert read_direct(floats, None, ROLES, None, *args, None, "UTC") is None
     assert read_direct(naive, None, ROLES, None, *args, None, "Europe/Paris") is None
     assert read_direct(naive, None, ROLES, None, *args, None, "UTC") is not None
@@ -138,3 +148,22 @@ def test_timestamps_sql_refuses_are_refused_with_its_message(tmp_path, values, u
         load(path, alerts, ts_unit=unit, query=SQL)
     assert str(fast.value) == str(slow.value)
     assert "column 'ts' row 1: value" in str(fast.value)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_an_empty_price_excludes_its_window_and_an_empty_time_is_noted(tmp_path, kind):
+    rows = [f"A,{T0 + i * MIN},1,2,0.5,1.5,10" for i in range(30)]
+    rows[12] = f"A,{T0 + 12 * MIN},1,,0.5,1.5,10"  # a blank high
+    rows.append("A,,1,2,0.5,1.5,10")  # a row with no time
+    csv = tmp_path / "c.csv"
+    csv.write_text("\n".join(["mint,ts,open,high,low,close,volume", *rows]) + "\n")
+    source = csv
+    if kind == "parquet":
+        source = tmp_path / "c.parquet"
+        pq.write_table(pacsv.read_csv(csv), source)
+    alerts = pa.table({"mint": ["A"], "alert_ts_ms": pa.array([T0 + 5 * MIN], pa.int64())})
+    candles = load(source, alerts)
+    assert np.isnan(candles.high[12]) and candles.n_rows == 27  # the window: 5 before, 21 after
+    (note,) = candles.warnings
+    assert note.details == {"kind": "empty_key", "rows": 1, "row": 31}
+    assert "1 row(s) with an empty asset or time skipped; first: row 31" in note.message

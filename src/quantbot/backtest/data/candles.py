@@ -101,9 +101,11 @@ def load_candles(
 
     ``first_ts_ms``: the mint's first candle in the whole source (for ``too_new``). Every
     alert mint found in the source gets a block, possibly empty; mints absent from the
-    source get none. Rows with a null open/high/low/close are dropped; zero or NaN prices are
-    kept (the engine excludes them). No volume column: volume is NaN. Duplicate (mint, ts)
-    rows: see the module docstring (``duplicates`` = 'error' | 'first' | 'last').
+    source get none. An empty open/high/low/close is NaN and, like a zero price, kept: the
+    engine excludes the alerts whose window holds it (``invalid_candles``). Rows with no
+    asset or no time are skipped and noted (count and first row). No volume column: volume
+    is NaN. Duplicate (mint, ts) rows: see the module docstring (``duplicates`` = 'error' |
+    'first' | 'last').
     The spacing of the loaded candles must match ``interval_ms`` (``check_interval``).
 
     ``ts_unit`` ('s' | 'ms') fixes the unit of integer timestamps; None infers it per value
@@ -133,11 +135,11 @@ def load_candles(
         if direct is None:
             scan = _Scan.of(src, roles, ts_unit, ts_format, asset)
             rows, firsts = scan.rows_in(ranges.table(mints)), scan.first_ts(mints)
-            rows = _sorted(rows, ranges)
+            rows, empty = _sorted(rows, ranges), scan.empty_keys()
         else:  # the direct read checked the timestamps and found their unit
             scan = _Scan.of(src, roles, direct.ts_unit, ts_format, asset, checked=True)
             rows, firsts = direct.rows, direct.first_ts
-            rows = rows if direct.ordered else _sorted(rows, ranges)
+            rows, empty = (rows if direct.ordered else _sorted(rows, ranges)), None
         anchors = _own_anchors(rows, ranges, alert_mint, alert_ts, reach, entry)
         far = np.flatnonzero(anchors < 0)  # no candle within reach: find the first one after
         if far.size:
@@ -149,7 +151,7 @@ def load_candles(
             extra = _subtract(_merge(short.mint_id, short.lo, np.maximum(short.hi, ends)), ranges)
             rows, ranges = _combine(rows, ranges, scan.rows_in(extra.table(mints)), extra)
         rows, notes = _deduplicate(rows, ranges, mints, scan, duplicates)
-    candles = _candle_set(mints, rows, ranges, firsts, notes)
+    candles = _candle_set(mints, rows, ranges, firsts, (empty, *notes) if empty else notes)
     check_interval(candles, _breaks(rows, ranges), interval_ms, f"candles source {src.path}")
     return candles
 
@@ -182,11 +184,17 @@ def _roles(src: Source, mapping: dict[str, str], asset: str | None,
     return src.with_varchar(as_text), roles
 
 
+def _keyed(roles: dict[str, str | None]) -> str:
+    """SQL: the row has its asset (when the source names one) and its time."""
+    return " AND ".join(f"{quote(c)} IS NOT NULL" for c in (roles["mint"], roles["ts"]) if c)
+
+
 @dataclass(frozen=True)
 class _Scan:
     """SQL over the source in quantbot's candle columns (mint, ts_ms, OHLCV as double)."""
 
     src: Source
+    roles: dict[str, str | None]  # role -> source column
     base: str  # a SELECT producing mint, ts_ms, open, high, low, close, volume
     casts: dict[str, str]  # input column -> SQL type, to name a column that fails to cast
 
@@ -202,14 +210,28 @@ class _Scan:
             ts_unit = check_timestamps(src, ts_col, ts_unit, label, ts_format=ts_format,
                                        format_flag="--candles-ts-format")
         mint = f"CAST({quote(roles['mint'])} AS VARCHAR)" if roles["mint"] else literal(str(asset))
-        numbers = ", ".join(f"CAST({quote(roles[r])} AS DOUBLE) AS {r}" if roles[r]
-                            else f"CAST('NaN' AS DOUBLE) AS {r}" for r in _VALUES)
+        numbers = ", ".join(f"coalesce(CAST({quote(roles[r])} AS DOUBLE), 'NaN') AS {r}"
+                            if roles[r] else f"CAST('NaN' AS DOUBLE) AS {r}" for r in _VALUES)
         base = (f"SELECT {mint} AS mint, "
                 f"{epoch_ms_sql(ts_col, src.columns[ts_col], ts_unit, ts_format)} AS ts_ms, "
-                f"{numbers} FROM {src.from_sql} WHERE "
-                + " AND ".join(f"{quote(roles[r])} IS NOT NULL" for r in _PRICES))
+                f"{numbers} FROM {src.from_sql} WHERE {_keyed(roles)}")
         casts = {ts_col: "TIMESTAMPTZ", **{roles[r]: "DOUBLE" for r in _VALUES if roles[r]}}
-        return cls(src, base, casts)
+        return cls(src, roles, base, casts)
+
+    def empty_keys(self) -> DataNote | None:
+        """A note of the source rows with no asset or no time, which no window can hold
+        (skipped, never guessed), naming the count and the first row (1-based)."""
+        empty = f"NOT ({_keyed(self.roles)})"
+        (count,), = self.src.con.sql(
+            f"SELECT count(*) FROM {self.src.from_sql} WHERE {empty}").fetchall()
+        if not count:
+            return None
+        (row,), = self.src.con.sql(
+            f"SELECT min(quantbot_row) FROM (SELECT row_number() OVER () AS quantbot_row, * "
+            f"FROM {self.src.from_sql}) WHERE {empty}").fetchall()
+        return DataNote(f"candles source {self.src.path}: {count} row(s) with an empty asset or "
+                        f"time skipped; first: row {row}",
+                        {"kind": "empty_key", "rows": int(count), "row": int(row)})
 
     def _fetch(self, sql: str) -> pa.Table:
         return fetch_arrow(self.src, sql, "candles", self.casts)

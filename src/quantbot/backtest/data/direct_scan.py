@@ -6,8 +6,7 @@ of the same file, and a candle file is the largest input a run reads. The fast p
 only where its result is the SQL path's bit for bit (same rows, values, first candle per
 mint and timestamp unit): a single Parquet file or an Arrow table, no query, no timestamp
 format, a text (or dictionary) asset column, integer or datetime timestamps, numeric
-prices, and no null in any column it reads (Parquet statistics say so before anything is
-read). Anything else, including every value the SQL path would refuse (a negative epoch
+prices, and no empty asset or time (Parquet statistics say so before anything is read). Anything else, including every value the SQL path would refuse (a negative epoch
 with no unit, a time outside the years 1-9999), returns None and the SQL path runs, so
 errors keep their one wording.
 
@@ -59,14 +58,15 @@ def read_direct(path: Path, frame: pa.Table | None, roles: dict[str, str | None]
     does not apply (see the module docstring). ``roles``: role -> column (mint None: one
     ``asset``); naive datetimes are read in ``tz``."""
     wanted = [c for c in dict.fromkeys(roles.values()) if c]
+    keys = [c for c in (roles["mint"], roles["ts"]) if c]  # a row without them is reported
     if frame is not None:
         schema = frame.schema
-        if any(frame.column(c).null_count for c in wanted):
+        if any(frame.column(c).null_count for c in keys):
             return None
     else:
         parquet = pq.ParquetFile(path)
         schema = parquet.schema_arrow
-        if not _no_nulls(parquet, wanted):
+        if not _no_nulls(parquet, keys):
             return None
     if not _eligible(schema, roles, tz):
         return None
@@ -211,7 +211,10 @@ def _unit(bounds: np.ndarray) -> str | None:
 def _floats(batch: pa.RecordBatch, column: str | None, n: int) -> np.ndarray:
     if column is None:
         return np.full(n, np.nan)  # no volume column
-    return batch.column(column).to_numpy().astype(np.float64, copy=False)
+    values = batch.column(column)
+    if values.null_count:  # an empty price is NaN, which the engine's candle checks exclude
+        values = values.cast(pa.float64()).fill_null(np.nan)
+    return values.to_numpy().astype(np.float64, copy=False)
 
 
 @njit(cache=True, nogil=True)

@@ -89,9 +89,23 @@ def in_memory_table(source: object, what: str) -> pa.Table | None:
     if module == "polars" and hasattr(source, "to_arrow"):
         return source.to_arrow()
     if module == "pandas" and hasattr(source, "columns"):
-        return pa.Table.from_pandas(source, preserve_index=False)
+        return _pandas_table(source)
     raise DataError(f"{what}: expected a path, a pandas/polars DataFrame or a pyarrow Table, "
                     f"got {type(source).__module__}.{type(source).__name__}")
+
+
+def _pandas_table(frame: Any) -> pa.Table:
+    """A pandas frame as Arrow, its index included when it is data: a named index, or a
+    time index (backtesting.py's and yfinance's frames keep the bar times there; unnamed, it
+    becomes the column ``ts``). A row-number index, or one whose name a column already
+    has, is left out."""
+    index = frame.index
+    name = index.name
+    if name is None and getattr(index, "nlevels", 1) == 1 and getattr(index.dtype, "kind", "") == "M":
+        name = "ts"
+    if name is None or getattr(index, "nlevels", 1) > 1 or str(name) in map(str, frame.columns):
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.Table.from_pandas(frame.rename_axis(str(name)).reset_index(), preserve_index=False)
 
 
 @contextmanager

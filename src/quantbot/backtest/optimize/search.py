@@ -187,14 +187,15 @@ def optimize_grid(grid: PolicyGrid, candles: CandleSet, windows: Windows,
                   executor: Executor | None = None) -> OptimizationResult:
     """Evaluate every grid policy pooled and per caller (``callers``: one per input alert).
 
-    ``interval_ms`` (the run's bar) lets time stops be canonicalised to whole bars;
+    ``interval_ms`` (the run's bar; None: 1m) lets time stops be canonicalised to whole bars
+    and turns a time limit written in bars (the default) into ms;
     ``portfolio_metric`` is called once per (simulated policy, group, split) on that
     policy's trades and fills the :class:`PolicyStats` portfolio figures (the ``sharpe``
     objective needs it). ``executor`` (:mod:`quantbot.backtest.executors`; None or local:
     this process) evaluates the grid in chunks on its workers
     (:mod:`quantbot.backtest.optimize.distributed`); the result is the same, bit for bit.
     """
-    config = config or OptimizerConfig()
+    config = (config or OptimizerConfig()).in_ms(interval_ms)  # a time limit in bars: ms
     if config.objective == "sharpe" and portfolio_metric is None:
         raise ObjectiveError("objective sharpe: optimize_grid needs portfolio_metric "
                              "(a function of one policy's trades)")

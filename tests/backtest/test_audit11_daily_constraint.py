@@ -121,3 +121,34 @@ def test_with_the_old_48h_limit_only_one_bar_exits_were_feasible(stock_files, tm
     higher = [r for r in rows.values()
               if r["objective_score"] > rows["time_stop:hold5m"]["objective_score"]]
     assert higher and np.all([r["rank"] > 1 for r in higher])
+
+
+def test_the_default_grid_on_daily_stocks_has_no_duplicate_rows(stock_files, tmp_path):
+    """Done-when of issue 11: every frontier row is a distinct policy. Rows with the same
+    figures on 180 training and 60 validation calls would be the same trades reported twice
+    (before, e.g. fixed_stop:sl0.1:tp0.5 and a trailing stop never activated with a 10 %
+    hard stop: the same fills, only the exit reason's name differed)."""
+    from quantbot.backtest.optimize.grid import default_grid
+
+    holds = [p.max_hold_ms for p in default_grid(DAY_MS).policies if p.kind == "time_stop"]
+    assert min(holds) == 5 * DAY_MS  # no time stop below one bar
+    alerts, candles = stock_files
+    result = run_optimization(
+        alerts, candles, config={"validation": "time:0.75"}, per_caller=False, interval="1d",
+        base_dir=tmp_path / "runs", durable=False,
+        alerts_columns={"call_id": "id", "alert_ts": "alert_time", "mint": "symbol",
+                        "caller_name": "caller"},
+        candles_columns={"mint": "Ticker"}, taker_fee_bps=1, slippage_bps=2)
+    rows = pq.read_table(Path(result.run_dir) / "results" / "frontier.parquet").to_pylist()
+    ids = [r["policy_id"] for r in rows]
+    listed = ids + [a for r in rows for a in json.loads(r["aliases"])]
+    assert len(set(ids)) == len(ids) and sorted(listed) == sorted(set(listed))
+    assert len(listed) == 594 and len(rows) < 594  # every policy once, as a row or an alias
+    figures = ("avg_return_bps", "median_return_bps", "stop_out_rate", "p95_drawdown_bps",
+               "avg_time_exposed_ms", "win_rate", "profit_factor", "sharpe",
+               "validation_objective_score", "validation_median_return_bps")
+    seen: dict[tuple, str] = {}
+    for r in rows:
+        key = tuple(r[f] for f in figures)
+        assert key not in seen, (r["policy_id"], seen.get(key))
+        seen[key] = r["policy_id"]

@@ -281,7 +281,8 @@ def report_lines(result: Any) -> None:
                    f"{bps_text(m['median_return_bps'])}  win {pct_text(m['win_rate'])}  "
                    f"stop-out {pct_text(m['stop_out_rate'])}")
         click.echo(f"  portfolio  return {pct_text(m['total_return'])}  max dd "
-                   f"{pct_text(m['max_drawdown'])}  sharpe {num_text(m['sharpe'])}")
+                   f"{pct_text(m['max_drawdown'])}  sharpe {num_text(m['sharpe'])}  "
+                   f"taken {m['trades_taken']}  skipped {m['skipped_signals']}")
     timing = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items())
     click.echo(f"  timing     {timing}")
 

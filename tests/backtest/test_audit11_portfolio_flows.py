@@ -111,7 +111,7 @@ def test_run_policy_portfolio_equals_a_plain_loop(sample, cfg):
                  str(folder / "runs"), "--portfolio", json.dumps(cfg), "--format", "json")
     pooled = next(b for b in books if b["caller_name"] is None)
     assert pooled["final_equity"] == pytest.approx(ref["final_equity"], rel=1e-12)
-    assert pooled["trades_taken"] == ref["taken"]
+    assert pooled["trades_taken"] == ref["taken"] and pooled["calls"] == "all"
 
 
 def test_optimize_portfolio_of_the_validation_trades_equals_a_plain_loop(sample):
@@ -135,3 +135,20 @@ def test_optimize_portfolio_of_the_validation_trades_equals_a_plain_loop(sample)
     splits = {e["split"] for e in pq.read_table(run_dir / "results" / "equity.parquet")
               .to_pylist()}
     assert splits == {"train", "validation"}
+    books = _run(folder, "backtest", "portfolio", out["run_id"], "--base-dir",
+                 str(folder / "runs"), "--portfolio", json.dumps(cfg), "--format", "json")
+    pooled = next(b for b in books if b["caller_name"] is None)
+    assert pooled["calls"] == "validation (time:0.6)"  # it says which calls it follows
+    assert pooled["final_equity"] == pytest.approx(row["final_equity"], rel=1e-12)
+
+
+@pytest.mark.parametrize("run_type, validation, calls", [
+    ("policy", None, "all"), ("optimization", None, "all"),
+    ("full", "random:3:0.8", "validation (random:3:0.8)"),
+    ("optimization", "caller:0.8:1", ("validation (caller:0.8:1: held-out callers; a kept "
+                                      "caller's own best on its calls)")),
+])
+def test_trades_calls(run_type, validation, calls):
+    from quantbot.backtest.flows.portfolio_step import trades_calls
+
+    assert trades_calls(run_type, {"optimizer": {"validation": validation}}) == calls

@@ -99,3 +99,22 @@ def test_frontier_rows_list_aliases_compactly(run):
 ])
 def test_aliases_text(text, expected):
     assert aliases_text(text) == expected
+
+
+def test_full_run_headline_keeps_the_truth_layer_apart(tmp_path):
+    """The truth layer's cards cover every eligible call: their own group, labelled 'all'."""
+    from quantbot.backtest import run_full
+
+    alerts, candles = write_sample_data(tmp_path / "sample", n_alerts=120)
+    result = run_full(alerts, candles, grid=GRID, config={"validation": "time:0.7"},
+                      per_caller=False, base_dir=tmp_path / "runs", durable=False)
+    page = render_report(result.run_dir)
+    groups = re.findall(r"<div class='cards'>(.*?)</div></div></div>", page)
+    assert len(groups) == 2
+    policy, truth = ({label: value for value, label in re.findall(
+        r"<div class='v'>(.*?)</div><div class='k'>(.*?)</div>", g + "</div></div>")}
+        for g in groups)
+    assert policy["split of these figures"] == "validation" and "eligible calls" not in policy
+    assert truth["split of these figures"] == "all"
+    paths = pq.read_table(Path(result.run_dir) / "truth" / "paths.parquet")
+    assert truth["eligible calls"] == f"{paths.num_rows:,}" and "2x hit rate" in truth

@@ -347,15 +347,17 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
                      ("stop_out_rate", pooled["stop_out_rate"]),
                      ("portfolio total_return", pooled.get("total_return")),
                      ("portfolio max_drawdown", pooled.get("max_drawdown"))]
-    levels = (m.get("parameters") or {}).get("levels") or STANDARD_LEVELS
-    if "paths" in arts:
-        pm = path_metrics(arts["paths"], levels)
-        headline += [("eligible calls", int(pm["calls"] or 0))]
-        headline += [(f"{level:g}x hit rate", pm[f"hit_{level_column_suffix(level)}x_rate"])
-                     for level in levels if f"hit_{level_column_suffix(level)}x_rate" in pm]
-        headline += [("median peak multiple", pm["median_peak_multiple"])]
     if headline:
         parts.append(_cards(headline))
+    levels = (m.get("parameters") or {}).get("levels") or STANDARD_LEVELS
+    if "paths" in arts:  # the truth layer covers every eligible call, whatever the split
+        pm = path_metrics(arts["paths"], levels)
+        truth: list[tuple[str, Any]] = [("split of these figures", "all")] if headline else []
+        truth += [("eligible calls", int(pm["calls"] or 0))]
+        truth += [(f"{level:g}x hit rate", pm[f"hit_{level_column_suffix(level)}x_rate"])
+                  for level in levels if f"hit_{level_column_suffix(level)}x_rate" in pm]
+        truth += [("median peak multiple", pm["median_peak_multiple"])]
+        parts.append(_cards(truth))
 
     ds = m.get("dataset", {})
     git = None

@@ -61,8 +61,10 @@ def daily_grid():
 
 
 def same_trades(a: Trades, b: Trades) -> bool:
+    """Identical in every field but the exit reason's name (a fixed stop's stop_loss and a
+    trailing stop's hard_stop at the same fill are the same trade)."""
     return all(np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True)
-               for f in Trades.__dataclass_fields__)
+               for f in Trades.__dataclass_fields__ if f != "exit_reason")
 
 
 def test_daily_time_stops_collapse_to_whole_bars(monkeypatch):
@@ -178,22 +180,22 @@ def test_competition_ranks_and_a_deterministic_order(rows):
 
 
 def test_tied_distinct_policies_share_a_rank_in_the_frontier():
-    """Two different stops that never fire on this data exit alike: merged. A distinct
-    policy with the same score keeps its own row but shares the rank."""
-    blocks = {f"m{i}": [(10 * i, 100, 100, 100, 100), (10 * i + 1, 100, 110, 100, 105),
+    """Distinct policies (different trades) with the same score keep their own rows but
+    share the rank."""
+    blocks = {f"m{i}": [(10 * i, 100, 100, 100, 100), (10 * i + 1, 100, 112 - 6 * i, 100, 105),
                         (10 * i + 2, 105, 105, 95, 100)] for i in range(2)}
     candles = make_candles(blocks)
     windows = prepare_windows(candles, candles.mint_index(list(blocks)),
                               np.array([0, 10 * MIN]), 2 * MIN)
     grid = parse_grid({"families": {"f": [
-        {"kind": "fixed_stop", "take_profit_pct": 0.05},  # +500 at minute 1
-        {"kind": "time_stop", "max_hold_ms": "1m"},  # +500 (close 105) at minute 1
+        {"kind": "fixed_stop", "take_profit_pct": 0.05},  # +500 and +500 at minute 1
+        {"kind": "fixed_stop", "take_profit_pct": 0.1},  # +1000 at minute 1, 0 at the end
         {"kind": "fixed_stop", "stop_pct": 0.5},  # 0 at the end
     ]}})
     res = optimize_grid(grid, candles, windows, ["a", "a"], make_config(min_calls=1),
                         taker_fee_bps=0.0, slippage_bps=0.0, interval_ms=MIN)
     g = res.group(POOLED)
-    assert res.alias_of.tolist() == [0, 1, 2]  # different exit reasons: not identical
+    assert res.alias_of.tolist() == [0, 1, 2]  # different trades: not merged
     assert g.score[0] == g.score[1] == pytest.approx(500.0)
     assert g.rank.tolist() == [1, 1, 3]
     assert g.best == 0  # the first of the tie in grid order

@@ -43,10 +43,12 @@ def test_optimizer_defaults_and_help_from_the_config_model(path):
     for name, field in OptimizerConfig.model_fields.items():
         option = params[name]
         default = field.default
-        expected = format_duration(default) if name.endswith("_ms") else default
+        in_ms = name.endswith("_ms") and not isinstance(default, str)
+        expected = format_duration(default) if in_ms else default
         assert option.default == expected and option.help == field.description, name
     text = CliRunner().invoke(cli, ["backtest", *path, "--help"]).output
-    assert "--max-avg-time-exposed DURATION" in text and "[default: 2d]" in text  # = 48h
+    # 48 h on 1m bars, and as many bars on any other interval
+    assert "--max-avg-time-exposed DURATION" in text and "[default: 2880bars]" in text
 
 
 def test_every_run_writing_command_has_the_same_sync_option():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 import os
 from collections import Counter
@@ -226,6 +227,17 @@ def format_cell(value: Any, column: str = "") -> str:
     return str(value)
 
 
+def aliases_text(aliases_json: str | None, shown: int = 1) -> str | None:
+    """A frontier row's ``aliases`` (a JSON list of policy_ids) for a table cell: the first
+    ``shown`` and how many more (a default-grid class on daily bars has dozens; the full
+    list is in the frontier artifact). None when there are none."""
+    ids = json.loads(aliases_json) if aliases_json else []
+    if not ids:
+        return None
+    more = len(ids) - shown
+    return ", ".join(ids[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
            css: str = "") -> str:
     if not rows:
@@ -258,8 +270,6 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
             out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     if isinstance(value, list):
-        import json
-
         return [(prefix, json.dumps(value, separators=(",", ":")))]
     return [(prefix, value)]
 
@@ -329,7 +339,7 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
         pooled = headline_row(rows)
         split = pooled.get("split") or "reported"
         label = "policy" if m["run_type"] == "policy" else "best policy (pooled)"
-        headline += [(label, pooled["policy_id"]), ("figures on", f"{split} calls"),
+        headline += [(label, pooled["policy_id"]), ("split of these figures", split),
                      ("trades", pooled["trades_count"]),
                      ("avg_return_bps", pooled["avg_return_bps"]),
                      ("median_return_bps", pooled["median_return_bps"]),
@@ -337,15 +347,17 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
                      ("stop_out_rate", pooled["stop_out_rate"]),
                      ("portfolio total_return", pooled.get("total_return")),
                      ("portfolio max_drawdown", pooled.get("max_drawdown"))]
-    levels = (m.get("parameters") or {}).get("levels") or STANDARD_LEVELS
-    if "paths" in arts:
-        pm = path_metrics(arts["paths"], levels)
-        headline += [("eligible calls", int(pm["calls"] or 0))]
-        headline += [(f"{level:g}x hit rate", pm[f"hit_{level_column_suffix(level)}x_rate"])
-                     for level in levels if f"hit_{level_column_suffix(level)}x_rate" in pm]
-        headline += [("median peak multiple", pm["median_peak_multiple"])]
     if headline:
         parts.append(_cards(headline))
+    levels = (m.get("parameters") or {}).get("levels") or STANDARD_LEVELS
+    if "paths" in arts:  # the truth layer covers every eligible call, whatever the split
+        pm = path_metrics(arts["paths"], levels)
+        truth: list[tuple[str, Any]] = [("split of these figures", "all")] if headline else []
+        truth += [("eligible calls", int(pm["calls"] or 0))]
+        truth += [(f"{level:g}x hit rate", pm[f"hit_{level_column_suffix(level)}x_rate"])
+                  for level in levels if f"hit_{level_column_suffix(level)}x_rate" in pm]
+        truth += [("median peak multiple", pm["median_peak_multiple"])]
+        parts.append(_cards(truth))
 
     ds = m.get("dataset", {})
     git = None
@@ -389,9 +401,11 @@ def render_report(run_dir: str | os.PathLike[str] | Storage, *, top_n: int = 15)
         plots.append(("Frontier", render_png(lambda ax: plot_frontier(
             ax, group, title=f"Frontier ({label}): median return vs stop-out rate"))))
     if "equity" in arts and arts["equity"].num_rows:
-        plots.append(("Equity", render_png(lambda ax: plot_equity(ax, arts["equity"]))))
+        whose = "Portfolio" if m["run_type"] == "policy" else "Best policy's portfolio"
+        plots.append(("Equity", render_png(lambda ax: plot_equity(
+            ax, arts["equity"], title=f"{whose} equity (realised)"))))
         plots.append(("Drawdown", render_png(lambda ax: plot_equity(
-            ax, arts["equity"], column="drawdown", title="Portfolio drawdown")), ))
+            ax, arts["equity"], column="drawdown", title=f"{whose} drawdown"))))
     if "trades" in arts and arts["trades"].num_rows:
         plots.append(("Return distribution",
                       render_png(lambda ax: plot_returns(ax, arts["trades"]))))
@@ -455,6 +469,8 @@ def _frontier_section(frontier: pa.Table, top_n: int) -> str:
     rows = group.to_pylist()
     for r, on_front in zip(rows, front):
         r["pareto"] = bool(on_front)
+        if "aliases" in r:
+            r["aliases"] = aliases_text(r["aliases"])
     rows.sort(key=lambda r: r["rank"])
     cols = [c for c in FRONTIER_COLUMNS if c in group.column_names] + ["pareto"]
     out = (f"<h2>Frontier: top {min(top_n, len(rows))} of {len(rows)} policies "

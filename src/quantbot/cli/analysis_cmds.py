@@ -164,5 +164,7 @@ def portfolio_cmd(run_id: str, portfolio: str | None, base_dir: Any, duckdb_path
     if fmt == "json":
         print_json(rows)
         return
+    calls = f" (trades on {rows[0]['calls']} calls)" if rows else ""
     print_table([{k: ("(pooled)" if k == "caller_name" and r[k] is None else r[k])
-                  for k in _PORTFOLIO_COLUMNS} for r in rows], title=f"portfolio of {run_id}")
+                  for k in _PORTFOLIO_COLUMNS} for r in rows],
+                title=f"portfolio of {run_id}{calls}")

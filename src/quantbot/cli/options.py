@@ -92,7 +92,8 @@ def field_options(source: Any, names: tuple[str, ...]) -> Callable[[F], F]:
     """Options ``--<name>`` for the fields ``names`` of a dataclass (default, and help and
     unit in ``metadata``) or of a mapping name -> setting (``.default``, ``.help``,
     ``.unit``): default and help come from there, so the CLI and the Python API cannot
-    disagree. A ``_ms`` setting becomes a duration option without the suffix (``48h``)."""
+    disagree. A ``_ms`` setting becomes a duration option without the suffix (``48h``; a
+    default in bars, ``2880bars``, is shown as is)."""
     import dataclasses
 
     from quantbot.durations import format_duration
@@ -110,7 +111,8 @@ def field_options(source: Any, names: tuple[str, ...]) -> Callable[[F], F]:
             if choices:
                 kwargs = {"type": click.Choice(choices)}
             elif name.endswith("_ms"):
-                flag, default = name.removesuffix("_ms"), format_duration(default)
+                flag = name.removesuffix("_ms")
+                default = default if isinstance(default, str) else format_duration(default)
                 kwargs = {"metavar": "DURATION"}
             elif unit == "duration":
                 kwargs = {"metavar": "DURATION"}

@@ -281,7 +281,9 @@ def report_lines(result: Any) -> None:
                               f"stop-out {pct_text(m['stop_out_rate'])}"], "  ")
         echo_field("portfolio", [f"return {pct_text(m['total_return'])}",
                                  f"max dd {pct_text(m['max_drawdown'])}",
-                                 f"sharpe {num_text(m['sharpe'])}"], "  ")
+                                 f"sharpe {num_text(m['sharpe'])}",
+                                 f"taken {m['trades_taken']}",
+                                 f"skipped {m['skipped_signals']}"], "  ")
     echo_field("timing", [f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items()])
 
 

@@ -59,7 +59,8 @@ class PolicyFlow(Flow):
         pooled = summary[0]
         metrics = {"policy_id": pid, **{k: pooled[k] for k in (
             "avg_return_bps", "median_return_bps", "stop_out_rate", "win_rate",
-            "profit_factor", "total_return", "max_drawdown", "sharpe")}}
+            "profit_factor", "total_return", "max_drawdown", "sharpe", "trades_taken",
+            "skipped_signals")}}
         return Outcome({"trades": trade_cols, "summary": summary, "equity": equity,
                         "errors": prep.error_rows}, metrics, len(trades))
 

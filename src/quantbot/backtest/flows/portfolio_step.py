@@ -115,7 +115,8 @@ def run_portfolio(ref: str, portfolio: Any = None, *, catalog: Any = None,
                   base_dir: Any = "runs") -> list[dict[str, Any]]:
     """The portfolio of any completed run's trades, with another account if wanted: one
     dict per portfolio (each caller by name, then all callers pooled as ``caller_name``
-    None; per policy for runs that hold several), its metrics and its ``curve``."""
+    None; per policy for runs that hold several), the ``calls`` its trades cover
+    (:func:`trades_calls`), its metrics and its ``curve``."""
     from quantbot.artifacts.ops.lookup import locate_run
     from quantbot.artifacts.store.reader import read_artifact
     from quantbot.artifacts.store.runs import read_manifest
@@ -138,7 +139,9 @@ def run_portfolio(ref: str, portfolio: Any = None, *, catalog: Any = None,
         features = read_artifact(storage, "features")
         vol_of = dict(zip(features.column("call_id").to_pylist(),
                           features.column("vol_pre_alert").to_pylist()))
-    period = max(DAY_MS, parse_interval(manifest.to_dict()["parameters"].get("interval", "1m")))
+    parameters = manifest.to_dict()["parameters"]
+    period = max(DAY_MS, parse_interval(parameters.get("interval", "1m")))
+    calls = trades_calls(manifest.run_type, parameters)
     out: list[dict[str, Any]] = []
     policies = np.asarray(trades.column("policy_id").to_pylist(), dtype=object)
     for policy in sorted(set(policies.tolist())):
@@ -151,10 +154,23 @@ def run_portfolio(ref: str, portfolio: Any = None, *, catalog: Any = None,
                           dtype=np.float64) if vol_of else None)
         for caller, res, metrics in portfolio_by_caller(callers, *cols, config, vol=vol,
                                                         period_ms=period):
-            out.append({"policy_id": policy, "caller_name": caller, **metrics,
-                        "curve": res.curve()})
+            out.append({"policy_id": policy, "caller_name": caller, "calls": calls,
+                        **metrics, "curve": res.curve()})
     return out
 
 
+def trades_calls(run_type: str, parameters: dict[str, Any]) -> str:
+    """Which calls a run's trades artifact covers (what ``backtest portfolio`` follows): all
+    of them for a policy run or an optimization without a split; with a split, each group's
+    best policy on the calls it is reported on."""
+    spec = (parameters.get("optimizer") or {}).get("validation")
+    if run_type == "policy" or not spec:
+        return "all"
+    if spec.startswith("caller"):
+        return f"validation ({spec}: held-out callers; a kept caller's own best on its calls)"
+    return f"validation ({spec})"
+
+
 __all__ = ["SUMMARY_PORTFOLIO_KEYS", "merge_equity", "period_ms", "portfolio_figures",
-           "portfolio_hook", "portfolio_outputs", "resolve_portfolio", "run_portfolio"]
+           "portfolio_hook", "portfolio_outputs", "resolve_portfolio", "run_portfolio",
+           "trades_calls"]

@@ -47,6 +47,7 @@ from quantbot.backtest.engine.policies import (
     parse_policy,
     policy_id,
 )
+from quantbot.backtest.optimize.settings import DEFAULT_INTERVAL_MS
 from quantbot.durations import parse_bars
 from quantbot.errors import GridError, PolicyError
 
@@ -156,7 +157,7 @@ def default_grid_json() -> dict[str, Any]:
     return json.loads(text)
 
 
-def default_grid(interval_ms: int = 60_000) -> PolicyGrid:
+def default_grid(interval_ms: int = DEFAULT_INTERVAL_MS) -> PolicyGrid:
     """The original system's families and combos: about 600 policies. Its time stops are
     in bars (5 … 2880), so they follow the run's interval (1m bars: 5m … 48h, as in the
     original system; daily bars: 5d …)."""

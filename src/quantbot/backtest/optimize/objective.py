@@ -12,7 +12,8 @@ group of calls (a caller, or ``*`` for all callers pooled):
   :func:`robust_influence_bound` states how far one trade can move it. A group without
   trades scores NaN. Infeasible policies are scored too.
 - :func:`feasible` — stop_out_rate ≤ max_stop_out_rate, p95_drawdown_bps ≥
-  min_p95_drawdown_bps, avg_time_exposed_ms ≤ max_avg_time_exposed_ms (NaN fails).
+  min_p95_drawdown_bps, avg_time_exposed_ms ≤ max_avg_time_exposed_ms (NaN fails; by
+  default 2880 bars of the run's interval).
 - :func:`rank_policies` — competition ranks (1, 2, 2, 4): feasible before infeasible, then
   score descending (NaN last); equal (feasibility, score) share a rank.
   :func:`ranking_order` lists the policies best first, ties in grid order.
@@ -32,12 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from quantbot.backtest.engine.summary import trim_count, trimmed_mean, win_loss
 from quantbot.backtest.optimize.settings import (
+    DEFAULT_INTERVAL_MS,
     OBJECTIVE_FORMULAS,
     OPTIMIZER_SETTINGS,
     formula_text,
 )
 from quantbot.backtest.optimize.splits import ValidationSplit, parse_validation
-from quantbot.durations import parse_duration
+from quantbot.durations import parse_bars, parse_duration
 from quantbot.errors import ObjectiveError, OptimizerConfigError
 
 #: Each objective's formula; ``{...}`` are OptimizerConfig fields (see objective_formula).
@@ -60,7 +62,8 @@ class OptimizerConfig(BaseModel):
     stop_out_weight: float = _field("stop_out_weight", ge=0.0)  # bps per unit stop-out rate
     max_stop_out_rate: float = _field("max_stop_out_rate")
     min_p95_drawdown_bps: float = _field("min_p95_drawdown_bps")
-    max_avg_time_exposed_ms: int = _field("max_avg_time_exposed_ms")  # or a duration: "48h"
+    # ms, a duration ("48h") or bars of the run's interval ("2880bars"; see in_ms)
+    max_avg_time_exposed_ms: int | str = _field("max_avg_time_exposed_ms")
     return_weight: float = _field("return_weight")
     tail_capture_weight: float = _field("tail_capture_weight")
     mae_weight: float = _field("mae_weight")  # per bps of |median max_adverse_excursion_bps|
@@ -80,7 +83,19 @@ class OptimizerConfig(BaseModel):
     @field_validator("max_avg_time_exposed_ms", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        return parse_duration(v) if isinstance(v, str) else v
+        if not isinstance(v, str):
+            return v
+        bars = parse_bars(v)
+        return parse_duration(v) if bars is None else f"{bars}bars"
+
+    def in_ms(self, interval_ms: int | None) -> OptimizerConfig:
+        """This config with a time limit written in bars as ms of the run's bar
+        (``interval_ms``; None: 1m bars, the default grid's assumption too)."""
+        bars = parse_bars(self.max_avg_time_exposed_ms)
+        if bars is None:
+            return self
+        limit = bars * (interval_ms or DEFAULT_INTERVAL_MS)
+        return self.model_copy(update={"max_avg_time_exposed_ms": limit})
 
     @field_validator("validation", mode="before")
     @classmethod
@@ -232,11 +247,14 @@ def robust_influence_bound(returns_bps: np.ndarray, config: OptimizerConfig) -> 
     return float((x[n - k] - x[k - 1]) / (n - 2 * k) + config.stop_out_weight / n)
 
 
-def feasible(stats: PolicyStats, config: OptimizerConfig) -> np.ndarray:
-    """Bool per policy: every constraint holds (a NaN statistic fails its constraint)."""
+def feasible(stats: PolicyStats, config: OptimizerConfig,
+             interval_ms: int | None = None) -> np.ndarray:
+    """Bool per policy: every constraint holds (a NaN statistic fails its constraint); a
+    time limit in bars is in bars of ``interval_ms`` (see :meth:`OptimizerConfig.in_ms`)."""
+    max_exposed = config.in_ms(interval_ms).max_avg_time_exposed_ms
     return ((stats.stop_out_rate <= config.max_stop_out_rate)
             & (stats.p95_drawdown_bps >= config.min_p95_drawdown_bps)
-            & (stats.avg_time_exposed_ms <= config.max_avg_time_exposed_ms))
+            & (stats.avg_time_exposed_ms <= max_exposed))
 
 
 def _sort_keys(is_feasible: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,8 @@ entry (then ``ts - entry_ts >= hold`` ⟺ ``>= ceil(hold/I)·I``), and a hold lo
 the longest window (the largest ``last candle ts - entry ts``) is "no time stop" (it never
 fires); policies with equal canonical forms are simulated once. (b) After simulating,
 policies whose trades are bit-identical on every eligible alert (a 128-bit blake2b of
-exit time, exit price, exit reason, gross return and MAE) are merged too. Each group is
+exit time, exit price, gross return, MAE, stop-out flag and time exposed; not the exit
+reason's name) are merged too. Each group is
 reported by its first policy in grid order (:attr:`OptimizationResult.alias_of`); the
 others are its ``aliases`` in the frontier. The per-policy arrays of a
 :class:`GroupResult` stay indexed like the grid (an alias carries its representative's
@@ -187,14 +188,15 @@ def optimize_grid(grid: PolicyGrid, candles: CandleSet, windows: Windows,
                   executor: Executor | None = None) -> OptimizationResult:
     """Evaluate every grid policy pooled and per caller (``callers``: one per input alert).
 
-    ``interval_ms`` (the run's bar) lets time stops be canonicalised to whole bars;
+    ``interval_ms`` (the run's bar; None: 1m) lets time stops be canonicalised to whole bars
+    and turns a time limit written in bars (the default) into ms;
     ``portfolio_metric`` is called once per (simulated policy, group, split) on that
     policy's trades and fills the :class:`PolicyStats` portfolio figures (the ``sharpe``
     objective needs it). ``executor`` (:mod:`quantbot.backtest.executors`; None or local:
     this process) evaluates the grid in chunks on its workers
     (:mod:`quantbot.backtest.optimize.distributed`); the result is the same, bit for bit.
     """
-    config = config or OptimizerConfig()
+    config = (config or OptimizerConfig()).in_ms(interval_ms)  # a time limit in bars: ms
     if config.objective == "sharpe" and portfolio_metric is None:
         raise ObjectiveError("objective sharpe: optimize_grid needs portfolio_metric "
                              "(a function of one policy's trades)")
@@ -371,11 +373,13 @@ def _put_portfolio(stats: PolicyStats, j: int, figures: tuple[float, float, floa
 
 
 def _digest(t: Trades) -> bytes:
-    """128-bit fingerprint of a policy's trades (what differs between policies; the rest
-    derives from these and the shared windows)."""
+    """128-bit fingerprint of a policy's trades: everything a statistic or the portfolio
+    reads that differs between policies (the rest derives from these and the shared
+    windows). Not the exit reason's name: a fixed stop's ``stop_loss`` and a trailing
+    stop's ``hard_stop`` at the same fill are the same trade (``stop_out`` is hashed)."""
     h = hashlib.blake2b(digest_size=16)
-    for a in (t.exit_ts_ms, t.exit_px, t.exit_reason, t.gross_return_bps,
-              t.max_adverse_excursion_bps):
+    for a in (t.exit_ts_ms, t.exit_px, t.gross_return_bps, t.max_adverse_excursion_bps,
+              t.stop_out, t.time_exposed_ms):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.digest()
 

@@ -14,6 +14,12 @@ from typing import Any
 from quantbot.backtest.engine.constants import TRIM_FRACTION
 
 HOUR_MS = 3_600_000
+#: The bar assumed when none is given (the original system's 1m candles).
+DEFAULT_INTERVAL_MS = 60_000
+#: The time-exposure constraint's default, in bars so that it fits every interval: 48 h on
+#: the original system's 1m bars; on daily bars a limit of 48 h would rule out every policy
+#: that holds past the next bar.
+DEFAULT_MAX_EXPOSED = "2880bars"
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,10 @@ OPTIMIZER_SETTINGS: dict[str, Setting] = {
                                       "(100 = 1 bps per percentage point).", "bps"),
     "max_stop_out_rate": Setting(0.30, "Constraint: stop_out_rate <= this.", "fraction"),
     "min_p95_drawdown_bps": Setting(-3000.0, "Constraint: p95_drawdown_bps >= this.", "bps"),
-    "max_avg_time_exposed_ms": Setting(48 * HOUR_MS, "Constraint: avg_time_exposed <= this.",
-                                       "duration"),
+    "max_avg_time_exposed_ms": Setting(
+        DEFAULT_MAX_EXPOSED, "Constraint: avg_time_exposed <= this: a duration (48h) or bars of "
+        "the run's interval (2880bars = 48h on 1m bars, 2880 days on daily bars: like the "
+        "default grid's time stops, it follows the data).", "duration"),
     "return_weight": Setting(1.0, "Objective weight of median_return_bps."),
     "tail_capture_weight": Setting(200.0, "Objective weight of avg_tail_capture."),
     "mae_weight": Setting(0.01, "Objective penalty per bps of |median MAE|."),
@@ -81,5 +89,5 @@ OPTIMIZER_SETTINGS: dict[str, Setting] = {
 
 OPTIMIZER_SETTINGS["objective"] = Setting("robust", _objective_help(), choices=OBJECTIVE_NAMES)
 
-__all__ = ["HOUR_MS", "OBJECTIVE_FORMULAS", "OBJECTIVE_NAMES", "OPTIMIZER_SETTINGS", "Setting",
+__all__ = ["DEFAULT_INTERVAL_MS", "DEFAULT_MAX_EXPOSED", "HOUR_MS", "OBJECTIVE_FORMULAS", "OBJECTIVE_NAMES", "OPTIMIZER_SETTINGS", "Setting",
            "formula_text"]

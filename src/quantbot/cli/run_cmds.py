@@ -284,7 +284,9 @@ def report_lines(result: Any) -> None:
                                  f"sharpe {num_text(m['sharpe'])}",
                                  f"taken {m['trades_taken']}",
                                  f"skipped {m['skipped_signals']}"], "  ")
-    echo_field("timing", [f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timing.items()])
+    echo_field("timing", [f"{k.removesuffix('_ms')} {v:.0f} ms" if k.endswith("_ms")
+                          else f"{k} {v:g}"  # counts: chunks, workers
+                          for k, v in result.timing.items()])
 
 
 def _calls_field(result: Any) -> None:

@@ -188,8 +188,10 @@ def test_duplicates_nulls_and_zero_prices(tmp_path):
                       "volume": [9.0, 1.0, 1.0, 0.0, 1.0]})
     cs = load_candles(write_candles(tmp_path, "parquet", table), alerts_table(), duplicates="last",
                       **WINDOW)
-    assert cs.ts_ms.tolist() == [T0, T0 + 2 * MIN, T0 + 3 * MIN]  # null open dropped, duplicate collapsed
-    assert cs.close.tolist() == [2.0, 0.0, 1.0]  # the last duplicate wins; zero price kept
+    # an empty open is NaN (the engine excludes windows holding it), the duplicate collapsed
+    assert cs.ts_ms.tolist() == [T0, T0 + MIN, T0 + 2 * MIN, T0 + 3 * MIN]
+    assert np.isnan(cs.open[1])
+    assert cs.close.tolist() == [2.0, 1.0, 0.0, 1.0]  # the last duplicate wins; zero price kept
     assert cs.first_ts_ms.tolist() == [T0]
 
 

@@ -167,3 +167,13 @@ def test_an_empty_price_excludes_its_window_and_an_empty_time_is_noted(tmp_path,
     (note,) = candles.warnings
     assert note.details == {"kind": "empty_key", "rows": 1, "row": 31}
     assert "1 row(s) with an empty asset or time skipped; first: row 31" in note.message
+
+
+def test_a_query_naming_a_missing_table_over_a_file_says_which_view_it_sees(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("mint,ts,open,high,low,close\nA,1767614400000,1,1,1,1\n")
+    alerts = pa.table({"mint": ["A"], "alert_ts_ms": pa.array([T0], pa.int64())})
+    with pytest.raises(DataError) as err:
+        load(path, alerts, query="SELECT * FROM calls")
+    assert "\n" not in str(err.value)
+    assert str(err.value).endswith("(a query sees this source as the view 'candles')")

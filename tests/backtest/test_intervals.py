@@ -56,7 +56,8 @@ def test_hourly_bars_declared_one_minute_are_refused_naming_1h(tmp_path):
     path = write_csv(tmp_path / "eurusd.csv", [t0 + i * HOUR for i in range(48)], "EURUSD")
     alerts = alerts_at(t0 + 5 * HOUR + 30 * MIN, t0 + 20 * HOUR, mint="EURUSD")
     with pytest.raises(DataError, match=r"eurusd\.csv: mint 'EURUSD': candles are 1h apart "
-                                        r"\(smallest spacing; median 1h\), but --interval is 1m"):
+                                        r"\(smallest spacing; median 1h\), but --interval is 1m; "
+                                        r"pass --interval 1h$"):
         load_candles(path, alerts, interval_ms=MIN, horizon_ms=60 * MIN, pre_window_ms=10 * MIN)
     got = load_candles(path, alerts, interval_ms=HOUR, horizon_ms=6 * HOUR, pre_window_ms=HOUR)
     assert got.n_rows > 2
@@ -69,7 +70,7 @@ def test_monthly_bars_declared_daily_are_refused(tmp_path):
     alerts = alerts_at(ms(datetime(2017, 1, 15, tzinfo=UTC)), ms(datetime(2017, 5, 10, tzinfo=UTC)),
                        mint="BTCUSD")
     with pytest.raises(DataError, match=r"mint 'BTCUSD': candles are (28|29|30|31)d apart .*"
-                                        r"--interval is 1d"):
+                                        r"--interval is 1d; these look like calendar months"):
         load_candles(path, alerts, interval_ms=DAY, horizon_ms=5 * DAY, pre_window_ms=DAY)
 
 

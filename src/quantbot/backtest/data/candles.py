@@ -48,6 +48,8 @@ from quantbot.errors import DataError
 _PRICES = ("open", "high", "low", "close")
 _VALUES = (*_PRICES, "volume")
 DUPLICATE_POLICIES = ("error", "first", "last")
+_MONTH_MS = (28 * 86_400_000, 31 * 86_400_000)
+"""Median spacings that calendar-month bars have (ms)."""
 _DIRECT = ("parquet", IN_MEMORY)
 """Source kinds the fast path (``direct_scan``) may read without SQL."""
 Rows = dict[str, np.ndarray]
@@ -536,10 +538,14 @@ def check_interval(candles: CandleSet, breaks: np.ndarray, interval_ms: int, lab
     j = int(np.searchsorted(offsets, starts[failing[0]], side="right")) - 1
     mine = spacing[offsets[j]:offsets[j + 1] - 1]
     mine = mine[mine != none]
+    smallest, median = int(mine.min()), int(np.median(mine))
+    fix = (f"pass --interval {format_duration(smallest)}"
+           if not _MONTH_MS[0] <= median <= _MONTH_MS[1] else
+           "these look like calendar months, irregular bars: resample them to a fixed interval")
     raise DataError(
-        f"{label}: mint {candles.mints[j]!r}: candles are {format_duration(int(mine.min()))} "
-        f"apart (smallest spacing; median {format_duration(int(np.median(mine)))}), but "
-        f"--interval is {format_duration(int(interval_ms))}; pass the data's interval"
+        f"{label}: mint {candles.mints[j]!r}: candles are {format_duration(smallest)} "
+        f"apart (smallest spacing; median {format_duration(median)}), but "
+        f"--interval is {format_duration(int(interval_ms))}; {fix}"
         + (f" ({failing.size} assets differ)" if failing.size > 1 else ""))
 
 

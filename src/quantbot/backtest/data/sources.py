@@ -130,8 +130,9 @@ def open_source(source: str | Path | Any, what: str, *, table: str | None = None
             view = what
             _create_view(con, view, path, kind, frame)
             from_sql = f"({query.strip().rstrip(';')}) AS q" if query else quote(view)
+        hint = f" (a query sees this source as the view {what!r})" if query and view else ""
         yield Source(con, path if frame is None else str(path), kind, from_sql,
-                     _describe(con, from_sql, what, path), view)
+                     _describe(con, from_sql, what, path, hint), view)
     finally:
         con.close()
 
@@ -169,11 +170,12 @@ def _set_tz(con: duckdb.DuckDBPyConnection, tz: object) -> None:
                         "'America/New_York' or 'Europe/London'") from None
 
 
-def _describe(con: duckdb.DuckDBPyConnection, from_sql: str, what: str, path: Path) -> dict[str, str]:
+def _describe(con: duckdb.DuckDBPyConnection, from_sql: str, what: str, path: Path,
+              hint: str = "") -> dict[str, str]:
     try:
         described = con.sql(f"DESCRIBE SELECT * FROM {from_sql}").fetchall()
     except duckdb.Error as exc:
-        raise DataError(f"{what} source {path}: cannot read it: {_first_line(exc)}") from None
+        raise DataError(f"{what} source {path}: cannot read it: {_first_line(exc)}{hint}") from None
     return {row[0]: row[1] for row in described}
 
 

@@ -12,6 +12,7 @@ import click
 from quantbot.backtest.optimize.settings import OPTIMIZER_SETTINGS
 from quantbot.cli.app import backtest
 from quantbot.cli.options import executor_option, field_options
+from quantbot.cli.render import echo_field
 from quantbot.cli.run_cmds import (
     bps_text,
     fee_options,
@@ -89,16 +90,15 @@ def _run(flow: Callable[..., Any], kw: dict[str, Any]) -> None:
     if kw["fmt"] == "json":
         return
     m = result.metrics
-    line = (f"  grid       {m['policies']} policies ({m['distinct_policies']} distinct on this "
-            f"data), {m['groups']} groups optimized")
-    click.echo(line + (f", {m['skipped_callers']} callers skipped" if m["skipped_callers"]
-                       else ""))
+    echo_field("grid", [f"{m['policies']} policies ({m['distinct_policies']} distinct on this "
+                        f"data)", f"{m['groups']} groups optimized",
+                        *([f"{m['skipped_callers']} callers skipped"] if m["skipped_callers"] else [])])
     if "splits" in m:
         click.echo(f"  objective  {m['objective']}, best (*) "
                    f"{'feasible' if m['meets_constraints'] else 'infeasible'}"
                    + ("  OVERFIT" if m.get("overfit") else ""))
         for split, figures in m["splits"].items():
-            click.echo(f"  {split:<10} {split_text(figures)}")
+            echo_field(split, split_parts(figures), "  ")
 
 
 def _announce(executor: Any) -> None:
@@ -110,13 +110,13 @@ def _announce(executor: Any) -> None:
                f"{dashboard})", err=True)
 
 
-def split_text(f: dict[str, Any]) -> str:
-    """One split's figures of the best policy, on one line."""
+def split_parts(f: dict[str, Any]) -> list[str]:
+    """One split's figures of the best policy, as the parts of one report field."""
     score = f.get("objective_score")
-    return (f"score {'-' if score is None else f'{score:.1f}'}  trades {f['trades_count']}  "
-            f"avg {bps_text(f['avg_return_bps'])}  median {bps_text(f['median_return_bps'])}  "
-            f"win {pct_text(f['win_rate'])}  stop-out {pct_text(f['stop_out_rate'])}  "
-            f"portfolio {pct_text(f['total_return'])} (max dd {pct_text(f['max_drawdown'])})")
+    return [f"score {'-' if score is None else f'{score:.1f}'}", f"trades {f['trades_count']}",
+            f"avg {bps_text(f['avg_return_bps'])}", f"median {bps_text(f['median_return_bps'])}",
+            f"win {pct_text(f['win_rate'])}", f"stop-out {pct_text(f['stop_out_rate'])}",
+            f"portfolio {pct_text(f['total_return'])} (max dd {pct_text(f['max_drawdown'])})"]
 
 
 @backtest.command("optimize")

@@ -2,9 +2,9 @@
 
 The source is scanned by DuckDB joined against small per-mint time ranges, so a candle
 source larger than memory works and only the needed rows are materialised; a plain Parquet
-file or Arrow table is read without SQL where that gives the same rows (``direct_scan``). The ranges of
-one mint never overlap, so every source row is loaded at most once: two loaded rows with
-the same (mint, ts) are duplicates in the source itself (``duplicates``).
+file or Arrow table is read without SQL where that gives the same rows (``direct_scan``).
+The ranges of one mint never overlap, so every source row is loaded at most once: two
+loaded rows with the same (mint, ts) are duplicates in the source itself (``duplicates``).
 
 Checks on what was loaded (never silent repairs): duplicate (mint, ts) rows (identical:
 dropped with a ``DataNote``; conflicting: refused unless ``duplicates`` is 'first' or
@@ -129,10 +129,12 @@ def load_candles(
     reach = int(horizon_ms) + int(interval_ms)
     ranges = _merge(alert_mint, alert_ts - int(pre_window_ms), alert_ts + reach)
     asset = _single_asset(symbol, mints)
-    with open_source(source, "candles", table=table, query=query, tz=tz) as src:
+    frame = in_memory_table(source, "candles")  # converted once (pandas copies)
+    with open_source(source if frame is None else frame, "candles", table=table, query=query,
+                     tz=tz) as src:
         src, roles = _roles(src, mapping, asset, ts_format)
-        direct = (read_direct(Path(src.path), in_memory_table(source, "candles"), roles, asset,
-                              mints, ranges.mint_id, ranges.lo, ranges.hi, ts_unit, tz)
+        direct = (read_direct(Path(src.path), frame, roles, asset, mints, ranges.mint_id,
+                              ranges.lo, ranges.hi, ts_unit, tz)
                   if src.kind in _DIRECT and not (query or ts_format) else None)
         if direct is None:
             scan = _Scan.of(src, roles, ts_unit, ts_format, asset)

@@ -192,3 +192,18 @@ def test_no_dask_import_for_cli_and_catalog_query(tmp_path: Path) -> None:
                           text=True, timeout=60, check=False, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_local_cluster_leaves_the_environment_as_it_found_it():
+    """A Dask nanny writes OMP_NUM_THREADS, PYTHONHASHSEED, ... into the parent before it
+    spawns a worker; closing the executor takes them out again (fresh process, so no other
+    cluster of the session has set them first)."""
+    code = ("import os; from quantbot.backtest.executors import open_executor\n"
+            "before = dict(os.environ)\n"
+            "with open_executor('dask-local:1') as ex:\n"
+            "    inside = dict(os.environ)\n"
+            "print(sorted(set(inside) - set(before)), dict(os.environ) == before)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.strip().splitlines()[-1]
+    assert out.endswith(" True"), out
+    assert "OMP_NUM_THREADS" in out  # the nanny did set it while the cluster ran

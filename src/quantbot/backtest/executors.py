@@ -116,6 +116,7 @@ class DaskExecutor(Executor):
 
         self._distributed = distributed
         self._cluster = None
+        self._environ: dict[str, str] = {}
         self._own_client = client is None
         self._shared: list[Any] = []
         if client is None and address is not None:
@@ -126,6 +127,7 @@ class DaskExecutor(Executor):
                                     f"({type(exc).__name__}: {_one_line(exc)})") from None
         elif client is None:
             dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None
+            self._environ = dict(os.environ)  # restored at close: see _restore_environ
             self._cluster = distributed.LocalCluster(
                 n_workers=n_local, threads_per_worker=1, processes=True,
                 dashboard_address=dashboard, silence_logs=logging.WARNING)
@@ -187,6 +189,18 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+            _restore_environ(self._environ)
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    """Undo what a Dask nanny writes into this process's environment before it spawns (or
+    respawns) a worker (``OMP_NUM_THREADS=1``, ``PYTHONHASHSEED``, ...): meant for the
+    workers, it would otherwise stay in the user's session after the executor is gone."""
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def parse_executor(text: str) -> str:

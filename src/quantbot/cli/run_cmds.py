@@ -260,6 +260,12 @@ def report_lines(result: Any) -> None:
     click.echo(f"run {result.run_id}  ({result.run_type}, {result.status})")
     click.echo(f"  directory  {result.run_dir}")
     _calls_field(result)
+    late = result.excluded.get("late_entry", 0)
+    if late:  # daily stock bars: a Friday evening alert waits ~2.4 days for Monday's bar
+        limit = (result.settings or {}).get("max_entry_delay", "?")
+        echo_field("note", (f"{late} alert(s) wait longer than --max-entry-delay {limit} for "
+                            "their entry candle (weekends, closed sessions?); a longer limit "
+                            "enters them (e.g. --max-entry-delay 4d)").split(" "), " ")
     from quantbot.analysis.report import setup_text
 
     echo_field("setup", str(setup_text(result.settings)).split(", "))

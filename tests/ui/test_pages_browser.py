@@ -66,8 +66,12 @@ def test_charts_are_drawn_without_console_errors(server, demo):
             # the copy button: no clipboard on plain http, so the command is selected
             page.goto(server + f"/runs/{ids['a']}")
             page.click('[data-copy="rerun-command"]')
-            assert page.inner_text('[data-copy="rerun-command"]') in ("copied",
-                                                                     "selected: press Ctrl+C")
+            # the clipboard answers asynchronously (and "copied" turns back after 1.5 s):
+            # the first label after the click is the answer
+            label = page.wait_for_function(
+                "() => { const t = document.querySelector('[data-copy=\"rerun-command\"]')"
+                ".textContent; return t !== 'copy' && t; }", timeout=10_000).json_value()
+            assert label in ("copied", "selected: press Ctrl+C")
             assert errors == []
         finally:
             browser.close()

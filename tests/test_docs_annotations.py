@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 import pytest
+from catalog_compare import fresh_table_columns
 
 from quantbot.artifacts.catalog.labels import ANNOTATIONS_TABLE, LABELS_TABLE, TAGS_TABLE
-from quantbot.artifacts.catalog.schema import ensure_schema, table_columns
 from quantbot.artifacts.store.annotations import new_record
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schemas.md"
@@ -17,20 +16,15 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "schemas.md"
 
 def _first_table(heading: str) -> list[list[str]]:
     text = DOC.read_text(encoding="utf-8")
-    body = re.split(rf"^#+ {re.escape(heading)}\n", text, flags=re.M)[1]
-    body = re.split(r"^#+ ", body, flags=re.M)[0]
+    body = re.split(rf"^#+ {re.escape(heading)}\n", text, flags=re.MULTILINE)[1]
+    body = re.split(r"^#+ ", body, flags=re.MULTILINE)[0]
     lines = [ln for ln in body.splitlines() if ln.startswith("|")]
     return [[c.strip().strip("`") for c in ln.strip("|").split("|")] for ln in lines[2:]]
 
 
 @pytest.mark.parametrize("table", [ANNOTATIONS_TABLE, LABELS_TABLE, TAGS_TABLE])
 def test_label_tables_match_a_real_catalog(tmp_path: Path, table: str) -> None:
-    con = duckdb.connect(str(tmp_path / "c.duckdb"))
-    try:
-        ensure_schema(con)
-        actual = table_columns(con, table)
-    finally:
-        con.close()
+    actual = fresh_table_columns(tmp_path / "c.duckdb", table)
     assert [(r[0], r[1]) for r in _first_table(table)] == list(actual.items())
 
 

@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from catalog_compare import fresh_table_columns
 from pydantic import BaseModel
 
 from quantbot.artifacts.catalog.schema import (
@@ -22,7 +23,6 @@ from quantbot.artifacts.catalog.schema import (
     RUNS_TABLE,
     data_table,
     ensure_schema,
-    table_columns,
     view_name,
 )
 from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, BUILTIN_FEATURES
@@ -164,12 +164,7 @@ def test_every_manifest_field_with_type_and_required() -> None:
 
 @pytest.mark.parametrize("table", [RUNS_TABLE, ARTIFACTS_TABLE])
 def test_catalog_tables_match_a_real_catalog(tmp_path: Path, table: str) -> None:
-    con = duckdb.connect(str(tmp_path / "catalog.duckdb"))
-    try:
-        ensure_schema(con)
-        actual = table_columns(con, table)
-    finally:
-        con.close()
+    actual = fresh_table_columns(tmp_path / "catalog.duckdb", table)
     rows = _table(_section(table))
     assert [_name(r["column"]) for r in rows] == list(actual), f"{table}: columns differ"
     for row in rows:

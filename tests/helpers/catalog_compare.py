@@ -32,3 +32,16 @@ def catalog_tables(db: Path) -> dict[str, Any]:
         return out
     finally:
         con.close()
+
+
+def fresh_table_columns(db: Path, table: str) -> dict[str, str]:
+    """Column name -> type of ``table`` in a catalog created at ``db`` by ``ensure_schema``
+    (what a user's first sync makes), for docs-versus-code checks."""
+    from quantbot.artifacts.catalog.schema import ensure_schema, table_columns
+
+    con = duckdb.connect(str(db))
+    try:
+        ensure_schema(con)
+        return table_columns(con, table)
+    finally:
+        con.close()

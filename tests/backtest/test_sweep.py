@@ -212,7 +212,10 @@ def test_ctrl_c_marks_the_sweep_failed_and_starts_nothing_more(tmp_path: Path,
                             text=True, env={k: v for k, v in os.environ.items()
                                             if k != "QUANTBOT_DEBUG"})
     deadline = time.monotonic() + 90
-    while len(list_run_directories(base)) < 3:  # the sweep run and two task runs
+    def manifests() -> int:  # a folder counts once its run.json is there, as below
+        return sum(Path(p, "run.json").exists() for p in list_run_directories(base))
+
+    while manifests() < 3:  # the sweep run and two task runs
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)

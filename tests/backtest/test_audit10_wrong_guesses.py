@@ -103,19 +103,21 @@ def test_the_python_api_refuses_the_same_way_before_a_run(folder):
     assert not (folder / "api_runs").exists()
 
 
-def test_a_friday_evening_alert_on_daily_bars_is_late_until_weekends_are_allowed(folder):
-    """docs/flows.md "Entries": Friday 21:05 waits 51 h for Monday's bar (the default limit
-    is 2 bars = 2d); the errors row names the option, and --max-entry-delay 4d enters it."""
+def test_a_friday_evening_alert_on_daily_bars_waits_out_the_weekend(folder):
+    """docs/flows.md "Entries": Friday 21:05 waits 51 h for Monday's bar. The default limit
+    (one bar plus the usual gap: the weekend, seen in the window) enters it; a limit of 2d
+    excludes it, and the errors row gives the delay and names the option."""
     (folder / "friday.csv").write_text("id,alert_time,caller\nf1,2010-03-05 21:05:00,ana\n",
                                        encoding="utf-8")
+    auto = run_path_only(folder / "friday.csv", folder / "GOOG.csv", symbol="GOOG",
+                         interval="1d", base_dir=folder / "api_runs", durable=False)
+    assert auto.eligible == 1 and auto.excluded == {}
+    assert auto.settings["max_entry_delay"] == "4d"  # 1 bar + 3 days, the weekend
     strict = run_path_only(folder / "friday.csv", folder / "GOOG.csv", symbol="GOOG",
-                           interval="1d", base_dir=folder / "api_runs", durable=False)
+                           interval="1d", max_entry_delay="2d", base_dir=folder / "api_runs",
+                           durable=False)
     assert strict.excluded == {"late_entry": 1}
     (row,) = pq.read_table(Path(strict.run_dir) / "errors" / "errors.parquet").to_pylist()
     details = json.loads(row["details"])
     assert details["entry_delay_ms"] == (2 * 24 + 2) * 3_600_000 + 55 * 60_000
     assert details["note"].endswith("the limit is 2d (--max-entry-delay)")
-    loose = run_path_only(folder / "friday.csv", folder / "GOOG.csv", symbol="GOOG",
-                          interval="1d", max_entry_delay="4d", base_dir=folder / "api_runs",
-                          durable=False)
-    assert loose.eligible == 1 and loose.excluded == {}

@@ -34,8 +34,15 @@ def test_pre_window_in_bars_follows_the_interval():
         FlowParams(pre_window="soon")
 
 
-def test_entry_delay_defaults_to_two_bars_and_can_be_off():
-    assert FlowParams(interval="1h").max_entry_delay_ms == 2 * HOUR
+def test_entry_delay_defaults_to_the_data_and_can_be_off():
+    auto = FlowParams(interval="1h")
+    assert auto.max_entry_delay == FlowParams(interval="1h", max_entry_delay=" Auto").max_entry_delay
+    with pytest.raises(ValueError, match="derived from the candles"):
+        auto.max_entry_delay_ms  # noqa: B018 - known once the data is loaded
+    assert auto.with_entry_delay(49 * HOUR).max_entry_delay == "50h"  # one bar + the gap
+    assert auto.with_entry_delay(HOUR).max_entry_delay_ms == 2 * HOUR  # gap-free: two bars
+    fixed = FlowParams(interval="1d", max_entry_delay="3d")
+    assert fixed.with_entry_delay(DAY) is fixed
     assert FlowParams(interval="1d", max_entry_delay="3d").max_entry_delay_ms == 3 * DAY
     assert FlowParams(max_entry_delay="none").max_entry_delay_ms is None
     assert FlowParams(interval="1d", max_entry_delay="4bars").max_entry_delay == "4d"

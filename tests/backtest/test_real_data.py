@@ -31,11 +31,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from market_reference import Candle, Window, path_metrics, realized_bps, simulate, tail_capture
+from market_reference import usual_gap_ms as ref_usual_gap
 from market_reference import window as ref_window
 from qbtest import assert_clean_error, run_main
 
 from quantbot.artifacts.schema.arrow_schemas import ARTIFACT_SPECS, ArtifactType
 from quantbot.backtest import run_path_only, run_policy_backtest
+from quantbot.durations import format_duration, parse_duration
 
 DAY_MS, HOUR_MS = 86_400_000, 3_600_000
 ALERT_MAP = {"call_id": "id", "alert_ts": "alert_time", "mint": "symbol", "caller_name": "caller"}
@@ -554,6 +556,37 @@ def test_late_entries_are_excluded_not_entered(markets, tmp_path):
     lenient = run_path_only(alerts, p.user[1], max_entry_delay="2d",
                             **_options(p, "user", "long", "close", tmp_path / "b", False))
     assert lenient.excluded == {} and lenient.eligible == 12
+
+
+@pytest.mark.parametrize("name", ["goog", "eurusd", "stocks"])
+def test_the_default_entry_delay_is_one_bar_plus_the_usual_gap(markets, tmp_path, name):
+    """Alerts after the week's last bar (the market's own time zone): by default each waits
+    out the weekend, the limit recorded is one bar plus the usual gap of a reference
+    computation, and only the alerts that reference calls late are excluded as late."""
+    p = markets[name]
+    m = p.market
+    interval_ms = parse_duration(m.interval)
+    alerts = []
+    for asset, bars in sorted(m.candles.items()):
+        last_of_week = [i for i in range(60, len(bars) - 40)
+                        if bars[i + 1].ts_ms - bars[i].ts_ms > 2 * interval_ms]
+        alerts += [Alert(f"wk-{asset}-{i}", asset, "ana", bars[i].ts_ms + interval_ms // 2)
+                   for i in last_of_week[::max(1, len(last_of_week) // 12)]]
+    assert len(alerts) >= 10
+    path = _write_user_alerts(tmp_path / "alerts.csv", alerts, m.tz)
+    result = run_path_only(path, p.user[1], **_options(p, "user", "long", "close",
+                                                        tmp_path / "runs", False))
+    gap = ref_usual_gap({a: [c.ts_ms for c in bars] for a, bars in m.candles.items()},
+                        [(a.symbol, a.ts_ms) for a in alerts], horizon_ms=m.horizon_ms,
+                        interval_ms=interval_ms)
+    assert gap >= {"1d": 3 * DAY_MS, "1h": 48 * HOUR_MS}[m.interval]  # the weekend is usual
+    limit = interval_ms + gap
+    assert result.settings["max_entry_delay"] == format_duration(limit)
+    late = {cid for cid, (_, w) in _windows(p, "close", limit, alerts).items()
+            if w.reason == "late_entry"}
+    excluded = {e["call_id"] for e in _table(result.run_dir, "errors")
+                if e["message"] == "late_entry"}
+    assert excluded == late and len(late) < len(alerts) // 4
 
 
 def _refused(tmp_path: Path, *args: str, contains: str) -> None:

@@ -22,9 +22,12 @@ from quantbot.backtest.engine.windows import (
     TOO_NEW,
     impossible_in,
     prepare_windows,
+    usual_gap_ms,
 )
 
 from .reference import MIN, corrupt, make_candles, random_candle_set, ref_window
+
+DAY = 1440  # minutes
 
 
 def flat(minutes, px=100.0):
@@ -138,3 +141,55 @@ def test_exclusions_match_the_reference(seed, horizon, n_bad, entry, delay):
             assert (w.start[k], w.end[k], w.p0[k]) == (ref["start"], ref["end"], ref["p0"])
     assert w.status.dtype == np.int8 and set(np.unique(w.status)) <= {STATUS_OK, *EXCLUSION_REASONS}
     assert INVALID_CANDLES in EXCLUSION_REASONS
+
+
+def _weekdays(n_weeks, skip=()):
+    """Daily bars (minutes) on weekdays only, Monday first, minus the days in ``skip``."""
+    return [w * 7 * DAY + d * DAY for w in range(n_weeks) for d in range(5)
+            if w * 7 + d not in skip]
+
+
+def _usual(rows, alert_minutes, horizon_min, entry="close"):
+    candles, w = windows(flat(rows), alert_minutes, horizon_min, entry=entry)
+    return usual_gap_ms(candles, w, DAY * MIN)
+
+
+def test_the_usual_gap_of_weekday_bars_is_the_weekend():
+    rows = _weekdays(30)
+    fridays = [w * 7 * DAY + 4 * DAY + 600 for w in range(0, 28, 3)]  # Friday 10:00
+    assert _usual(rows, fridays, 10 * DAY) == 3 * DAY * MIN
+    assert _usual(list(range(0, 200 * DAY, DAY)), [5 * DAY, 50 * DAY], 20 * DAY) == DAY * MIN
+
+
+def test_a_hole_seen_once_is_no_usual_gap_however_many_alerts_fall_in_it():
+    rows = _weekdays(30, skip=range(70, 84))  # weeks 10 and 11 missing: a 17-day hole
+    in_hole = [75 * DAY + k * 60 for k in range(40)]  # 40 alerts, one hole
+    others = [w * 7 * DAY + 2 * DAY for w in (1, 4, 15, 20, 25)]
+    gap = _usual(rows, in_hole + others, 10 * DAY)
+    assert gap == 3 * DAY * MIN
+    _, w = windows(flat(rows), in_hole + others, 10 * DAY, max_entry_delay_ms=gap + DAY * MIN)
+    assert exclusion_counts(w) == {"late_entry": 40}
+
+
+def test_nothing_located_means_one_bar():
+    assert _usual([10, 11, 12], [50, 60], 5) == DAY * MIN  # alerts after the data
+    assert _usual([], [1], 5) == DAY * MIN
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), horizon=st.integers(1, 60),
+       interval=st.sampled_from([1, 2, 5]), entry=st.sampled_from(["close", "next-open"]))
+def test_the_usual_gap_matches_the_reference(seed, horizon, interval, entry):
+    """Random walks with holes and gaps, alerts anywhere (before, inside, after the data)."""
+    from market_reference import usual_gap_ms as ref_usual_gap
+
+    rng = np.random.default_rng(seed)
+    candles = random_candle_set(rng, n_mints=3, max_candles=120)
+    mint_idx = rng.integers(-1, 3, size=12)
+    alert_ts = rng.integers(-5 * MIN, 150 * MIN, size=12)
+    w = prepare_windows(candles, mint_idx, alert_ts, horizon * MIN, entry=entry)
+    times = {m: candles.ts_ms[candles.offsets[j]:candles.offsets[j + 1]].tolist()
+             for j, m in enumerate(candles.mints)}
+    alerts = [(candles.mints[j], int(t)) for j, t in zip(mint_idx, alert_ts) if j >= 0]
+    assert usual_gap_ms(candles, w, interval * MIN) == ref_usual_gap(
+        times, alerts, horizon_ms=horizon * MIN, interval_ms=interval * MIN, entry=entry)

@@ -94,12 +94,22 @@ def test_fields_wrap_within_the_width_and_say_the_same(folder, columns, alerts, 
 
 
 def test_output_that_is_no_terminal_keeps_each_field_on_one_line(folder):
-    lines = _piped(folder, "backtest", "run", "policy", *POLICY, "--alerts", "alerts.csv", *ARGS)
+    lines = _piped(folder, "backtest", "run", "policy", *POLICY, "--alerts", "alerts.csv", *ARGS,
+                   "--max-entry-delay", "2d")
     assert [line[2:13].strip() for line in lines[1:]] == [
         "directory", "calls", "note", "setup", "policy", "trades", "portfolio", "timing"]
     assert ("  note       1 alert(s) wait longer than --max-entry-delay 2d for their entry "
-            "candle (weekends, closed sessions?); a longer limit enters them (e.g. "
-            "--max-entry-delay 4d)") in lines
+            "candle (holes in the data?); a longer limit, or none, enters them") in lines
     assert "  calls      2  eligible 1  excluded 1 (late_entry 1)" in lines
     assert ("  setup      1d bars, horizon 10d, entry next-open, fees 1 + slippage 2 bps per "
-            "side, levels 1.05x, 1.1x, 1.2x, 1.5x, 2x, 3x") in lines
+            "side, levels 1.05x, 1.1x, 1.2x, 1.5x, 2x, 3x, max entry delay 2d") in lines
+
+
+def test_the_default_entry_delay_waits_out_a_weekend(folder):
+    """The Friday-evening alert waits ~51 h for Monday's bar: the data's usual gap (the
+    weekend's 3 days, seen in both windows) plus one bar allows it, and the report says so."""
+    lines = _piped(folder, "backtest", "run", "policy", *POLICY, "--alerts", "alerts.csv", *ARGS)
+    assert "  calls      2  eligible 2  excluded 0" in lines
+    assert not any(line.startswith("  note") for line in lines)
+    assert any(line.startswith("  setup") and line.endswith(", max entry delay 4d")
+               for line in lines), lines

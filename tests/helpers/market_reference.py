@@ -94,6 +94,32 @@ def window(candles: Sequence[Candle], alert_ts_ms: int, *, horizon_ms: int, entr
     return Window(reason, anchor.ts_ms, px, scanned)
 
 
+def usual_gap_ms(open_times: dict[str, Sequence[int]], alerts: Iterable[tuple[str, int]], *,
+                 horizon_ms: int, interval_ms: int, entry: str = "close") -> int:
+    """The data's usual gap, from the contract (flows.md, "Entries"): the pairs of
+    consecutive candles of each alert's window plus the pair holding the alert (each pair
+    once); lengths in whole bars (rounded up); lengths seen once left out; the shortest
+    length whose spacings, with the shorter ones, fill 99 % of the rest's time."""
+    pairs: set[tuple[str, int]] = set()
+    for asset, ts in alerts:
+        times = open_times.get(asset, ())
+        after = [i for i, t in enumerate(times) if (t >= ts if entry == "close" else t > ts)]
+        if not after:
+            continue
+        a = after[0]
+        last = max(i for i in range(a, len(times)) if times[i] <= times[a] + horizon_ms)
+        pairs.update((asset, i) for i in range(max(a - 1, 0), last))
+    lengths = [-(-(open_times[m][i + 1] - open_times[m][i]) // interval_ms) for m, i in pairs]
+    seen = {n: lengths.count(n) for n in set(lengths)}
+    time_in = {n: n * k for n, k in seen.items() if k >= 2}
+    total, acc = sum(time_in.values()), 0
+    for n in sorted(time_in):
+        acc += time_in[n]
+        if acc >= 0.99 * total:
+            return n * interval_ms
+    return interval_ms
+
+
 def return_bps(side: str, entry_px: float, px: float) -> float:
     """Gross return of a fill at ``px`` (bps): long ``(X/E - 1)·1e4``, short ``(1 - X/E)·1e4``."""
     return (px / entry_px - 1.0) * 1e4 if side == "long" else (1.0 - px / entry_px) * 1e4

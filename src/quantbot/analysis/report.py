@@ -148,7 +148,8 @@ def plot_equity(ax: Axes, equity: Any, *, column: str = "equity",
 
 def setup_text(parameters: dict[str, Any]) -> str | None:
     """What a run's numbers depend on, in one line: bars, horizon, entry, fees (no fee
-    default suits every market, so every report says which were used) and levels."""
+    default suits every market, so every report says which were used), levels and the
+    entry-delay limit (by default derived from the data, so worth seeing)."""
     if not parameters:
         return None
     parts = [f"{parameters.get('interval', '?')} bars",
@@ -158,7 +159,10 @@ def setup_text(parameters: dict[str, Any]) -> str | None:
         parts.append(f"fees {parameters['taker_fee_bps']:g} + slippage "
                      f"{parameters.get('slippage_bps', 0):g} bps per side")
     levels = parameters.get("levels") or STANDARD_LEVELS
-    return ", ".join([*parts, "levels " + ", ".join(f"{v:g}x" for v in levels)])
+    parts.append("levels " + ", ".join(f"{v:g}x" for v in levels))
+    if parameters.get("max_entry_delay"):  # runs before 1.2.0 did not record it
+        parts.append(f"max entry delay {parameters['max_entry_delay']}")
+    return ", ".join(parts)
 
 
 def plot_peaks(ax: Axes, paths: Any, *, levels: Sequence[float] = STANDARD_LEVELS,

@@ -261,11 +261,11 @@ def report_lines(result: Any) -> None:
     click.echo(f"  directory  {result.run_dir}")
     _calls_field(result)
     late = result.excluded.get("late_entry", 0)
-    if late:  # daily stock bars: a Friday evening alert waits ~2.4 days for Monday's bar
+    if late:  # the default limit covers the data's usual gaps: these wait longer
         limit = (result.settings or {}).get("max_entry_delay", "?")
         echo_field("note", (f"{late} alert(s) wait longer than --max-entry-delay {limit} for "
-                            "their entry candle (weekends, closed sessions?); a longer limit "
-                            "enters them (e.g. --max-entry-delay 4d)").split(" "), " ")
+                            "their entry candle (holes in the data?); a longer limit, or "
+                            "none, enters them").split(" "), " ")
     from quantbot.analysis.report import setup_text
 
     echo_field("setup", str(setup_text(result.settings)).split(", "))

@@ -128,6 +128,67 @@ def prepare_windows(
                    int(horizon_ms), sides, entry, limit)
 
 
+#: The share of the windows' time that the usual gap covers (see :func:`usual_gap_ms`).
+USUAL_TIME_SHARE = 0.99
+#: How often a gap length must occur (distinct pairs of candles) to be usual, not a hole.
+USUAL_MIN_COUNT = 2
+
+
+def usual_gap_ms(candles: CandleSet, windows: Windows, interval_ms: int) -> int:
+    """The data's usual gap between consecutive candles (ms, a whole number of intervals,
+    at least one), read in the alerts' windows: the shortest gap such that spacings no
+    longer than it fill 99 % of the time spent in recurring spacings. An instant picked at
+    random there falls in a gap no longer than this 99 % of the time.
+
+    Daily stock bars give 4 days (weekends and one-day holidays), hourly FX about 49 h
+    (the weekend), gap-free 1-minute candles 1 minute. The rows read are each window
+    (``anchor`` to ``end``) and the spacing that holds its alert (the candle before the
+    anchor to the anchor), each pair of candles once: alerts in one hole count it once.
+    A spacing length seen only once is a hole, not a habit of the market, and is left out
+    (the loader reads slices around the alerts, so a spacing across two slices is one of
+    those too).
+    """
+    found = windows.anchor >= 0
+    block_start = np.asarray(candles.offsets, dtype=np.int64)[windows.mint_idx[found]]
+    first = np.maximum(windows.anchor[found] - 1, block_start)  # spacings i -> i + 1
+    dense = np.zeros(_DENSE_BARS + 1, dtype=np.int64)
+    far = np.empty(candles.n_rows, dtype=np.int64)
+    n_far = _count_spacings(candles.ts_ms, first, windows.end[found] - 1, np.int64(interval_ms),
+                            np.zeros(candles.n_rows, dtype=np.bool_), dense, far)
+    long_bars, long_count = np.unique(far[:n_far], return_counts=True)
+    size = np.concatenate([np.flatnonzero(dense), long_bars])
+    count = np.concatenate([dense[dense > 0], long_count])
+    time_in = np.where(count >= USUAL_MIN_COUNT, size * count, 0).astype(np.float64)
+    if not time_in.sum() > 0:
+        return int(interval_ms)
+    share = np.cumsum(time_in) / time_in.sum()
+    usual = int(size[np.searchsorted(share, USUAL_TIME_SHARE - 1e-12)])
+    return max(1, usual) * int(interval_ms)
+
+
+_DENSE_BARS = 1 << 16  # spacing lengths (bars) counted in an array; longer ones are sorted
+
+
+@njit(cache=True, nogil=True)
+def _count_spacings(ts, first, last, interval, seen, dense, far):  # pragma: no cover - numba
+    """Count each spacing i -> i + 1 (i in first[k]:last[k], each i once) by its length in
+    whole bars, rounded up: short ones in ``dense``, long ones listed in ``far`` (a dense
+    count of a 10-year hole in 1-second bars would need gigabytes). Returns len(far)."""
+    n_far = 0
+    for k in range(len(first)):
+        for i in range(first[k], last[k]):
+            if seen[i]:
+                continue
+            seen[i] = True
+            bars = (ts[i + 1] - ts[i] + interval - 1) // interval
+            if bars <= dense.shape[0] - 1:
+                dense[bars] += 1
+            else:
+                far[n_far] = bars
+                n_far += 1
+    return n_far
+
+
 def _sides(side: np.ndarray | None, n: int) -> np.ndarray:
     if side is None:
         return np.full(n, LONG, dtype=np.int8)

@@ -12,7 +12,7 @@ nothing heavy (no numpy): the CLI reads it to build its options.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from quantbot.durations import format_duration, parse_bars, parse_duration, parse_interval
@@ -29,6 +29,7 @@ FEE_FIELDS = ("taker_fee_bps", "slippage_bps")
 
 ENTRY_MODES = ("close", "next-open")
 _NO_LIMIT = ("none", "off")
+AUTO = "auto"  # max_entry_delay derived from the data
 _MAX_LEVEL = 1e6  # below it every float's shortest repr is decimal: a plain column name
 _MIN_AUTO_HORIZON_BARS = 20
 _MIN_AUTO_HORIZON_MS = 86_400_000
@@ -100,8 +101,9 @@ class FlowParams:
                                                       "1.05,1.1,1.2).", "multiples")
     max_entry_delay: str | None = _param(None, "Exclude an alert (late_entry) whose entry "
                                                "candle opens more than this after it; "
-                                               "default: 2 bars; 'none': no limit.",
-                                         "duration")
+                                               "default (auto): 1 bar plus the data's "
+                                               "usual gap (weekends, closed sessions); "
+                                               "'none': no limit.", "duration")
     taker_fee_bps: float = _param(30.0, "Taker fee per side, bps.", "bps")
     slippage_bps: float = _param(10.0, "Slippage per side, bps.", "bps")
 
@@ -138,11 +140,13 @@ class FlowParams:
             object.__setattr__(self, name, float(getattr(self, name)))
 
     def _entry_delay(self, interval_ms: int) -> str:
-        """The limit as recorded: a duration, or 'none'."""
+        """The limit as given: a duration, 'none', or 'auto' (the flow derives it from the
+        loaded candles: :meth:`with_entry_delay`)."""
         value = self.max_entry_delay
-        if value is None:
-            return format_duration(2 * interval_ms)
-        if isinstance(value, str) and value.strip().lower() in _NO_LIMIT:
+        word = value.strip().lower() if isinstance(value, str) else value
+        if word is None or word == AUTO:
+            return AUTO
+        if word in _NO_LIMIT:
             return "none"
         ms = bars_or_duration_ms(value, interval_ms, "max_entry_delay")
         if ms <= 0:
@@ -172,8 +176,20 @@ class FlowParams:
 
     @property
     def max_entry_delay_ms(self) -> int | None:
-        """None: no limit."""
+        """None: no limit. An 'auto' limit is known once the candles are loaded."""
+        if self.max_entry_delay == AUTO:
+            raise ValueError("max_entry_delay 'auto' is derived from the candles: "
+                             "use with_entry_delay(usual_gap_ms) first")
         return None if self.max_entry_delay == "none" else parse_duration(self.max_entry_delay)
+
+    def with_entry_delay(self, usual_gap_ms: int) -> FlowParams:
+        """These params with an 'auto' limit resolved: one interval plus the data's usual
+        gap (ms), so a weekend on daily stock bars or hourly FX is no late entry but a
+        hole longer than the market's own is. Other limits are returned unchanged."""
+        if self.max_entry_delay != AUTO:
+            return self
+        delay = format_duration(self.interval_ms + int(usual_gap_ms))
+        return replace(self, max_entry_delay=delay)
 
     def manifest_parameters(self, with_fees: bool) -> dict[str, Any]:
         """What the manifest's ``parameters`` records of these params."""
@@ -188,5 +204,5 @@ class FlowParams:
         return out
 
 
-__all__ = ["ENTRY_MODES", "FEE_FIELDS", "FlowParameterError", "FlowParams",
+__all__ = ["AUTO", "ENTRY_MODES", "FEE_FIELDS", "FlowParameterError", "FlowParams",
            "auto_horizon_ms", "bars_or_duration_ms", "parse_levels"]

@@ -43,7 +43,7 @@ from quantbot.backtest.data.inputs import (
     load_alert_inputs,
     load_candle_inputs,
 )
-from quantbot.backtest.flows.params import FEE_FIELDS, FlowParams
+from quantbot.backtest.flows.params import AUTO, FEE_FIELDS, FlowParams
 
 if TYPE_CHECKING:  # the numeric core (numba) is imported when a flow runs, not on import
     from quantbot.artifacts import RunDirectory
@@ -83,7 +83,7 @@ class FlowOptions(TypedDict, total=False):
     pre_window: str  # a duration or bars ('60bars', the default)
     entry: str  # 'close' | 'next-open'
     levels: str | tuple[float, ...]  # truth-layer multiples, default 2,3,4
-    max_entry_delay: str | None  # None: 2 bars; 'none': no limit
+    max_entry_delay: str | None  # None/'auto': 1 bar + the data's usual gap; 'none': no limit
     taker_fee_bps: float  # not for path-only runs
     slippage_bps: float  # not for path-only runs
     base_dir: str | os.PathLike[str]
@@ -233,6 +233,7 @@ def run_flow(flow: Flow, alerts: Input, candles: Input, options: FlowOptions) ->
     # Inputs that are unusable as a whole (a wrong column, format, interval, conflicting
     # duplicates) are refused here, before a run directory exists.
     prep = _load(spec, params, clock)
+    run_params.update(prep.params.manifest_parameters(flow.uses_fees))  # an 'auto' resolved
     with clock.phase("plan", "creating the run"):
         run = _create_run(flow.run_type, spec, run_params, prep, opts, clock.started)
     hook = opts.get("around_run")
@@ -262,7 +263,7 @@ def _create_run(run_type: str, spec: InputSpec, run_params: dict[str, Any],
 
 def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInputs:
     from quantbot.backtest.engine.error_rows import coverage_error_rows, data_note_rows
-    from quantbot.backtest.engine.windows import prepare_windows
+    from quantbot.backtest.engine.windows import prepare_windows, usual_gap_ms
 
     with clock.phase("plan", "loading alerts"):
         alerts, alerts_record = load_alert_inputs(spec)
@@ -273,10 +274,16 @@ def _load(spec: InputSpec, params: FlowParams, clock: PhaseClock) -> PreparedInp
     with clock.phase("coverage", "checking coverage"):
         mints = alerts.column("mint").to_pylist()
         alert_ts = alerts.column("alert_ts_ms").to_numpy(zero_copy_only=False)
-        windows = prepare_windows(candles, candles.mint_index(mints), alert_ts,
-                                  params.horizon_ms, entry=params.entry,
-                                  side=_side_codes(alerts),
-                                  max_entry_delay_ms=params.max_entry_delay_ms)
+        mint_idx, sides = candles.mint_index(mints), _side_codes(alerts)
+
+        def locate(limit_ms: int | None) -> Windows:
+            return prepare_windows(candles, mint_idx, alert_ts, params.horizon_ms,
+                                   entry=params.entry, side=sides, max_entry_delay_ms=limit_ms)
+
+        if params.max_entry_delay == AUTO:  # the usual gap is read inside the windows
+            gap_ms = usual_gap_ms(candles, locate(None), params.interval_ms)
+            params = params.with_entry_delay(gap_ms)
+        windows = locate(params.max_entry_delay_ms)
         errors = coverage_error_rows(alerts, windows, candles)
         notes = data_note_rows(candles.warnings)
         errors = {k: notes[k] + errors[k] for k in errors}

@@ -59,6 +59,9 @@ GUESSES = {
                ["'alert_time' row 1", "does not match --alerts-ts-format '%d-%m-%Y'"]),
     "tz": (["--alerts", "alerts.csv", "--candles", "GOOG.csv", "--interval", "1d",
             "--tz", "Europe/Pariss"], ["'Europe/Pariss'", "IANA"]),
+    "symbol": (["--alerts", "alerts.csv", "--candles", "GOOG.csv", "--interval", "1d",
+                "--symbol", "GOOGL"], ["GOOG.csv", "--symbol 'GOOGL'", "which no alert names",
+                                       "the alerts name 'GOOG'"]),
 }
 
 

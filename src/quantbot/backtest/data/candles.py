@@ -132,7 +132,7 @@ def load_candles(
     frame = in_memory_table(source, "candles")  # converted once (pandas copies)
     with open_source(source if frame is None else frame, "candles", table=table, query=query,
                      tz=tz) as src:
-        src, roles = _roles(src, mapping, asset, ts_format)
+        src, roles = _roles(src, mapping, asset, ts_format, mints)
         direct = (read_direct(Path(src.path), frame, roles, asset, mints, ranges.mint_id,
                               ranges.lo, ranges.hi, ts_unit, tz)
                   if src.kind in _DIRECT and not (query or ts_format) else None)
@@ -172,11 +172,12 @@ def _single_asset(symbol: str | None, mints: list[str]) -> str | None:
     return mints[0] if len(mints) == 1 else None
 
 
-def _roles(src: Source, mapping: dict[str, str], asset: str | None,
-           ts_format: str | None) -> tuple[Source, dict[str, str | None]]:
+def _roles(src: Source, mapping: dict[str, str], asset: str | None, ts_format: str | None,
+           mints: list[str]) -> tuple[Source, dict[str, str | None]]:
     """Which column of ``src`` plays which candle role; refuses a source with no asset
-    column when the alerts name several mints and no ``asset`` is given. A CSV's asset
-    and (with a format) time columns are read as text from here on."""
+    column when the alerts name several mints and no ``asset`` is given, or when no alert
+    names the ``asset`` given (every alert would be ``no_candles``). A CSV's asset and
+    (with a format) time columns are read as text from here on."""
     label = f"candles source {src.path}"
     roles = resolve_columns(list(src.columns), "candles", label, ("volume", "mint"), mapping)
     if roles["mint"] is None and asset is None:
@@ -184,6 +185,11 @@ def _roles(src: Source, mapping: dict[str, str], asset: str | None,
                         f"{', '.join(src.columns)}) and the alerts name several mints; give "
                         "its asset with --symbol NAME or map one with --candles-columns "
                         "mint=COLUMN")
+    if roles["mint"] is None and asset not in mints:
+        named = ", ".join(repr(m) for m in mints[:5]) + (", ..." if len(mints) > 5 else "")
+        raise DataError(f"{label}: no asset column, so its candles are --symbol {asset!r}, "
+                        f"which no alert names (the alerts name {named}); give the alerts' "
+                        "asset with --symbol")
     as_text = [c for c in (roles["mint"], roles["ts"] if ts_format else None) if c]
     return src.with_varchar(as_text), roles
 

@@ -6,12 +6,14 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quantbot.backtest.engine.features import caller_priors, compute_features, pre_alert_features
 from quantbot.backtest.engine.price_paths import compute_paths
 from quantbot.backtest.engine.windows import prepare_windows
 
-from .reference import MIN, make_candles
+from .reference import MIN, make_candles, random_candle_set
 
 
 def test_vol_pre_alert_and_volume_spike():
@@ -88,3 +90,34 @@ def test_caller_priors_count_only_outcomes_resolved_before_the_alert():
     assert np.isnan(rate[0]) and np.isnan(rate[1])  # nothing resolved before 0 or 10
     assert rate[2] == 0.0  # at 20 only call 1 (a miss) is resolved
     assert rate[3] == 0.5  # at 30: call 1 miss, call 0 hit; call 2 still open
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), horizon=st.integers(1, 40),
+       levels=st.sampled_from([(1.05, 1.1), (1.5, 2.0, 2.5), (2.0, 3.0, 4.0)]))
+def test_a_prior_hit_rate_per_extra_level_matches_a_plain_loop(seed, horizon, levels):
+    """``caller_prior_hit_<m>x_rate`` for levels beyond 2/3/4: the share of hits among the
+    caller's earlier eligible calls resolved strictly before (hit candle, or horizon end)."""
+    rng = np.random.default_rng(seed)
+    candles = random_candle_set(rng, n_mints=2, max_candles=80)
+    n = 14
+    mint_idx = rng.integers(0, 2, size=n)
+    alert_ts = rng.integers(0, 90 * MIN, size=n)
+    caller = rng.choice(np.array(["a", "b"]), size=n)
+    w = prepare_windows(candles, mint_idx, alert_ts, horizon * MIN)
+    paths = compute_paths(candles, w, levels=levels)
+    cols = compute_features(candles, w, caller, paths)
+    extra = [m for m in levels if m not in (2.0, 3.0, 4.0)]
+    names = [c for c in cols if c.startswith("caller_prior_hit_") and c != "caller_prior_hit_2x_rate"]
+    assert names == [f"caller_prior_hit_{repr(m).replace('.', '_')}x_rate" for m in extra]
+    row = {int(k): j for j, k in enumerate(paths.alert_idx)}
+    for m, name in zip(extra, names, strict=True):
+        t_hit = paths.t_extra_ms[paths.extra_levels.index(m)]
+        expected = []
+        for k in range(n):
+            known = [t_hit[row[i]] >= 0 for i in row if caller[i] == caller[k]
+                     and (t_hit[row[i]] if t_hit[row[i]] >= 0
+                          else w.anchor_ts_ms[i] + w.horizon_ms) < alert_ts[k]]
+            expected.append(sum(known) / len(known) if known else None)
+        got = cols[name].to_pylist()
+        assert got == pytest.approx(expected, nan_ok=False), (name, got, expected)

@@ -16,6 +16,9 @@ Definitions (SCHEMAS.md "features", made precise here):
   alerts whose outcome was already known at this alert's time: a hit counts once its 2x
   candle opened before this alert, a miss once its horizon ended before it; calls still
   open then count as neither (no look-ahead). Null when no outcome was known yet.
+- ``caller_prior_hit_<m>x_rate``: the same for each of the run's levels beyond 2/3/4
+  (``--levels 1.05,1.1``: ``caller_prior_hit_1_05x_rate``, ``caller_prior_hit_1_1x_rate``;
+  the paths' ``hit_<m>x`` naming), so a stock or FX run gets a rate that is not always 0.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from quantbot.artifacts.schema.arrow_schemas import level_column_suffix
 from quantbot.backtest.data.candle_set import CandleSet
 from quantbot.backtest.engine.price_paths import PathMetrics
 from quantbot.backtest.engine.windows import Windows
@@ -37,20 +41,35 @@ def compute_features(
 ) -> dict[str, np.ndarray | pa.Array]:
     """Feature columns, one row per input alert (windows order); the caller adds run_id, call_id."""
     vol, spike = pre_alert_features(candles, windows, pre_window_ms)
-    hit_2x = np.zeros(len(windows.status), dtype=bool)
-    hit_2x[paths.alert_idx] = paths.hit_2x
-    # No look-ahead: an earlier call's outcome is known from its 2x candle on, or else
-    # from the end of its horizon; before that it does not count (neither hit nor miss).
-    resolved = windows.anchor_ts_ms + windows.horizon_ms
-    resolved[paths.alert_idx] = np.where(paths.hit_2x, paths.t_2x_ms, resolved[paths.alert_idx])
-    prior_calls, prior_rate = caller_priors(caller, windows.alert_ts_ms, hit_2x, windows.eligible,
-                                            resolved)
-    return {
+    prior_calls, prior_rate = _prior_rate(windows, caller, paths, paths.t_2x_ms)
+    out: dict[str, np.ndarray | pa.Array] = {
         "vol_pre_alert": pa.array(vol, pa.float64(), mask=np.isnan(vol)),
         "volume_spike": pa.array(spike, pa.float64(), mask=np.isnan(spike)),
         "caller_prior_calls": prior_calls,
-        "caller_prior_hit_2x_rate": pa.array(prior_rate, pa.float64(), mask=np.isnan(prior_rate)),
+        "caller_prior_hit_2x_rate": _nullable(prior_rate),
     }
+    extra = paths.t_extra_ms if paths.t_extra_ms is not None else ()
+    for m, t_hit_ms in zip(paths.extra_levels, extra, strict=True):
+        rate = _prior_rate(windows, caller, paths, t_hit_ms)[1]
+        out[f"caller_prior_hit_{level_column_suffix(m)}x_rate"] = _nullable(rate)
+    return out
+
+
+def _nullable(values: np.ndarray) -> pa.Array:
+    return pa.array(values, pa.float64(), mask=np.isnan(values))
+
+
+def _prior_rate(windows: Windows, caller: np.ndarray, paths: PathMetrics,
+                t_hit_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`caller_priors` for one level, given each eligible path's hit time (-1 = none).
+
+    No look-ahead: an earlier call's outcome is known from its hit candle on, or else from
+    the end of its horizon; before that it does not count (neither hit nor miss)."""
+    hit = np.zeros(len(windows.status), dtype=bool)
+    hit[paths.alert_idx] = t_hit_ms >= 0
+    resolved = windows.anchor_ts_ms + windows.horizon_ms
+    resolved[paths.alert_idx] = np.where(t_hit_ms >= 0, t_hit_ms, resolved[paths.alert_idx])
+    return caller_priors(caller, windows.alert_ts_ms, hit, windows.eligible, resolved)
 
 
 def pre_alert_features(candles: CandleSet, windows: Windows,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quantbot.backtest.data.candle_set import NO_TS
 from quantbot.backtest.engine.features import caller_priors, compute_features, pre_alert_features
 from quantbot.backtest.engine.price_paths import compute_paths
 from quantbot.backtest.engine.windows import prepare_windows
@@ -115,8 +116,8 @@ def test_a_prior_hit_rate_per_extra_level_matches_a_plain_loop(seed, horizon, le
         t_hit = paths.t_extra_ms[paths.extra_levels.index(m)]
         expected = []
         for k in range(n):
-            known = [t_hit[row[i]] >= 0 for i in row if caller[i] == caller[k]
-                     and (t_hit[row[i]] if t_hit[row[i]] >= 0
+            known = [t_hit[row[i]] != NO_TS for i in row if caller[i] == caller[k]
+                     and (t_hit[row[i]] if t_hit[row[i]] != NO_TS
                           else w.anchor_ts_ms[i] + w.horizon_ms) < alert_ts[k]]
             expected.append(sum(known) / len(known) if known else None)
         got = cols[name].to_pylist()

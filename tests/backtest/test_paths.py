@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quantbot.backtest.data.candle_set import NO_TS
 from quantbot.backtest.engine.price_paths import compute_paths
 from quantbot.backtest.engine.windows import STATUS_OK, prepare_windows
 
@@ -34,7 +35,7 @@ def test_golden_path_metrics():
     assert m.p0[0] == 100.0
     assert m.hit_2x[0] and m.t_2x_ms[0] == 4 * MIN
     assert m.hit_3x[0] and m.t_3x_ms[0] == 5 * MIN
-    assert not m.hit_4x[0] and m.t_4x_ms[0] == -1
+    assert not m.hit_4x[0] and m.t_4x_ms[0] == NO_TS  # every int64 but this is a time
     assert m.dd_bps[0] == -5000.0
     assert m.dd_to_2x_bps[0] == pytest.approx(-3000.0)
     assert m.alert_to_activity_ms[0] == 2 * MIN + 30_000  # from the alert, not the anchor

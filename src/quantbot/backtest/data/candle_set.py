@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+NO_TS = np.iinfo(np.int64).min
+"""The "no such time" of an int64 epoch-ms array. Every other value is a valid time: a
+negative one is before 1970 (daily stock data since the 1960s), so -1 cannot mean none."""
+
 
 @dataclass(frozen=True)
 class DataNote:

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from quantbot.backtest.data.candle_set import CandleSet, DataNote
+from quantbot.backtest.data.candle_set import NO_TS, CandleSet, DataNote
 from quantbot.backtest.data.columns import (
     check_timestamps,
     check_ts_unit,
@@ -145,7 +145,7 @@ def load_candles(
             rows, firsts = direct.rows, direct.first_ts
             rows, empty = (rows if direct.ordered else _sorted(rows, ranges)), None
         anchors = _own_anchors(rows, ranges, alert_mint, alert_ts, reach, entry)
-        far = np.flatnonzero(anchors < 0)  # no candle within reach: find the first one after
+        far = np.flatnonzero(anchors == NO_TS)  # none within reach: find the first after
         if far.size:
             anchors[far] = scan.first_at_or_after(_ranges_table(
                 mints, alert_mint[far], alert_ts[far] + reach, alert_ts[far] + reach))
@@ -257,13 +257,13 @@ class _Scan:
 
     def first_at_or_after(self, ranges: pa.Table) -> np.ndarray:
         """Per range (in order), the open time of the mint's first candle at or after ``lo``;
-        -1 where there is none."""
+        NO_TS where there is none."""
         self.src.con.register("quantbot_after", ranges)
         found = self._fetch(f"""
             SELECT r.range_id, min(c.ts_ms) AS ts_ms
             FROM ({self.base}) c JOIN quantbot_after r ON c.mint = r.mint AND c.ts_ms >= r.lo
             GROUP BY r.range_id""")
-        out = np.full(ranges.num_rows, -1, dtype=np.int64)
+        out = np.full(ranges.num_rows, NO_TS, dtype=np.int64)
         out[found.column("range_id").to_numpy()] = found.column("ts_ms").to_numpy()
         return out
 
@@ -384,7 +384,7 @@ def _blocks(rows: Rows, ranges: _Ranges, mint_ids: np.ndarray) -> tuple[np.ndarr
 def _own_anchors(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts: np.ndarray,
                  reach_ms: int, entry: str) -> np.ndarray:
     """Per alert, the open time of its entry candle *within its own loaded window*
-    [alert, alert + reach]; -1 where that window holds none. The entry candle follows the
+    [alert, alert + reach]; NO_TS where that window holds none. The entry candle follows the
     engine's rule: the first opening at or after the alert (``close``), strictly after it
     (``next-open``), so the horizon is loaded from the candle the trade really enters on.
 
@@ -395,13 +395,13 @@ def _own_anchors(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts: 
     starts, ends = _blocks(rows, ranges, alert_mint)
     i = _search_blocks(ts, starts, ends, alert_ts, entry == "next-open")
     at = ts[np.minimum(i, len(ts) - 1)] if len(ts) else np.zeros_like(i)
-    return np.where((i < ends) & (at <= alert_ts + reach_ms), at, -1)
+    return np.where((i < ends) & (at <= alert_ts + reach_ms), at, NO_TS)
 
 
 def _short_windows(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts: np.ndarray,
                    anchors: np.ndarray, horizon_ms: int, reach_ms: int) -> _Ranges:
     """Ranges [lo, hi] still to load (plus the first candle at or after hi) so that every
-    alert with an entry candle (``anchors`` >= 0) has all candles up to entry + horizon and
+    alert with an entry candle (``anchors`` not NO_TS) has all candles up to entry + horizon and
     the first candle at or after it.
 
     The alert's own window [alert − pre, alert + reach] is loaded completely; beyond it,
@@ -413,7 +413,7 @@ def _short_windows(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts
     starts, ends = _blocks(rows, ranges, alert_mint)
     i = _search_blocks(ts, starts, ends, own_end, True) - 1  # last own candle <= own_end
     last = np.where(i >= starts, ts[np.maximum(i, 0)] if len(ts) else 0, np.iinfo(np.int64).min)
-    todo = (anchors >= 0) & ~((need <= own_end) & (last >= need))
+    todo = (anchors != NO_TS) & ~((need <= own_end) & (last >= need))
     return _Ranges(alert_mint[todo], np.maximum(anchors, own_end)[todo], need[todo])
 
 

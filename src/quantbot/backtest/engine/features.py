@@ -28,7 +28,7 @@ import pyarrow as pa
 from numba import njit
 
 from quantbot.artifacts.schema.arrow_schemas import level_column_suffix
-from quantbot.backtest.data.candle_set import CandleSet
+from quantbot.backtest.data.candle_set import NO_TS, CandleSet
 from quantbot.backtest.engine.price_paths import PathMetrics
 from quantbot.backtest.engine.windows import Windows
 
@@ -61,14 +61,14 @@ def _nullable(values: np.ndarray) -> pa.Array:
 
 def _prior_rate(windows: Windows, caller: np.ndarray, paths: PathMetrics,
                 t_hit_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`caller_priors` for one level, given each eligible path's hit time (-1 = none).
+    """:func:`caller_priors` for one level, given each eligible path's hit time (NO_TS = none).
 
     No look-ahead: an earlier call's outcome is known from its hit candle on, or else from
     the end of its horizon; before that it does not count (neither hit nor miss)."""
     hit = np.zeros(len(windows.status), dtype=bool)
-    hit[paths.alert_idx] = t_hit_ms >= 0
+    hit[paths.alert_idx] = t_hit_ms != NO_TS
     resolved = windows.anchor_ts_ms + windows.horizon_ms
-    resolved[paths.alert_idx] = np.where(t_hit_ms >= 0, t_hit_ms, resolved[paths.alert_idx])
+    resolved[paths.alert_idx] = np.where(t_hit_ms != NO_TS, t_hit_ms, resolved[paths.alert_idx])
     return caller_priors(caller, windows.alert_ts_ms, hit, windows.eligible, resolved)
 
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from numba import njit
 
 from quantbot.artifacts.schema.arrow_schemas import STANDARD_LEVELS, level_column_suffix
-from quantbot.backtest.data.candle_set import CandleSet
+from quantbot.backtest.data.candle_set import NO_TS, CandleSet
 from quantbot.backtest.engine.windows import Windows
 
 DEFAULT_ACTIVITY_MOVE = 0.10
@@ -38,7 +38,7 @@ class PathMetrics:
     alert_idx: np.ndarray  # int64 index into the input alerts
     p0: np.ndarray  # float64
     hit_2x: np.ndarray  # bool
-    t_2x_ms: np.ndarray  # int64 epoch ms, -1 = null
+    t_2x_ms: np.ndarray  # int64 epoch ms, NO_TS = null
     hit_3x: np.ndarray
     t_3x_ms: np.ndarray
     hit_4x: np.ndarray
@@ -48,7 +48,7 @@ class PathMetrics:
     alert_to_activity_ms: np.ndarray  # int64 ms, -1 = null
     peak_multiple: np.ndarray  # float64
     extra_levels: tuple[float, ...] = ()  # requested levels other than 2, 3, 4, in order
-    t_extra_ms: np.ndarray | None = None  # int64 (len(extra_levels), rows), -1 = no hit
+    t_extra_ms: np.ndarray | None = None  # int64 (len(extra_levels), rows), NO_TS = no hit
 
     def columns(self) -> dict[str, np.ndarray | pa.Array]:
         """The numeric paths columns keyed by their SCHEMAS names, nullable ones as Arrow;
@@ -74,8 +74,8 @@ class PathMetrics:
         for j, m in enumerate(self.extra_levels):
             tag = level_column_suffix(m)
             t = self.t_extra_ms[j]
-            cols[f"hit_{tag}x"] = t >= 0
-            cols[f"t_{tag}x_ms"] = pa.array(t, pa.int64(), mask=t < 0)
+            cols[f"hit_{tag}x"] = t != NO_TS
+            cols[f"t_{tag}x_ms"] = pa.array(t, pa.int64(), mask=t == NO_TS)
         return cols
 
 
@@ -107,9 +107,9 @@ def compute_paths(
     t_nx[order] = t_nx.copy()  # back to the requested order
     return PathMetrics(
         alert_idx=idx, p0=floats[3].copy(),
-        hit_2x=t_nx[0] >= 0, t_2x_ms=t_nx[0].copy(),
-        hit_3x=t_nx[1] >= 0, t_3x_ms=t_nx[1].copy(),
-        hit_4x=t_nx[2] >= 0, t_4x_ms=t_nx[2].copy(),
+        hit_2x=t_nx[0] != NO_TS, t_2x_ms=t_nx[0].copy(),
+        hit_3x=t_nx[1] != NO_TS, t_3x_ms=t_nx[1].copy(),
+        hit_4x=t_nx[2] != NO_TS, t_4x_ms=t_nx[2].copy(),
         dd_bps=floats[0].copy(), dd_to_2x_bps=floats[1].copy(),
         alert_to_activity_ms=activity, peak_multiple=floats[2].copy(),
         extra_levels=extra, t_extra_ms=t_nx[3:].copy(),
@@ -162,7 +162,7 @@ def _scan_one(r, k, sg, high, low, start, end, p0s, alert_ts, ts, m, levels, pos
     worst = np.inf  # min of sg * adv
     worst_2x = np.inf
     for j in range(n_lv):
-        t_nx[j, r] = -1
+        t_nx[j, r] = NO_TS
     for i in range(start[k], end[k]):
         h = high[i]
         lo = low[i]

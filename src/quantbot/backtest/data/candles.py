@@ -412,7 +412,7 @@ def _short_windows(rows: Rows, ranges: _Ranges, alert_mint: np.ndarray, alert_ts
     own_end = alert_ts + reach_ms
     starts, ends = _blocks(rows, ranges, alert_mint)
     i = _search_blocks(ts, starts, ends, own_end, True) - 1  # last own candle <= own_end
-    last = np.where(i >= starts, ts[np.maximum(i, 0)] if len(ts) else 0, np.iinfo(np.int64).min)
+    last = np.where(i >= starts, ts[np.maximum(i, 0)] if len(ts) else 0, NO_TS)
     todo = (anchors != NO_TS) & ~((need <= own_end) & (last >= need))
     return _Ranges(alert_mint[todo], np.maximum(anchors, own_end)[todo], need[todo])
 

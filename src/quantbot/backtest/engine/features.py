@@ -65,10 +65,11 @@ def _prior_rate(windows: Windows, caller: np.ndarray, paths: PathMetrics,
 
     No look-ahead: an earlier call's outcome is known from its hit candle on, or else from
     the end of its horizon; before that it does not count (neither hit nor miss)."""
+    was_hit = t_hit_ms != NO_TS
     hit = np.zeros(len(windows.status), dtype=bool)
-    hit[paths.alert_idx] = t_hit_ms != NO_TS
+    hit[paths.alert_idx] = was_hit
     resolved = windows.anchor_ts_ms + windows.horizon_ms
-    resolved[paths.alert_idx] = np.where(t_hit_ms != NO_TS, t_hit_ms, resolved[paths.alert_idx])
+    resolved[paths.alert_idx] = np.where(was_hit, t_hit_ms, resolved[paths.alert_idx])
     return caller_priors(caller, windows.alert_ts_ms, hit, windows.eligible, resolved)
 
 
